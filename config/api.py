@@ -1,0 +1,139 @@
+"""The one NinjaAPI: authentication, the error handlers that give every error the body of API.md, and routers."""
+
+import json
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
+from ninja.security import HttpBearer
+
+from public_app import errors
+from public_app.access import Principal
+from public_app.services.auth import principal_from_token
+
+logger = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Organizations backend. Every organization-scoped path is `/api/v1/organizations/{slug}/...`.
+
+* Auth: `Authorization: Bearer <token>` (user token from signup/login).
+* Errors: `{"code", "message", "details"}`; 404 for organizations that do not exist or that you do not belong to.
+* Lists: `?limit=1..200&cursor=...` → `{"items", "next_cursor"}`, newest first.
+"""
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    return {"code": code, "message": message, "details": details}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    return JsonResponse(error_body(code, message, details), status=status)
+
+
+class BearerAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        return principal_from_token(token)
+
+
+class StrictJSONParser(Parser):
+    def parse_body(self, request: HttpRequest) -> Any:
+        # Reject constants Python's json accepts but JSON does not (NaN, Infinity).
+        def bad_constant(name: str) -> None:
+            raise ValueError(f"invalid JSON constant {name}")
+
+        return json.loads(request.body, parse_constant=bad_constant)
+
+
+api = NinjaAPI(
+    title="Organizations API",
+    version="1.0.0",
+    description=API_DESCRIPTION,
+    urls_namespace="api-v1",
+    auth=BearerAuth(),
+    parser=StrictJSONParser(),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def _field_errors(exc_errors: list[dict]) -> list[dict]:
+    details = []
+    for err in exc_errors:
+        loc = [str(part) for part in err.get("loc", [])]
+        # ninja prefixes the location with the source ("body", "query", "path") and the parameter name.
+        if loc and loc[0] in {"body", "query", "path", "header", "form", "file"}:
+            loc = loc[2:] if len(loc) > 2 else loc[1:]
+        details.append({"field": ".".join(loc) or None, "message": err.get("msg", "Invalid value.")})
+    return details
+
+
+@api.exception_handler(errors.ApplicationError)
+def _application_error(request: HttpRequest, exc: errors.ApplicationError) -> HttpResponse:
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, errors.RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(NinjaValidationError)
+def _validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    return error_response(422, "validation_error", "The request is not valid.", _field_errors(exc.errors))
+
+
+@api.exception_handler(DjangoValidationError)
+def _django_validation_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+    if hasattr(exc, "error_dict"):
+        details = [{"field": f, "message": m} for f, msgs in exc.message_dict.items() for m in msgs]
+    else:
+        details = [{"field": None, "message": m} for m in exc.messages]
+    return error_response(422, "validation_error", "The request is not valid.", details)
+
+
+@api.exception_handler(AuthenticationError)
+def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(401, "not_authenticated", errors.NotAuthenticated.default_message)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, RequestDataTooBig):
+        return error_response(413, "payload_too_large", errors.PayloadTooLarge.default_message)
+    if exc.status_code == 400:
+        return error_response(400, "invalid_json", "The request body is not valid JSON.")
+    return error_response(exc.status_code, "http_error", str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(404, "not_found", "Not found.")
+
+
+@api.exception_handler(DjangoPermissionDenied)
+def _permission_denied(request: HttpRequest, exc: DjangoPermissionDenied) -> HttpResponse:
+    return error_response(403, "permission_denied", errors.PermissionDenied.default_message)
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def register_routers() -> None:
+    from public_app.api import auth as auth_api
+    from public_app.api import organizations as organizations_api
+    from tenant_apps.agents import api as agents_api
+
+    api.add_router("/", auth_api.router)
+    api.add_router("/organizations", organizations_api.router)
+    api.add_router("/organizations", agents_api.router)
+
+
+register_routers()

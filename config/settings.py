@@ -1,0 +1,136 @@
+"""Settings, all read from the environment (see .env.example for every variable).
+
+Defaults work on a development machine with PostgreSQL and Redis on localhost; production sets APP_ENV=production,
+which makes SECRET_KEY mandatory.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_choice, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+APP_ENV = env_choice("APP_ENV", "development", ("development", "test", "production"))
+DEBUG = env_bool("DEBUG", False)
+
+_DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef0123456789"  # noqa: S105 - development only
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET if APP_ENV != "production" else None, required=APP_ENV == "production")
+if APP_ENV == "production" and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY must be set to a real secret in production")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
+
+SHARED_APPS = [
+    "django_tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "public_app",
+    "jobs",
+]
+TENANT_APPS = [
+    "tenant_apps.agents",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "public_app.Organization"
+# django-tenants would otherwise send `SET search_path` before every cursor; our backend (config.db) additionally
+# skips the statement when the connection already has the requested path.
+TENANT_LIMIT_SET_CALLS = True
+# Provisioning builds tenant schemas from a template (public_app.services.provisioning); the schema that holds it.
+TENANT_TEMPLATE_SCHEMA = "tenant_template"
+
+MIDDLEWARE = [
+    "public_app.middleware.PublicSchemaMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+APPEND_SLASH = False
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orgs")
+_db = dj_database_url.parse(DATABASE_URL)
+if _db.get("ENGINE") != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (schema-per-tenant needs PostgreSQL)")
+_db["ENGINE"] = "config.db"
+# Connections are reused across requests (saves a connect and a `SET search_path` per request) but recycled: a
+# backend's catalog cache grows with every tenant schema it touches.
+_db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+_db["CONN_HEALTH_CHECKS"] = True
+_db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "test_" + str(_db["NAME"]))
+DATABASES = {"default": _db}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHE_URL = env_str("CACHE_URL", "redis://127.0.0.1:6379/1")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "orgs"),
+        "TIMEOUT": 300,
+    }
+}
+
+BROKER_URL = env_str("BROKER_URL", "redis://127.0.0.1:6379/0")
+if not BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+    raise ImproperlyConfigured("BROKER_URL must be a redis:// or amqp:// URL")
+BROKER_NAMESPACE = env_str("BROKER_NAMESPACE", "orgs")
+
+AUTH_USER_MODEL = "public_app.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email", "name")},
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
+
+FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+
+# Provisioning job: retries with exponential backoff, then the organization is marked `failed`.
+PROVISION_MAX_RETRIES = env_int("PROVISION_MAX_RETRIES", 5, minimum=0)
+PROVISION_MIN_BACKOFF_MS = env_int("PROVISION_MIN_BACKOFF_MS", 2000, minimum=1)
+
+# Request bodies over this size get 413 (API.md: 1 MiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# Request-path lookup cache (public_app.cache): how long an entry lives, and how long an invalidation blocks refills.
+LOOKUP_CACHE_TIMEOUT = env_int("LOOKUP_CACHE_TIMEOUT", 300, minimum=1)
+LOOKUP_CACHE_TOMBSTONE_SECONDS = env_int("LOOKUP_CACHE_TOMBSTONE_SECONDS", 10, minimum=1)

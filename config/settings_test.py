@@ -1,0 +1,15 @@
+"""Test settings: the real PostgreSQL, Redis and broker, on their own Redis databases and broker namespace."""
+
+import os
+
+os.environ.setdefault("APP_ENV", "test")
+os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("BROKER_URL", "redis://127.0.0.1:6379/14")
+os.environ.setdefault("BROKER_NAMESPACE", "orgs-test")
+os.environ.setdefault("PROVISION_MAX_RETRIES", "2")
+os.environ.setdefault("PROVISION_MIN_BACKOFF_MS", "50")
+
+from config.settings import *  # noqa: F403
+
+# Argon2 stays the hasher (it is what production runs), with test-sized costs.
+PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]

@@ -1,0 +1,61 @@
+"""Sign-up, log-in, log-out and the current user (`/auth/...`, `/me/...`)."""
+
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+
+from public_app import errors
+from public_app.pagination import Page, PageQuery, paginate
+from public_app.schemas import AuthOut, LoginIn, MyOrganizationOut, SignupIn, UserOut
+from public_app.selectors import organization_list_for_user, user_get
+from public_app.services.auth import token_revoke, user_login, user_signup
+
+router = Router(tags=["auth"])
+
+
+def user_out(user: object) -> dict:
+    return {"id": user.uid, "email": user.email, "name": user.name}  # type: ignore[attr-defined]
+
+
+@router.post("/auth/signup", response={201: AuthOut}, auth=None)
+def signup(request: HttpRequest, payload: SignupIn) -> Status:
+    """Create an account; returns the user and a bearer token."""
+    user, token = user_signup(email=payload.email, password=payload.password, name=payload.name)
+    return Status(201, {"user": user_out(user), "token": token})
+
+
+@router.post("/auth/login", response=AuthOut, auth=None)
+def login(request: HttpRequest, payload: LoginIn) -> dict:
+    """Exchange email and password for a new bearer token."""
+    user, token = user_login(email=payload.email, password=payload.password)
+    return {"user": user_out(user), "token": token}
+
+
+@router.post("/auth/logout", response={204: None})
+def logout(request: HttpRequest) -> Status:
+    """Revoke the token used for this request (other tokens of the user keep working)."""
+    token_revoke(token_id=request.auth.token_id)
+    return Status(204, None)
+
+
+@router.get("/me", response=UserOut)
+def get_me(request: HttpRequest) -> dict:
+    """The signed-in user."""
+    user = user_get(user_id=request.auth.user_id)
+    if user is None:
+        raise errors.NotAuthenticated()
+    return user_out(user)
+
+
+@router.get("/me/organizations", response=Page[MyOrganizationOut])
+def list_my_organizations(request: HttpRequest, page: Query[PageQuery]) -> dict:
+    """The organization switcher: every organization I belong to, with my role and its status."""
+    return paginate(
+        organization_list_for_user(user_id=request.auth.user_id),
+        page,
+        lambda m: {
+            "slug": m.organization.slug,
+            "name": m.organization.name,
+            "role": m.role,
+            "status": m.organization.status,
+        },
+    )

@@ -1,0 +1,16 @@
+"""Reusable pydantic field types for request schemas: API.md text limits and NUL rejection in one place."""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
+LongText = Annotated[str, StringConstraints(max_length=20000), AfterValidator(_no_nul)]
+Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]

@@ -1,0 +1,146 @@
+"""Public-schema models: users, auth tokens, organizations (the django-tenants tenant) and memberships."""
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django_tenants.models import TenantMixin
+
+from public_app import ids
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+def normalize_email(email: str) -> str:
+    """Emails are matched case-insensitively everywhere; we store them lower-cased and trimmed."""
+    return email.strip().lower()
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> "User":
+        user = self.model(email=normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> "User":
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin, TimestampedModel):
+    uid = models.CharField(max_length=40, unique=True, default=ids.user_uid, editable=False)
+    email = models.CharField(max_length=254, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class AuthToken(models.Model):
+    """A user's bearer token. Only the SHA-256 of the token is stored; the token itself is shown once."""
+
+    uid = models.CharField(max_length=40, unique=True, default=ids.token_uid, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.uid
+
+
+class OrganizationStatus(models.TextChoices):
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    FAILED = "failed"
+    DELETING = "deleting"
+
+
+class Organization(TenantMixin, TimestampedModel):
+    """The tenant. Its schema name is derived from the immutable `uid`, never from the slug (slugs can change)."""
+
+    # Schemas are created by the provisioning job (jobs.provisioning), never inline on save.
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    uid = models.CharField(max_length=40, unique=True, default=ids.organization_uid, editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.CharField(max_length=48, unique=True)
+    status = models.CharField(
+        max_length=16, choices=OrganizationStatus.choices, default=OrganizationStatus.PROVISIONING
+    )
+    status_reason = models.TextField(blank=True)
+    plan = models.CharField(max_length=32, default="free")
+    website = models.CharField(max_length=200, blank=True)
+    billing_email = models.CharField(max_length=254, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    logo = models.CharField(max_length=300, blank=True)
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status"], name="org_status_idx")]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self.schema_name:
+            self.schema_name = self.schema_name_for(self.uid)
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values, **kwargs):  # type: ignore[no-untyped-def]
+        instance = super().from_db(db, field_names, values, **kwargs)
+        # Remembered so a rename can invalidate the cache entry of the slug the row was loaded with.
+        instance._loaded_slug = instance.__dict__.get("slug")
+        return instance
+
+    @staticmethod
+    def schema_name_for(uid: str) -> str:
+        return "t_" + uid.removeprefix("org_")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == OrganizationStatus.ACTIVE
+
+
+class Role(models.TextChoices):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    BILLING = "billing"
+
+
+class Membership(TimestampedModel):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    # The unique (organization, user) index serves lookups by organization; no separate one.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.organization_id}:{self.role}"

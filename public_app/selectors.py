@@ -1,0 +1,62 @@
+"""Reads of the public schema. Every organization-scoped query starts from the organization."""
+
+from django.db.models import QuerySet
+
+from public_app.cache import cached
+from public_app.models import AuthToken, Membership, Organization, OrganizationStatus, User
+
+
+def organization_cache_key(slug: str) -> str:
+    return f"org:slug:{slug}"
+
+
+def membership_cache_key(organization_id: int, user_id: int) -> str:
+    return f"mship:{organization_id}:{user_id}"
+
+
+def token_cache_key(key_hash: str) -> str:
+    return f"tok:{key_hash}"
+
+
+def organization_get_cached(*, slug: str) -> Organization | None:
+    return cached(organization_cache_key(slug), lambda: Organization.objects.filter(slug=slug).first())
+
+
+def membership_role_cached(*, organization_id: int, user_id: int) -> str | None:
+    def load() -> str | None:
+        return (
+            Membership.objects.filter(organization_id=organization_id, user_id=user_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+
+    return cached(membership_cache_key(organization_id, user_id), load)
+
+
+def auth_token_lookup_cached(*, key_hash: str) -> dict | None:
+    """The live token for this hash as `{"id", "user_id", "expires_at"}`, or None (unknown, revoked, inactive user)."""
+
+    def load() -> dict | None:
+        return (
+            AuthToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
+            .values("id", "user_id", "expires_at", "key_hash")
+            .first()
+        )
+
+    return cached(token_cache_key(key_hash), load)
+
+
+def user_get(*, user_id: int) -> User | None:
+    return User.objects.filter(id=user_id, is_active=True).first()
+
+
+def organization_list_for_user(*, user_id: int) -> QuerySet[Membership]:
+    """The organization switcher: the caller's memberships with their organizations, newest first.
+
+    Organizations being deleted are listed to their owners only."""
+    return (
+        Membership.objects.filter(user_id=user_id)
+        .exclude(organization__status=OrganizationStatus.DELETING, role__in=["admin", "member", "billing"])
+        .select_related("organization")
+        .order_by("-id")
+    )

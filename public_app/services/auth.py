@@ -1,0 +1,97 @@
+"""Sign-up, log-in, log-out and bearer-token authentication for users."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from public_app import errors
+from public_app.access import Principal
+from public_app.models import AuthToken, User, normalize_email
+from public_app.secrets import hash_secret, hashes_match, new_secret
+from public_app.selectors import auth_token_lookup_cached
+
+TOKEN_PREFIX = "ut_"  # noqa: S105 - a prefix, not a secret
+
+# Hashing a throwaway password when the email is unknown keeps login timing the same whether or not it exists.
+_DUMMY_PASSWORD_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_PASSWORD_HASH
+    if _DUMMY_PASSWORD_HASH is None:
+        _DUMMY_PASSWORD_HASH = make_password(new_secret(""))
+    return _DUMMY_PASSWORD_HASH
+
+
+def _validate_email(email: str) -> str:
+    normalized = normalize_email(email)
+    try:
+        validate_email(normalized)
+    except DjangoValidationError:
+        raise errors.ValidationFailed.for_field("email", "Enter a valid email address.") from None
+    return normalized
+
+
+def token_issue(*, user: User) -> str:
+    raw = new_secret(TOKEN_PREFIX)
+    AuthToken.objects.create(
+        user=user,
+        key_hash=hash_secret(raw),
+        expires_at=timezone.now() + timedelta(days=settings.AUTH_TOKEN_TTL_DAYS),
+    )
+    return raw
+
+
+def user_signup(*, email: str, password: str, name: str) -> tuple[User, str]:
+    normalized = _validate_email(email)
+    candidate = User(email=normalized, name=name.strip())
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise errors.ValidationFailed(
+            "The password is too weak.", details=[{"field": "password", "message": m} for m in exc.messages]
+        ) from None
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save()
+            token = token_issue(user=candidate)
+    except IntegrityError:
+        raise errors.Conflict("An account with this email already exists.", code="email_taken") from None
+    return candidate, token
+
+
+def user_login(*, email: str, password: str) -> tuple[User, str]:
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None:
+        # Same work as a real check, so timing does not reveal whether the email has an account.
+        User(password=_dummy_hash()).check_password(password)
+        raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
+    if not user.check_password(password):
+        raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
+    return user, token_issue(user=user)
+
+
+def token_revoke(*, token_id: int) -> None:
+    token = AuthToken.objects.filter(id=token_id, revoked_at__isnull=True).first()
+    if token is not None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+
+
+def principal_from_token(raw: str) -> Principal | None:
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    key_hash = hash_secret(raw)
+    row = auth_token_lookup_cached(key_hash=key_hash)
+    if row is None or not hashes_match(row["key_hash"], key_hash):
+        return None
+    if row["expires_at"] <= timezone.now():
+        return None
+    return Principal(kind="user", user_id=row["user_id"], token_id=row["id"])

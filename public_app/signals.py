@@ -1,0 +1,29 @@
+"""Cache invalidation for request-path lookups, on every write of the rows they read (whoever writes them)."""
+
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+
+from public_app.cache import invalidate
+from public_app.models import AuthToken, Membership, Organization
+from public_app.selectors import membership_cache_key, organization_cache_key, token_cache_key
+
+
+def _organization_changed(sender: Any, instance: Organization, **kwargs: Any) -> None:
+    slugs = {instance.slug, getattr(instance, "_loaded_slug", None)}
+    invalidate(organization_cache_key(slug) for slug in slugs if slug)
+
+
+def _membership_changed(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    invalidate([membership_cache_key(instance.organization_id, instance.user_id)])
+
+
+def _token_changed(sender: Any, instance: AuthToken, **kwargs: Any) -> None:
+    invalidate([token_cache_key(instance.key_hash)])
+
+
+def connect() -> None:
+    for signal in (post_save, post_delete):
+        signal.connect(_organization_changed, sender=Organization, dispatch_uid="org-cache")
+        signal.connect(_membership_changed, sender=Membership, dispatch_uid="membership-cache")
+        signal.connect(_token_changed, sender=AuthToken, dispatch_uid="token-cache")

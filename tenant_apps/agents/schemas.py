@@ -1,0 +1,43 @@
+from datetime import datetime
+from typing import Annotated
+
+from ninja import Field, Schema
+from pydantic import StringConstraints
+
+from public_app.fields import LongText, ShortText
+from tenant_apps.agents.models import AgentStatus
+
+# BCP 47 language tag, the common shapes: language[-script][-region] (e.g. "en", "en-US", "zh-Hant-TW").
+Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-([a-zA-Z]{2}|[0-9]{3}))?$")]
+NonBlankName = Annotated[ShortText, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+class AgentCreateIn(Schema):
+    name: NonBlankName
+    status: AgentStatus = AgentStatus.DRAFT
+    language: Language = "en-US"
+    voice: ShortText = ""
+    prompt: LongText = ""
+
+
+class AgentUpdateIn(Schema):
+    name: NonBlankName | None = None
+    status: AgentStatus | None = None
+    language: Language | None = None
+    voice: ShortText | None = None
+    prompt: LongText | None = None
+
+
+class AgentOut(Schema):
+    id: str
+    name: str
+    status: str
+    language: str
+    voice: str
+    prompt: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentFilters(Schema):
+    status: AgentStatus | None = Field(None, description="Only agents with this status.")

@@ -1,0 +1,182 @@
+"""Shared fixtures: an API client, personas in two organizations, a real Dramatiq worker on the real broker."""
+
+import json as jsonlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+
+from public_app.models import Membership, Organization, Role, User
+from public_app.services.auth import user_signup
+from public_app.services.organizations import organization_create
+from public_app.services.provisioning import organization_provision, template_get
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class Api:
+    """Django's test client speaking JSON with a bearer token: the whole middleware and ninja stack, no mocks."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.client = Client()
+        self.token = token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        token: str | None = "",
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        **headers: str,
+    ) -> Any:
+        bearer = self.token if token == "" else token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        body = raw if raw is not None else (jsonlib.dumps(json) if json is not None else "")
+        return self.client.generic(method, path, data=body, content_type=content_type, headers=headers)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@dataclass
+class Persona:
+    user: User
+    token: str
+
+    @property
+    def api(self) -> Api:
+        return Api(self.token)
+
+
+def make_persona(email: str, name: str) -> Persona:
+    user, token = user_signup(email=email, password=PASSWORD, name=name)
+    return Persona(user=user, token=token)
+
+
+def make_org(owner: User, slug: str, name: str | None = None) -> Organization:
+    """Create and provision synchronously (inside the test's transaction, so rollback drops the schema too)."""
+    organization = organization_create(user=owner, name=name or slug.title(), slug=slug)
+    organization_provision(organization_id=organization.id)
+    organization.refresh_from_db()
+    return organization
+
+
+@pytest.fixture(scope="session")
+def tenant_template(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """Migrate the template schema and capture its DDL once per test session."""
+    with django_db_blocker.unblock():
+        template_get()
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _connection_back_to_public() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+@pytest.fixture
+def alice(db: Any) -> Persona:
+    return make_persona("alice@example.com", "Alice Owner")
+
+
+@pytest.fixture
+def bob(db: Any) -> Persona:
+    return make_persona("bob@example.com", "Bob Admin")
+
+
+@pytest.fixture
+def carol(db: Any) -> Persona:
+    return make_persona("carol@example.com", "Carol Member")
+
+
+@pytest.fixture
+def dave(db: Any) -> Persona:
+    return make_persona("dave@example.com", "Dave Billing")
+
+
+@pytest.fixture
+def eve(db: Any) -> Persona:
+    """An outsider to acme; owner of globex."""
+    return make_persona("eve@example.com", "Eve Outsider")
+
+
+@pytest.fixture
+def acme(tenant_template: None, alice: Persona, bob: Persona, carol: Persona, dave: Persona) -> Organization:
+    organization = make_org(alice.user, "acme")
+    Membership.objects.create(user=bob.user, organization=organization, role=Role.ADMIN)
+    Membership.objects.create(user=carol.user, organization=organization, role=Role.MEMBER)
+    Membership.objects.create(user=dave.user, organization=organization, role=Role.BILLING)
+    return organization
+
+
+@pytest.fixture
+def globex(tenant_template: None, eve: Persona) -> Organization:
+    return make_org(eve.user, "globex")
+
+
+@pytest.fixture
+def personas(alice: Persona, bob: Persona, carol: Persona, dave: Persona, eve: Persona) -> dict[str, Persona]:
+    return {"owner": alice, "admin": bob, "member": carol, "billing": dave, "outsider": eve}
+
+
+def drop_tenant_schemas() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def worker(transactional_db: Any, tenant_template: None) -> Iterator[dramatiq.Worker]:
+    """A real Dramatiq worker on the real broker, in this process. Tests using it commit for real, so the tenant
+    schemas they create are dropped afterwards."""
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        broker.flush_all()
+        connection.set_schema_to_public()
+        drop_tenant_schemas()
+
+
+def wait_for_jobs(worker: dramatiq.Worker, timeout_ms: int = 30000) -> None:
+    """Until every queue (and its delay queue) is empty and the worker is idle."""
+    broker = dramatiq.get_broker()
+    for _ in range(2):  # a job may enqueue another one
+        for queue in sorted(broker.get_declared_queues()):
+            broker.join(queue, timeout=timeout_ms)
+        worker.join()
