@@ -12,11 +12,9 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
-from ninja.security import HttpBearer
 
 from public_app import errors
-from public_app.access import Principal
-from public_app.services.auth import principal_from_token
+from public_app.api.security import BearerAuth
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +33,6 @@ def error_body(code: str, message: str, details: Any = None) -> dict:
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
     return JsonResponse(error_body(code, message, details), status=status)
-
-
-class BearerAuth(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
-        return principal_from_token(token)
 
 
 class StrictJSONParser(Parser):

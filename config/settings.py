@@ -43,6 +43,7 @@ TENANT_LIMIT_SET_CALLS = True
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 
 MIDDLEWARE = [
+    "config.middleware.ApiErrorShapeMiddleware",
     "public_app.middleware.PublicSchemaMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",

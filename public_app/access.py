@@ -1,17 +1,12 @@
 """Who may do what: roles → capabilities (one table), and the resolution of `{slug}` for every org-scoped call.
 
-`org_endpoint(capability)` wraps a ninja operation: it resolves slug → organization → the caller's membership →
-the tenant schema once per request, refuses with 404 (not a member, or unknown), 403 (role lacks the capability) or
-503 (not provisioned yet), and passes an `OrgContext` to the operation as `request.org`.
+`resolve_org` turns slug → organization → the caller's membership into an `OrgContext`, refusing with 404 (not a
+member, or unknown), 403 (role lacks the capability) or 503 (not provisioned yet). It runs once per request, in the
+authentication step of the operation (public_app.api.security.OrgAuth), before the body is even parsed.
 """
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
-
-from django.db import connection
 
 from public_app import errors
 from public_app.models import Organization, OrganizationStatus, Role
@@ -95,21 +90,3 @@ def resolve_org(principal: Principal, slug: str, capability: Capability, *, requ
             )
         raise errors.Gone("The organization is being deleted.", code="organization_deleted")
     return OrgContext(organization=organization, principal=principal, role=role)
-
-
-def org_endpoint(capability: Capability, *, tenant_schema: bool = False, require_active: bool = True) -> Callable:
-    """Decorate an operation taking `(request, slug, ...)`. With `tenant_schema`, the connection is switched to
-    the organization's schema for the rest of the request (the middleware puts it back to `public`)."""
-
-    def decorator(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(request: Any, slug: str, *args: Any, **kwargs: Any) -> Any:
-            ctx = resolve_org(request.auth, slug, capability, require_active=require_active)
-            request.org = ctx
-            if tenant_schema:
-                connection.set_tenant(ctx.organization)
-            return func(request, slug, *args, **kwargs)
-
-        return wrapper
-
-    return decorator

@@ -14,3 +14,14 @@ def _no_nul(value: str) -> str:
 ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
 LongText = Annotated[str, StringConstraints(max_length=20000), AfterValidator(_no_nul)]
 Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
+
+
+def _strip_non_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("This field may not be blank")
+    return value
+
+
+# A required human-readable name: trimmed, not blank, at most 200 characters, no NUL.
+Name = Annotated[ShortText, AfterValidator(_strip_non_blank)]

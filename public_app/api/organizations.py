@@ -3,7 +3,8 @@
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from public_app.access import Capability, org_endpoint
+from public_app.access import Capability
+from public_app.api.security import OrgAuth
 from public_app.models import Organization
 from public_app.schemas import OrganizationCreatedOut, OrganizationCreateIn, OrganizationOut
 from public_app.selectors import user_get
@@ -39,8 +40,7 @@ def create_organization(request: HttpRequest, payload: OrganizationCreateIn) -> 
     )
 
 
-@router.get("/{slug}", response=OrganizationOut)
-@org_endpoint(Capability.ORG_READ, require_active=False)
+@router.get("/{slug}", response=OrganizationOut, auth=OrgAuth(Capability.ORG_READ, require_active=False))
 def get_organization(request: HttpRequest, slug: str) -> dict:
     """The organization (any member). Non-members and unknown slugs get the same 404."""
     return organization_out(request.org.organization, request.org.role)

@@ -4,16 +4,15 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from public_app.fields import LongText, ShortText
+from public_app.fields import LongText, Name, ShortText
 from tenant_apps.agents.models import AgentStatus
 
 # BCP 47 language tag, the common shapes: language[-script][-region] (e.g. "en", "en-US", "zh-Hant-TW").
 Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-([a-zA-Z]{2}|[0-9]{3}))?$")]
-NonBlankName = Annotated[ShortText, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
 class AgentCreateIn(Schema):
-    name: NonBlankName
+    name: Name
     status: AgentStatus = AgentStatus.DRAFT
     language: Language = "en-US"
     voice: ShortText = ""
@@ -21,7 +20,7 @@ class AgentCreateIn(Schema):
 
 
 class AgentUpdateIn(Schema):
-    name: NonBlankName | None = None
+    name: Name | None = None
     status: AgentStatus | None = None
     language: Language | None = None
     voice: ShortText | None = None

@@ -1,0 +1,40 @@
+"""Authentication for the API: bearer user tokens, and the per-operation organization access check.
+
+`OrgAuth(capability)` is the one dependency of every org-scoped operation. It runs in ninja's authentication step,
+before the request body is parsed, so a non-member gets 404 whatever the body holds. It authenticates the token,
+resolves `{slug}` → organization → membership → capability (public_app.access.resolve_org), switches the connection
+to the tenant schema when the operation needs it, and hands the result to the operation as `request.org`.
+"""
+
+from typing import Any
+
+from django.db import connection
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from public_app.access import Capability, Principal, resolve_org
+from public_app.services.auth import principal_from_token
+
+
+class BearerAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        return principal_from_token(token)
+
+
+class OrgAuth(BearerAuth):
+    def __init__(self, capability: Capability, *, tenant_schema: bool = False, require_active: bool = True) -> None:
+        super().__init__()
+        self.capability = capability
+        self.tenant_schema = tenant_schema
+        self.require_active = require_active
+
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        principal = principal_from_token(token)
+        if principal is None:
+            return None
+        slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
+        ctx = resolve_org(principal, str(slug or ""), self.capability, require_active=self.require_active)
+        request.org = ctx  # type: ignore[attr-defined]
+        if self.tenant_schema:
+            connection.set_tenant(ctx.organization)
+        return principal
