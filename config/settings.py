@@ -132,6 +132,5 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# Request-path lookup cache (public_app.cache): how long an entry lives, and how long an invalidation blocks refills.
+# Request-path lookup cache (public_app.cache): how long an entry lives.
 LOOKUP_CACHE_TIMEOUT = env_int("LOOKUP_CACHE_TIMEOUT", 300, minimum=1)
-LOOKUP_CACHE_TOMBSTONE_SECONDS = env_int("LOOKUP_CACHE_TOMBSTONE_SECONDS", 10, minimum=1)

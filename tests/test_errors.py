@@ -1,0 +1,69 @@
+"""Every error under /api/ has the body of API.md; bad input never gives a 500 or HTML."""
+
+import pytest
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", [b"{bad", b"[1,", b'{"name": NaN}', b"\xff\xfe", b'"just a string'])
+def test_malformed_json_is_400_invalid_json(alice, raw):
+    assert_error(alice.api.post("/api/v1/organizations", raw=raw), 400, "invalid_json")
+
+
+@pytest.mark.django_db
+def test_json_of_the_wrong_shape_is_422(alice):
+    assert_error(alice.api.post("/api/v1/organizations", [1, 2]), 422, "validation_error")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v2/organizations", "/api/", "/api/v1/organizations/acme/nope"])
+def test_unknown_api_paths_are_json_404(alice, path):
+    assert_error(alice.api.get(path), 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_wrong_method_is_json_405(alice):
+    assert_error(alice.api.request("PUT", "/api/v1/auth/login"), 405, "method_not_allowed")
+
+
+@pytest.mark.django_db
+def test_body_over_one_mebibyte_is_413(alice):
+    big = b'{"name": "' + b"x" * (1024 * 1024) + b'", "slug": "big"}'
+    assert_error(alice.api.post("/api/v1/organizations", raw=big), 413, "payload_too_large")
+
+
+@pytest.mark.django_db
+def test_validation_details_name_the_field(alice):
+    r = alice.api.post("/api/v1/organizations", {"name": "x" * 201, "slug": "fine-slug"})
+    assert_error(r, 422, "validation_error")
+    assert [d["field"] for d in r.json()["details"]] == ["name"]
+
+
+@pytest.mark.django_db
+def test_unexpected_exceptions_are_json_500(acme, alice, monkeypatch):
+    from tenant_apps.agents import api as agents_api
+
+    def boom(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(agents_api, "agent_list", boom)
+    assert_error(alice.api.get("/api/v1/organizations/acme/agents"), 500, "internal_error")
+
+
+def test_openapi_and_docs_are_served(client):
+    spec = client.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    assert "/api/v1/organizations/{slug}/agents" in paths
+    assert "/api/v1/auth/signup" in paths
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    assert b"openapi.json" in docs.content
