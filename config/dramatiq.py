@@ -20,10 +20,10 @@ def build_broker(url: str, namespace: str) -> Broker:
 
         broker = RedisBroker(url=url, namespace=namespace)
     else:
-        from dramatiq.brokers.rabbitmq import RabbitMQBroker
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         # Publisher confirms: `send` returns only once RabbitMQ has the message, so nothing is lost on a crash.
-        broker = RabbitMQBroker(url=url, confirm_delivery=True)
+        broker = RabbitmqBroker(url=url, confirm_delivery=True)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DjangoConnectionsMiddleware())
     broker.add_middleware(TenantSchemaMiddleware())

@@ -156,19 +156,27 @@ def drop_tenant_schemas() -> None:
             cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
-@pytest.fixture
-def worker(transactional_db: Any, tenant_template: None) -> Iterator[dramatiq.Worker]:
-    """A real Dramatiq worker on the real broker, in this process. Tests using it commit for real, so the tenant
-    schemas they create are dropped afterwards."""
+@pytest.fixture(scope="session")
+def _session_worker(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dramatiq.Worker]:
+    """One real Dramatiq worker on the real broker for the whole session (started on first use)."""
     broker = dramatiq.get_broker()
     broker.flush_all()
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
     worker.start()
+    yield worker
+    worker.stop()
+    broker.flush_all()
+
+
+@pytest.fixture
+def worker(transactional_db: Any, tenant_template: None, _session_worker: dramatiq.Worker) -> Iterator[dramatiq.Worker]:
+    """The session's worker, with an empty broker. Tests using it commit for real, so the tenant schemas they
+    create are dropped afterwards."""
+    _session_worker.broker.flush_all()
     try:
-        yield worker
+        yield _session_worker
     finally:
-        worker.stop()
-        broker.flush_all()
+        _session_worker.broker.flush_all()
         connection.set_schema_to_public()
         drop_tenant_schemas()
 
