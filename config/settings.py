@@ -32,6 +32,7 @@ SHARED_APPS = [
 ]
 TENANT_APPS = [
     "tenant_apps.agents",
+    "tenant_apps.audit",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -134,3 +135,40 @@ LOGGING = {
 
 # Request-path lookup cache (public_app.cache): how long an entry lives.
 LOOKUP_CACHE_TIMEOUT = env_int("LOOKUP_CACHE_TIMEOUT", 300, minimum=1)
+
+# Plans (public_app.plans): the free plan's seat cap, and the Stripe price ids of the paid plans.
+FREE_PLAN_MAX_SEATS = env_int("FREE_PLAN_MAX_SEATS", 5, minimum=1)
+STRIPE_PRICE_TEAM = env_str("STRIPE_PRICE_TEAM", "price_team")
+STRIPE_PRICE_BUSINESS = env_str("STRIPE_PRICE_BUSINESS", "price_business")
+
+# Invitations
+INVITATION_DEFAULT_DAYS = 7
+
+# Rate limits (sliding window, counted in the cache). RATELIMIT_ENABLED=false turns them all off (load tests).
+RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+RATELIMIT_LOGIN_PER_MINUTE = env_int("RATELIMIT_LOGIN_PER_MINUTE", 10, minimum=1)
+RATELIMIT_SIGNUP_PER_HOUR = env_int("RATELIMIT_SIGNUP_PER_HOUR", 20, minimum=1)
+RATELIMIT_INVITES_PER_ORG_PER_DAY = env_int("RATELIMIT_INVITES_PER_ORG_PER_DAY", 100, minimum=1)
+RATELIMIT_INVITES_PER_EMAIL_PER_DAY = env_int("RATELIMIT_INVITES_PER_EMAIL_PER_DAY", 10, minimum=1)
+# Take the client IP from X-Forwarded-For (set only behind a proxy that overwrites the header).
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+
+# Email (Django's email framework, as MAILERS; the variables keep their classic names). Development prints messages
+# to the console; EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend sends through EMAIL_HOST.
+EMAIL_BACKEND_PATH = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+_mail_options: dict[str, object] = {}
+if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend"):
+    _mail_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "use_ssl": env_bool("EMAIL_USE_SSL", False),
+        "timeout": env_int("EMAIL_TIMEOUT", 10, minimum=1),
+    }
+elif EMAIL_BACKEND_PATH.endswith("filebased.EmailBackend"):
+    _mail_options = {"file_path": env_str("EMAIL_FILE_PATH", str(BASE_DIR / ".data" / "mail"))}
+MAILERS = {"default": {"BACKEND": EMAIL_BACKEND_PATH, "OPTIONS": _mail_options}}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Organizations <no-reply@localhost>")
+EMAIL_MESSAGE_ID_DOMAIN = env_str("EMAIL_MESSAGE_ID_DOMAIN", "orgs.localhost")

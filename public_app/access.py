@@ -62,6 +62,19 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who did something, as the audit log records it."""
+
+    type: str  # "user" | "api_key" | "system"
+    id: str
+    label: str
+    ip: str | None = None
+
+
+SYSTEM_ACTOR = Actor(type="system", id="", label="system")
+
+
+@dataclass(frozen=True)
 class OrgContext:
     organization: Organization
     principal: Principal

@@ -20,6 +20,8 @@ def _strip_non_blank(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("This field may not be blank")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("Control characters are not allowed")
     return value
 
 

@@ -33,3 +33,7 @@ def organization_uid() -> str:
 
 def token_uid() -> str:
     return new_uid("tok")
+
+
+def invitation_uid() -> str:
+    return new_uid("inv")

@@ -144,3 +144,49 @@ class Membership(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.organization_id}:{self.role}"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Invitation(TimestampedModel):
+    """An invitation to join an organization, bound to an email address (matched case-insensitively).
+
+    The link token is never stored: `token_hash` is its SHA-256. The token is derived from a server-side key and
+    `token_salt` (public_app.services.invitations), so the email job can rebuild the link while a copy of the
+    database alone cannot. Each resend draws a new salt, which kills the previous link.
+    """
+
+    uid = models.CharField(max_length=40, unique=True, default=ids.invitation_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.CharField(max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    status = models.CharField(max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_salt = models.CharField(max_length=64)
+    token_version = models.PositiveIntegerField(default=1)
+    expires_in_days = models.PositiveSmallIntegerField(default=7)
+    expires_at = models.DateTimeField()
+    # The token version whose email went out; a retried job never sends a second email for the same token.
+    email_sent_version = models.PositiveIntegerField(default=0)
+    accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=models.Q(status="pending"),
+                name="invitation_one_pending_per_email",
+            )
+        ]
+        indexes = [models.Index(fields=["email", "status"], name="invitation_email_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization_id} ({self.status})"

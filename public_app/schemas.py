@@ -4,7 +4,8 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
-from public_app.fields import Secret, ShortText
+from public_app.fields import Name, Secret, ShortText
+from public_app.models import Role
 
 
 class SignupIn(Schema):
@@ -37,7 +38,7 @@ class MyOrganizationOut(Schema):
 
 
 class OrganizationCreateIn(Schema):
-    name: ShortText
+    name: Name
     slug: ShortText = Field(..., description="3–48 chars, `^[a-z][a-z0-9-]*[a-z0-9]$`, no `--`, not reserved.")
 
 
@@ -60,3 +61,70 @@ class OrganizationOut(Schema):
     created_at: datetime
     plan: str
     role: str
+
+
+class MemberUserOut(Schema):
+    id: str
+    email: str
+    name: str
+
+
+class MemberOut(Schema):
+    user: MemberUserOut
+    role: str
+    joined_at: datetime
+
+
+class MemberUpdateIn(Schema):
+    role: Role
+
+
+class InvitationCreateIn(Schema):
+    email: ShortText
+    role: Role
+    expires_in_days: int = Field(7, ge=1, le=30)
+
+
+class InviterOut(Schema):
+    id: str | None
+    name: str
+    email: str
+
+
+class InvitationOut(Schema):
+    id: str
+    email: str
+    role: str
+    status: str
+    invited_by: InviterOut | None
+    created_at: datetime
+    expires_at: datetime
+
+
+class OrganizationRefOut(Schema):
+    slug: str
+    name: str
+
+
+class MyInvitationOut(Schema):
+    id: str
+    organization: OrganizationRefOut
+    role: str
+    invited_by: InviterOut | None
+    expires_at: datetime
+
+
+class InvitationAcceptedOut(Schema):
+    organization: OrganizationRefOut
+    role: str
+
+
+class OrganizationNameOut(Schema):
+    name: str
+
+
+class InvitationPreviewOut(Schema):
+    organization: OrganizationNameOut
+    role: str
+    email: str
+    expires_at: datetime

@@ -1,9 +1,18 @@
 """Reads of the public schema. Every organization-scoped query starts from the organization."""
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from public_app.cache import cached
-from public_app.models import AuthToken, Membership, Organization, OrganizationStatus, User
+from public_app.models import (
+    AuthToken,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    OrganizationStatus,
+    User,
+)
 
 
 def organization_cache_key(slug: str) -> str:
@@ -60,3 +69,28 @@ def organization_list_for_user(*, user_id: int) -> QuerySet[Membership]:
         .select_related("organization")
         .order_by("-id")
     )
+
+
+def member_list(*, organization: Organization) -> QuerySet[Membership]:
+    return Membership.objects.filter(organization=organization).select_related("user")
+
+
+def member_get(*, organization: Organization, user_uid: str) -> Membership | None:
+    return Membership.objects.filter(organization=organization, user__uid=user_uid).select_related("user").first()
+
+
+def invitation_list_pending(*, organization: Organization) -> QuerySet[Invitation]:
+    """Pending invitations, including expired ones not yet swept (their status says `expired`)."""
+    return Invitation.objects.filter(organization=organization, status=InvitationStatus.PENDING).select_related(
+        "invited_by"
+    )
+
+
+def invitation_list_for_email(*, email: str) -> QuerySet[Invitation]:
+    """Live invitations addressed to this email, in organizations that are active."""
+    return Invitation.objects.filter(
+        email=email,
+        status=InvitationStatus.PENDING,
+        expires_at__gt=timezone.now(),
+        organization__status=OrganizationStatus.ACTIVE,
+    ).select_related("organization", "invited_by")

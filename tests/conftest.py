@@ -188,3 +188,43 @@ def wait_for_jobs(worker: dramatiq.Worker, timeout_ms: int = 30000) -> None:
         for queue in sorted(broker.get_declared_queues()):
             broker.join(queue, timeout=timeout_ms)
         worker.join()
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes, policy
+
+        self.messages.append(message_from_bytes(envelope.original_content or envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd); messages land in `.handler.messages`."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(_Collector(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Any, settings: Any) -> list[Any]:
+    """Route Django's default mailer to the test SMTP server; the list fills as messages arrive."""
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 5},
+        }
+    }
+    smtp_server.handler.messages.clear()
+    return smtp_server.handler.messages

@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from public_app import errors
+from public_app.api.common import client_ip
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import AuthOut, LoginIn, MyOrganizationOut, SignupIn, UserOut
 from public_app.selectors import organization_list_for_user, user_get
@@ -19,14 +20,14 @@ def user_out(user: object) -> dict:
 @router.post("/auth/signup", response={201: AuthOut}, auth=None)
 def signup(request: HttpRequest, payload: SignupIn) -> Status:
     """Create an account; returns the user and a bearer token."""
-    user, token = user_signup(email=payload.email, password=payload.password, name=payload.name)
+    user, token = user_signup(email=payload.email, password=payload.password, name=payload.name, ip=client_ip(request))
     return Status(201, {"user": user_out(user), "token": token})
 
 
 @router.post("/auth/login", response=AuthOut, auth=None)
 def login(request: HttpRequest, payload: LoginIn) -> dict:
     """Exchange email and password for a new bearer token."""
-    user, token = user_login(email=payload.email, password=payload.password)
+    user, token = user_login(email=payload.email, password=payload.password, ip=client_ip(request))
     return {"user": user_out(user), "token": token}
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.access import Principal
 from public_app.models import AuthToken, User, normalize_email
+from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import hash_secret, hashes_match, new_secret
 from public_app.selectors import auth_token_lookup_cached
 
@@ -48,7 +49,8 @@ def token_issue(*, user: User) -> str:
     return raw
 
 
-def user_signup(*, email: str, password: str, name: str) -> tuple[User, str]:
+def user_signup(*, email: str, password: str, name: str, ip: str | None = None) -> tuple[User, str]:
+    ratelimit_hit(f"signup:{ip}", limit=settings.RATELIMIT_SIGNUP_PER_HOUR, window=3600)
     normalized = _validate_email(email)
     candidate = User(email=normalized, name=name.strip())
     try:
@@ -67,7 +69,8 @@ def user_signup(*, email: str, password: str, name: str) -> tuple[User, str]:
     return candidate, token
 
 
-def user_login(*, email: str, password: str) -> tuple[User, str]:
+def user_login(*, email: str, password: str, ip: str | None = None) -> tuple[User, str]:
+    ratelimit_hit(f"login:{normalize_email(email)}:{ip}", limit=settings.RATELIMIT_LOGIN_PER_MINUTE, window=60)
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
     if user is None:
         # Same work as a real check, so timing does not reveal whether the email has an account.

@@ -1,0 +1,29 @@
+"""Small helpers shared by the routers: who is calling, from where."""
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from public_app import errors
+from public_app.access import Actor
+from public_app.models import User
+from public_app.selectors import user_get
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def request_user(request: HttpRequest) -> User:
+    user = user_get(user_id=request.auth.user_id)  # type: ignore[attr-defined]
+    if user is None:
+        raise errors.NotAuthenticated()
+    return user
+
+
+def request_actor(request: HttpRequest, user: User | None = None) -> Actor:
+    user = user or request_user(request)
+    return Actor(type="user", id=user.uid, label=user.email, ip=client_ip(request))

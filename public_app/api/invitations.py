@@ -1,0 +1,95 @@
+"""The invitee's side: my invitations (by id) and the email link (by token)."""
+
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+
+from public_app import errors
+from public_app.api.common import client_ip, request_user
+from public_app.api.members import inviter_out
+from public_app.models import Invitation, InvitationStatus
+from public_app.pagination import Page, PageQuery, paginate
+from public_app.schemas import InvitationAcceptedOut, InvitationPreviewOut, MyInvitationOut
+from public_app.selectors import invitation_list_for_email
+from public_app.services.invitations import (
+    invitation_accept,
+    invitation_by_token,
+    invitation_decline,
+    invitation_raise_if_gone,
+)
+
+router = Router(tags=["invitations"])
+
+
+def accepted_out(invitation: Invitation) -> dict:
+    return {
+        "organization": {"slug": invitation.organization.slug, "name": invitation.organization.name},
+        "role": invitation.role,
+    }
+
+
+def _my_invitation(request: HttpRequest, invitation_id: str) -> tuple[Invitation, object]:
+    user = request_user(request)
+    invitation = (
+        Invitation.objects.select_related("organization")
+        .filter(uid=invitation_id, email=user.email)
+        .exclude(status__in=[InvitationStatus.CANCELLED, InvitationStatus.DECLINED])
+        .first()
+    )
+    if invitation is None:
+        raise errors.NotFound("Invitation not found.")
+    return invitation, user
+
+
+@router.get("/me/invitations", response=Page[MyInvitationOut])
+def list_my_invitations(request: HttpRequest, page: Query[PageQuery]) -> dict:
+    """Pending invitations addressed to my email (the onboarding path after sign-up or sign-in)."""
+    user = request_user(request)
+    return paginate(
+        invitation_list_for_email(email=user.email),
+        page,
+        lambda i: {
+            "id": i.uid,
+            "organization": {"slug": i.organization.slug, "name": i.organization.name},
+            "role": i.role,
+            "invited_by": inviter_out(i),
+            "expires_at": i.expires_at,
+        },
+    )
+
+
+@router.post("/me/invitations/{invitation_id}/accept", response=InvitationAcceptedOut)
+def accept_my_invitation(request: HttpRequest, invitation_id: str) -> dict:
+    """Accept an invitation addressed to me: I become a member with its role."""
+    invitation, user = _my_invitation(request, invitation_id)
+    return accepted_out(invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request)))
+
+
+@router.post("/me/invitations/{invitation_id}/decline", response={204: None})
+def decline_my_invitation(request: HttpRequest, invitation_id: str) -> Status:
+    """Decline an invitation addressed to me."""
+    invitation, user = _my_invitation(request, invitation_id)
+    invitation_decline(invitation_id=invitation.id, user=user, ip=client_ip(request))
+    return Status(204, None)
+
+
+@router.get("/invitations/{token}", response=InvitationPreviewOut, auth=None)
+def preview_invitation(request: HttpRequest, token: str) -> dict:
+    """Public preview for the email link: which organization, which role, for which email."""
+    invitation = invitation_by_token(token)
+    invitation_raise_if_gone(invitation)
+    if not invitation.organization.is_active:
+        raise errors.NotFound("Invitation not found.")
+    return {
+        "organization": {"name": invitation.organization.name},
+        "role": invitation.role,
+        "email": invitation.email,
+        "expires_at": invitation.expires_at,
+    }
+
+
+@router.post("/invitations/{token}/accept", response=InvitationAcceptedOut)
+def accept_invitation_link(request: HttpRequest, token: str) -> dict:
+    """Accept from the email link, signed in with the invited email (403 `invitation_email_mismatch` otherwise)."""
+    invitation = invitation_by_token(token)
+    user = request_user(request)
+    return accepted_out(invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request)))

@@ -1,0 +1,278 @@
+"""Invitations: create, resend, cancel, accept, decline; plus the tokens behind the email links.
+
+Token = "it_" + HMAC-SHA256(key derived from SECRET_KEY, invitation uid + random 256-bit salt). The database keeps
+the salt and SHA-256(token), never the token: the email job can rebuild the link, a copy of the database cannot.
+A resend draws a new salt (and bumps `token_version`), so the old link stops matching at once.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from public_app import errors
+from public_app.access import Actor
+from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
+from public_app.plans import plan_get
+from public_app.ratelimit import ratelimit_check, ratelimit_record
+from public_app.secrets import hash_secret, hashes_match
+from public_app.services.members import _check_can_act_on, _lock_organization, membership_add
+from tenant_apps.audit.services import audit_record
+
+TOKEN_PREFIX = "it_"  # noqa: S105 - a prefix, not a secret
+DAY = 24 * 3600
+
+
+def _token_key() -> bytes:
+    return hashlib.sha256(b"invitation-token:" + settings.SECRET_KEY.encode()).digest()
+
+
+def invitation_token(invitation: Invitation) -> str:
+    digest = hmac.new(_token_key(), f"{invitation.uid}:{invitation.token_salt}".encode(), hashlib.sha256).digest()
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _new_token(invitation: Invitation) -> None:
+    invitation.token_salt = secrets.token_hex(32)
+    invitation.token_hash = hash_secret(invitation_token(invitation))
+
+
+def invitation_link(invitation: Invitation) -> str:
+    return f"{settings.FRONTEND_URL}/invitations/{invitation_token(invitation)}"
+
+
+def _target(invitation: Invitation) -> dict:
+    return {"target_type": "invitation", "target_id": invitation.uid, "target_label": invitation.email}
+
+
+def _enqueue_email(invitation: Invitation) -> None:
+    from jobs.emails import send_invitation_email
+
+    invitation_id, version = invitation.id, invitation.token_version
+    transaction.on_commit(lambda: send_invitation_email.send(invitation_id, version))
+
+
+def _check_rate_limits(organization: Organization, email: str) -> None:
+    ratelimit_check(f"inv-org:{organization.id}", limit=settings.RATELIMIT_INVITES_PER_ORG_PER_DAY, window=DAY)
+    ratelimit_check(
+        f"inv-email:{organization.id}:{email}", limit=settings.RATELIMIT_INVITES_PER_EMAIL_PER_DAY, window=DAY
+    )
+
+
+def _record_rate_limits(organization: Organization, email: str) -> None:
+    ratelimit_record(f"inv-org:{organization.id}", window=DAY)
+    ratelimit_record(f"inv-email:{organization.id}:{email}", window=DAY)
+
+
+def seats_taken(organization: Organization, *, excluding_invitation_id: int | None = None) -> int:
+    pending = Invitation.objects.filter(
+        organization=organization, status=InvitationStatus.PENDING, expires_at__gt=timezone.now()
+    )
+    if excluding_invitation_id is not None:
+        pending = pending.exclude(id=excluding_invitation_id)
+    return Membership.objects.filter(organization=organization).count() + pending.count()
+
+
+def _check_seat(organization: Organization, *, excluding_invitation_id: int | None = None) -> None:
+    cap = plan_get(organization.plan).max_seats
+    if cap is not None and seats_taken(organization, excluding_invitation_id=excluding_invitation_id) + 1 > cap:
+        raise errors.Conflict(
+            f"The {organization.plan} plan allows {cap} seats (members and pending invitations).",
+            code="seat_limit_reached",
+            details={"max_seats": cap},
+        )
+
+
+def _expire_if_due(invitation: Invitation) -> bool:
+    if invitation.status == InvitationStatus.PENDING and invitation.expires_at <= timezone.now():
+        invitation.status = InvitationStatus.EXPIRED
+        invitation.save(update_fields=["status", "updated_at"])
+        return True
+    return False
+
+
+def invitation_create(
+    *,
+    organization: Organization,
+    actor: Actor,
+    actor_role: str,
+    invited_by: User,
+    email: str,
+    role: str,
+    expires_in_days: int = settings.INVITATION_DEFAULT_DAYS,
+) -> Invitation:
+    normalized = normalize_email(email)
+    try:
+        validate_email(normalized)
+    except DjangoValidationError:
+        raise errors.ValidationFailed.for_field("email", "Enter a valid email address.") from None
+    if role not in Role.values:
+        raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
+    if not 1 <= expires_in_days <= 30:
+        raise errors.ValidationFailed.for_field("expires_in_days", "Must be between 1 and 30.")
+    _check_can_act_on(actor_role, role, role)
+    _check_rate_limits(organization, normalized)
+    try:
+        with transaction.atomic():
+            _lock_organization(organization)
+            if Membership.objects.filter(organization=organization, user__email=normalized).exists():
+                raise errors.Conflict("This person is already a member.", code="already_member")
+            for stale in Invitation.objects.filter(
+                organization=organization, email=normalized, status=InvitationStatus.PENDING
+            ):
+                if not _expire_if_due(stale):
+                    raise errors.Conflict("An invitation to this email is already pending.", code="invitation_pending")
+            _check_seat(organization)
+            invitation = Invitation(
+                organization=organization,
+                email=normalized,
+                role=role,
+                invited_by=invited_by,
+                expires_in_days=expires_in_days,
+                expires_at=timezone.now() + timedelta(days=expires_in_days),
+            )
+            _new_token(invitation)
+            invitation.save()
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="invitation.created",
+                data={"role": role, "expires_at": invitation.expires_at.isoformat()},
+                **_target(invitation),
+            )
+            _enqueue_email(invitation)
+    except IntegrityError:
+        # The partial unique index settles two concurrent invitations of one email.
+        raise errors.Conflict("An invitation to this email is already pending.", code="invitation_pending") from None
+    _record_rate_limits(organization, normalized)
+    return invitation
+
+
+def _pending_invitation(organization: Organization, invitation_uid: str) -> Invitation:
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(organization=organization, uid=invitation_uid, status__in=[InvitationStatus.PENDING])
+        .first()
+    )
+    if invitation is None:
+        raise errors.NotFound("Invitation not found.")
+    return invitation
+
+
+def invitation_resend(*, organization: Organization, actor: Actor, actor_role: str, invitation_uid: str) -> Invitation:
+    """New token and expiry; the old link stops working; a new email goes out. Works on an expired pending one."""
+    with transaction.atomic():
+        invitation = _pending_invitation(organization, invitation_uid)
+        _check_can_act_on(actor_role, invitation.role, invitation.role)
+        _check_rate_limits(organization, invitation.email)
+        _new_token(invitation)
+        invitation.token_version += 1
+        invitation.expires_at = timezone.now() + timedelta(days=invitation.expires_in_days)
+        invitation.save(update_fields=["token_salt", "token_hash", "token_version", "expires_at", "updated_at"])
+        audit_record(organization=organization, actor=actor, action="invitation.resent", **_target(invitation))
+        _enqueue_email(invitation)
+    _record_rate_limits(organization, invitation.email)
+    return invitation
+
+
+@transaction.atomic
+def invitation_cancel(*, organization: Organization, actor: Actor, actor_role: str, invitation_uid: str) -> None:
+    invitation = _pending_invitation(organization, invitation_uid)
+    _check_can_act_on(actor_role, invitation.role, invitation.role)
+    invitation.status = InvitationStatus.CANCELLED
+    invitation.responded_at = timezone.now()
+    invitation.save(update_fields=["status", "responded_at", "updated_at"])
+    audit_record(organization=organization, actor=actor, action="invitation.cancelled", **_target(invitation))
+
+
+_GONE = {
+    InvitationStatus.ACCEPTED: ("This invitation has already been used.", "invitation_used"),
+    InvitationStatus.CANCELLED: ("This invitation was cancelled.", "invitation_cancelled"),
+    InvitationStatus.DECLINED: ("This invitation was declined.", "invitation_declined"),
+    InvitationStatus.EXPIRED: ("This invitation has expired.", "invitation_expired"),
+}
+
+
+def invitation_by_token(token: str) -> Invitation:
+    """The invitation a link token points at, whatever its status; 404 for unknown or superseded tokens."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        raise errors.NotFound("Invitation not found.")
+    token_hash = hash_secret(token)
+    invitation = Invitation.objects.select_related("organization", "invited_by").filter(token_hash=token_hash).first()
+    if invitation is None or not hashes_match(invitation.token_hash, token_hash):
+        raise errors.NotFound("Invitation not found.")
+    return invitation
+
+
+def invitation_raise_if_gone(invitation: Invitation) -> None:
+    status = invitation.status
+    if status == InvitationStatus.PENDING and invitation.expires_at <= timezone.now():
+        status = InvitationStatus.EXPIRED
+    if status in _GONE:
+        message, code = _GONE[status]
+        raise errors.Gone(message, code=code)
+
+
+def _user_actor(user: User, ip: str | None) -> Actor:
+    return Actor(type="user", id=user.uid, label=user.email, ip=ip)
+
+
+def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None) -> Invitation:
+    """Create the membership. Concurrent accepts of one invitation: the row lock lets exactly one through."""
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .filter(id=invitation_id)
+            .first()
+        )
+        if invitation is None:
+            raise errors.NotFound("Invitation not found.")
+        organization = invitation.organization
+        if not organization.is_active:
+            raise errors.NotFound("Invitation not found.")
+        invitation_raise_if_gone(invitation)
+        if not hmac.compare_digest(normalize_email(user.email).encode(), invitation.email.encode()):
+            raise errors.PermissionDenied(
+                "This invitation was sent to another email address.", code="invitation_email_mismatch"
+            )
+        _lock_organization(organization)
+        if Membership.objects.filter(organization=organization, user=user).exists():
+            raise errors.Conflict("You are already a member of this organization.", code="already_member")
+        _check_seat(organization, excluding_invitation_id=invitation.id)
+        invitation.status = InvitationStatus.ACCEPTED
+        invitation.accepted_by = user
+        invitation.responded_at = timezone.now()
+        invitation.save(update_fields=["status", "accepted_by", "responded_at", "updated_at"])
+        actor = _user_actor(user, ip)
+        audit_record(organization=organization, actor=actor, action="invitation.accepted", **_target(invitation))
+        membership_add(organization=organization, user=user, role=invitation.role, actor=actor)
+    return invitation
+
+
+@transaction.atomic
+def invitation_decline(*, invitation_id: int, user: User, ip: str | None = None) -> None:
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(id=invitation_id, status=InvitationStatus.PENDING, email=normalize_email(user.email))
+        .first()
+    )
+    if invitation is None or invitation.expires_at <= timezone.now():
+        raise errors.NotFound("Invitation not found.")
+    invitation.status = InvitationStatus.DECLINED
+    invitation.responded_at = timezone.now()
+    invitation.save(update_fields=["status", "responded_at", "updated_at"])
+    audit_record(
+        organization=invitation.organization,
+        actor=_user_actor(user, ip),
+        action="invitation.declined",
+        **_target(invitation),
+    )

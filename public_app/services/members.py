@@ -1,0 +1,101 @@
+"""Membership rules: change role, remove, leave. Hierarchy and last-owner rules live here, under a lock on the
+organization row so concurrent changes (two owners demoting each other) are serialized and re-checked."""
+
+from django.db import transaction
+
+from public_app import errors
+from public_app.access import ROLE_RANK, Actor, Capability, role_has
+from public_app.models import Membership, Organization, Role, User
+from public_app.services.events import membership_changed
+from tenant_apps.audit.services import audit_record
+
+
+def _lock_organization(organization: Organization) -> None:
+    Organization.objects.select_for_update().filter(id=organization.id).values_list("id").first()
+
+
+def _membership_of(organization: Organization, user_id: int) -> Membership:
+    membership = Membership.objects.select_related("user").filter(organization=organization, user_id=user_id).first()
+    if membership is None:
+        raise errors.NotFound("Member not found.")
+    return membership
+
+
+def _other_owners(organization: Organization, user_id: int) -> int:
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).exclude(user_id=user_id).count()
+
+
+def _check_can_act_on(actor_role: str, target_role: str, new_role: str | None = None) -> None:
+    """Nobody acts on a role above their own, nor grants one; admins never touch owners nor grant `owner`."""
+    if ROLE_RANK[target_role] > ROLE_RANK[actor_role] or (new_role and ROLE_RANK[new_role] > ROLE_RANK[actor_role]):
+        raise errors.PermissionDenied("You cannot act on or grant a role above your own.", code="role_escalation")
+    if actor_role != Role.OWNER and Role.OWNER in (target_role, new_role):
+        raise errors.PermissionDenied("Only owners can change owners or grant `owner`.", code="role_escalation")
+
+
+def _member_target(membership: Membership) -> dict:
+    return {"target_type": "user", "target_id": membership.user.uid, "target_label": membership.user.email}
+
+
+@transaction.atomic
+def membership_change_role(
+    *, organization: Organization, actor: Actor, actor_user_id: int, user_id: int, role: str
+) -> Membership:
+    if role not in Role.values:
+        raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
+    _lock_organization(organization)
+    actor_membership = _membership_of(organization, actor_user_id)
+    if not role_has(actor_membership.role, Capability.MEMBERS_MANAGE):
+        raise errors.PermissionDenied()
+    membership = _membership_of(organization, user_id)
+    if membership.role == role:
+        return membership
+    _check_can_act_on(actor_membership.role, membership.role, role)
+    if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
+        raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
+    previous = membership.role
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action="member.role_changed",
+        data={"from": previous, "to": role},
+        **_member_target(membership),
+    )
+    membership_changed(organization=organization, event="member.role_changed", membership=membership)
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, organization: Organization, actor: Actor, actor_user_id: int, user_id: int) -> None:
+    """Remove a member, or leave (`user_id` is the actor's own). Access ends when this commits."""
+    _lock_organization(organization)
+    actor_membership = _membership_of(organization, actor_user_id)
+    membership = _membership_of(organization, user_id)
+    leaving = actor_user_id == user_id
+    if not leaving:
+        if not role_has(actor_membership.role, Capability.MEMBERS_MANAGE):
+            raise errors.PermissionDenied()
+        _check_can_act_on(actor_membership.role, membership.role)
+    if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
+        raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
+    membership.delete()
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action="member.removed",
+        data={"role": membership.role, "left": leaving},
+        **_member_target(membership),
+    )
+    membership_changed(organization=organization, event="member.removed", membership=membership)
+
+
+def membership_add(*, organization: Organization, user: User, role: str, actor: Actor) -> Membership:
+    """Add a member (from an accepted invitation). Call inside the caller's transaction."""
+    membership = Membership.objects.create(organization=organization, user=user, role=role)
+    audit_record(
+        organization=organization, actor=actor, action="member.added", data={"role": role}, **_member_target(membership)
+    )
+    membership_changed(organization=organization, event="member.added", membership=membership)
+    return membership
