@@ -54,11 +54,22 @@ def role_has(role: str, capability: Capability) -> bool:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: a user acting through a user token."""
+    """The authenticated caller: a user (through a user token) or an organization API key.
 
-    kind: str  # "user"
-    user_id: int
-    token_id: int
+    An API key acts only inside its own organization (`organization_id`), with the role it was given."""
+
+    kind: str  # "user" | "api_key"
+    user_id: int | None = None
+    token_id: int | None = None
+    api_key_id: int | None = None
+    organization_id: int | None = None
+    role: str | None = None
+    uid: str = ""
+    label: str = ""
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,12 @@ def resolve_org(principal: Principal, slug: str, capability: Capability, *, requ
     organization = organization_get_cached(slug=slug)
     if organization is None:
         raise errors.NotFound("Organization not found.")
-    role = membership_role_cached(organization_id=organization.id, user_id=principal.user_id)
+    role: str | None
+    if principal.is_user:
+        role = membership_role_cached(organization_id=organization.id, user_id=principal.user_id)
+    else:
+        # An API key exists for exactly one organization; anywhere else it is an outsider.
+        role = principal.role if principal.organization_id == organization.id else None
     if role is None:
         raise errors.NotFound("Organization not found.")
     if not role_has(role, capability):

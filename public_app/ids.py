@@ -37,3 +37,7 @@ def token_uid() -> str:
 
 def invitation_uid() -> str:
     return new_uid("inv")
+
+
+def api_key_uid() -> str:
+    return new_uid("key")

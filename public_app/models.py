@@ -190,3 +190,27 @@ class Invitation(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.organization_id} ({self.status})"
+
+
+class ApiKeyRole(models.TextChoices):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class ApiKey(TimestampedModel):
+    """An organization API key (Settings → Developers). Only SHA-256 of the key is stored; `prefix` is the visible
+    start of the key (`ak_` + 8 characters) so people can recognise it in lists and logs."""
+
+    uid = models.CharField(max_length=40, unique=True, default=ids.api_key_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    role = models.CharField(max_length=16, choices=ApiKeyRole.choices)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from public_app.cache import cached
 from public_app.models import (
+    ApiKey,
     AuthToken,
     Invitation,
     InvitationStatus,
@@ -53,6 +54,27 @@ def auth_token_lookup_cached(*, key_hash: str) -> dict | None:
         )
 
     return cached(token_cache_key(key_hash), load)
+
+
+def api_key_cache_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
+def api_key_lookup_cached(*, key_hash: str) -> dict | None:
+    """The live (not revoked) key for this hash; expiry is checked by the caller on every request."""
+
+    def load() -> dict | None:
+        return (
+            ApiKey.objects.filter(key_hash=key_hash, revoked_at__isnull=True)
+            .values("id", "uid", "organization_id", "role", "name", "expires_at", "key_hash")
+            .first()
+        )
+
+    return cached(api_key_cache_key(key_hash), load)
+
+
+def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=organization, revoked_at__isnull=True).select_related("created_by")
 
 
 def user_get(*, user_id: int) -> User | None:

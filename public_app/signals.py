@@ -5,8 +5,8 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 
 from public_app.cache import invalidate
-from public_app.models import AuthToken, Membership, Organization
-from public_app.selectors import membership_cache_key, organization_cache_key, token_cache_key
+from public_app.models import ApiKey, AuthToken, Membership, Organization
+from public_app.selectors import api_key_cache_key, membership_cache_key, organization_cache_key, token_cache_key
 
 
 def _organization_changed(sender: Any, instance: Organization, **kwargs: Any) -> None:
@@ -22,8 +22,13 @@ def _token_changed(sender: Any, instance: AuthToken, **kwargs: Any) -> None:
     invalidate([token_cache_key(instance.key_hash)])
 
 
+def _api_key_changed(sender: Any, instance: ApiKey, **kwargs: Any) -> None:
+    invalidate([api_key_cache_key(instance.key_hash)])
+
+
 def connect() -> None:
     for signal in (post_save, post_delete):
         signal.connect(_organization_changed, sender=Organization, dispatch_uid="org-cache")
         signal.connect(_membership_changed, sender=Membership, dispatch_uid="membership-cache")
         signal.connect(_token_changed, sender=AuthToken, dispatch_uid="token-cache")
+        signal.connect(_api_key_changed, sender=ApiKey, dispatch_uid="api-key-cache")

@@ -227,6 +227,7 @@ def test_two_owners_demoting_each_other_at_once_leave_an_owner(tenant_template):
                 organization=organization,
                 actor=Actor("user", actor.uid, actor.email),
                 actor_user_id=actor.id,
+                actor_role=Role.OWNER,
                 user_id=target.id,
                 role=Role.ADMIN,
             )

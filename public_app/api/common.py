@@ -18,12 +18,21 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def request_user(request: HttpRequest) -> User:
-    user = user_get(user_id=request.auth.user_id)  # type: ignore[attr-defined]
+    principal = request.auth  # type: ignore[attr-defined]
+    user = user_get(user_id=principal.user_id) if principal.is_user else None
     if user is None:
         raise errors.NotAuthenticated()
     return user
 
 
+def request_user_or_none(request: HttpRequest) -> User | None:
+    """The signed-in user, or None when an API key is calling."""
+    return request_user(request) if request.auth.is_user else None  # type: ignore[attr-defined]
+
+
 def request_actor(request: HttpRequest, user: User | None = None) -> Actor:
+    principal = request.auth  # type: ignore[attr-defined]
+    if not principal.is_user:
+        return Actor(type="api_key", id=principal.uid, label=principal.label, ip=client_ip(request))
     user = user or request_user(request)
     return Actor(type="user", id=user.uid, label=user.email, ip=client_ip(request))

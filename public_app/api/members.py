@@ -6,7 +6,7 @@ from ninja import Query, Router, Status
 
 from public_app import errors
 from public_app.access import Capability
-from public_app.api.common import request_actor, request_user
+from public_app.api.common import request_actor, request_user_or_none
 from public_app.api.security import OrgAuth
 from public_app.models import Invitation, InvitationStatus, Membership
 from public_app.pagination import Page, PageQuery, paginate
@@ -71,6 +71,7 @@ def change_member_role(request: HttpRequest, slug: str, user_id: str, payload: M
         organization=request.org.organization,
         actor=request_actor(request),
         actor_user_id=request.auth.user_id,
+        actor_role=request.org.role,
         user_id=_target_user_id(request, user_id),
         role=payload.role,
     )
@@ -84,6 +85,7 @@ def remove_member(request: HttpRequest, slug: str, user_id: str) -> Status:
         organization=request.org.organization,
         actor=request_actor(request),
         actor_user_id=request.auth.user_id,
+        actor_role=request.org.role,
         user_id=_target_user_id(request, user_id),
     )
     return Status(204, None)
@@ -98,7 +100,7 @@ def list_invitations(request: HttpRequest, slug: str, page: Query[PageQuery]) ->
 @router.post("/{slug}/invitations", response={201: InvitationOut}, auth=manage)
 def create_invitation(request: HttpRequest, slug: str, payload: InvitationCreateIn) -> Status:
     """Invite someone by email; the email with the link is sent by a job."""
-    user = request_user(request)
+    user = request_user_or_none(request)
     invitation = invitation_create(
         organization=request.org.organization,
         actor=request_actor(request, user),

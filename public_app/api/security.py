@@ -12,21 +12,36 @@ from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
+from public_app import errors
 from public_app.access import Capability, Principal, resolve_org
 from public_app.services.auth import principal_from_token
 
 
 class BearerAuth(HttpBearer):
+    """User tokens only: organization API keys cannot call `/me` or anything outside their organization."""
+
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
-        return principal_from_token(token)
+        principal = principal_from_token(token)
+        return principal if principal is not None and principal.is_user else None
 
 
-class OrgAuth(BearerAuth):
-    def __init__(self, capability: Capability, *, tenant_schema: bool = False, require_active: bool = True) -> None:
+class OrgAuth(HttpBearer):
+    """User tokens and the organization's own API keys. `users_only` operations refuse API keys with 403
+    (API keys never manage API keys)."""
+
+    def __init__(
+        self,
+        capability: Capability,
+        *,
+        tenant_schema: bool = False,
+        require_active: bool = True,
+        users_only: bool = False,
+    ) -> None:
         super().__init__()
         self.capability = capability
         self.tenant_schema = tenant_schema
         self.require_active = require_active
+        self.users_only = users_only
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         principal = principal_from_token(token)
@@ -34,6 +49,8 @@ class OrgAuth(BearerAuth):
             return None
         slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
         ctx = resolve_org(principal, str(slug or ""), self.capability, require_active=self.require_active)
+        if self.users_only and not principal.is_user:
+            raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
         request.org = ctx  # type: ignore[attr-defined]
         if self.tenant_schema:
             connection.set_tenant(ctx.organization)

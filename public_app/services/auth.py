@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -12,12 +13,13 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.access import Principal
-from public_app.models import AuthToken, User, normalize_email
+from public_app.models import ApiKey, AuthToken, User, normalize_email
 from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import hash_secret, hashes_match, new_secret
-from public_app.selectors import auth_token_lookup_cached
+from public_app.selectors import api_key_lookup_cached, auth_token_lookup_cached
 
 TOKEN_PREFIX = "ut_"  # noqa: S105 - a prefix, not a secret
+API_KEY_PREFIX = "ak_"
 
 # Hashing a throwaway password when the email is unknown keeps login timing the same whether or not it exists.
 _DUMMY_PASSWORD_HASH: str | None = None
@@ -89,7 +91,12 @@ def token_revoke(*, token_id: int) -> None:
 
 
 def principal_from_token(raw: str) -> Principal | None:
-    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+    """The caller behind a bearer token: a user token (`ut_…`) or an organization API key (`ak_…`)."""
+    if len(raw) > 200:
+        return None
+    if raw.startswith(API_KEY_PREFIX):
+        return _principal_from_api_key(raw)
+    if not raw.startswith(TOKEN_PREFIX):
         return None
     key_hash = hash_secret(raw)
     row = auth_token_lookup_cached(key_hash=key_hash)
@@ -98,3 +105,24 @@ def principal_from_token(raw: str) -> Principal | None:
     if row["expires_at"] <= timezone.now():
         return None
     return Principal(kind="user", user_id=row["user_id"], token_id=row["id"])
+
+
+def _principal_from_api_key(raw: str) -> Principal | None:
+    key_hash = hash_secret(raw)
+    row = api_key_lookup_cached(key_hash=key_hash)
+    if row is None or not hashes_match(row["key_hash"], key_hash):
+        return None
+    now = timezone.now()
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return None
+    # last_used_at is kept to the minute without a write on every request.
+    if cache.add(f"apikey-used:{row['id']}", 1, 60):
+        ApiKey.objects.filter(id=row["id"]).update(last_used_at=now)
+    return Principal(
+        kind="api_key",
+        api_key_id=row["id"],
+        organization_id=row["organization_id"],
+        role=row["role"],
+        uid=row["uid"],
+        label=row["name"],
+    )

@@ -103,7 +103,7 @@ def invitation_create(
     organization: Organization,
     actor: Actor,
     actor_role: str,
-    invited_by: User,
+    invited_by: User | None,
     email: str,
     role: str,
     expires_in_days: int = settings.INVITATION_DEFAULT_DAYS,

@@ -33,24 +33,38 @@ def _check_can_act_on(actor_role: str, target_role: str, new_role: str | None = 
         raise errors.PermissionDenied("Only owners can change owners or grant `owner`.", code="role_escalation")
 
 
+def _current_actor_role(organization: Organization, actor_user_id: int | None, actor_role: str) -> str:
+    """A user's role is re-read under the organization lock (it may have changed since the request was
+    authorized: two owners demoting each other); an API key's role is fixed."""
+    if actor_user_id is None:
+        return actor_role
+    return _membership_of(organization, actor_user_id).role
+
+
 def _member_target(membership: Membership) -> dict:
     return {"target_type": "user", "target_id": membership.user.uid, "target_label": membership.user.email}
 
 
 @transaction.atomic
 def membership_change_role(
-    *, organization: Organization, actor: Actor, actor_user_id: int, user_id: int, role: str
+    *,
+    organization: Organization,
+    actor: Actor,
+    actor_user_id: int | None,
+    actor_role: str,
+    user_id: int,
+    role: str,
 ) -> Membership:
     if role not in Role.values:
         raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
     _lock_organization(organization)
-    actor_membership = _membership_of(organization, actor_user_id)
-    if not role_has(actor_membership.role, Capability.MEMBERS_MANAGE):
+    current_role = _current_actor_role(organization, actor_user_id, actor_role)
+    if not role_has(current_role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
     membership = _membership_of(organization, user_id)
     if membership.role == role:
         return membership
-    _check_can_act_on(actor_membership.role, membership.role, role)
+    _check_can_act_on(current_role, membership.role, role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     previous = membership.role
@@ -68,16 +82,18 @@ def membership_change_role(
 
 
 @transaction.atomic
-def membership_remove(*, organization: Organization, actor: Actor, actor_user_id: int, user_id: int) -> None:
+def membership_remove(
+    *, organization: Organization, actor: Actor, actor_user_id: int | None, actor_role: str, user_id: int
+) -> None:
     """Remove a member, or leave (`user_id` is the actor's own). Access ends when this commits."""
     _lock_organization(organization)
-    actor_membership = _membership_of(organization, actor_user_id)
+    current_role = _current_actor_role(organization, actor_user_id, actor_role)
     membership = _membership_of(organization, user_id)
     leaving = actor_user_id == user_id
     if not leaving:
-        if not role_has(actor_membership.role, Capability.MEMBERS_MANAGE):
+        if not role_has(current_role, Capability.MEMBERS_MANAGE):
             raise errors.PermissionDenied()
-        _check_can_act_on(actor_membership.role, membership.role)
+        _check_can_act_on(current_role, membership.role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     membership.delete()

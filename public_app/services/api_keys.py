@@ -1,0 +1,60 @@
+"""Organization API keys: created with a role (`admin` or `member`), shown once, revoked at once."""
+
+import secrets
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from public_app import errors
+from public_app.access import Actor
+from public_app.models import ApiKey, ApiKeyRole, Organization, User
+from public_app.secrets import hash_secret
+from public_app.services.auth import API_KEY_PREFIX
+from tenant_apps.audit.services import audit_record
+
+_ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
+
+
+def _target(key: ApiKey) -> dict:
+    return {"target_type": "api_key", "target_id": key.uid, "target_label": key.name}
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    actor: Actor,
+    created_by: User | None,
+    name: str,
+    role: str,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Returns the key row and the full key, which is never retrievable again."""
+    if role not in ApiKeyRole.values:
+        raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise errors.ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
+    visible = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    raw = f"{API_KEY_PREFIX}{visible}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(
+        organization=organization,
+        name=name,
+        role=role,
+        prefix=f"{API_KEY_PREFIX}{visible}",
+        key_hash=hash_secret(raw),
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    audit_record(organization=organization, actor=actor, action="api_key.created", data={"role": role}, **_target(key))
+    return key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, organization: Organization, actor: Actor, key_uid: str) -> None:
+    key = ApiKey.objects.select_for_update().filter(organization=organization, uid=key_uid, revoked_at=None).first()
+    if key is None:
+        raise errors.NotFound("API key not found.")
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at", "updated_at"])
+    audit_record(organization=organization, actor=actor, action="api_key.revoked", **_target(key))
