@@ -126,6 +126,7 @@ def register_routers() -> None:
     from public_app.api import members as members_api
     from public_app.api import organizations as organizations_api
     from tenant_apps.agents import api as agents_api
+    from tenant_apps.webhooks import api as webhooks_api
 
     api.add_router("/", auth_api.router)
     api.add_router("/", invitations_api.router)
@@ -133,6 +134,7 @@ def register_routers() -> None:
     api.add_router("/organizations", members_api.router)
     api.add_router("/organizations", developers_api.router)
     api.add_router("/organizations", agents_api.router)
+    api.add_router("/organizations", webhooks_api.router)
 
 
 register_routers()

@@ -228,3 +228,59 @@ def mailbox(smtp_server: Any, settings: Any) -> list[Any]:
     }
     smtp_server.handler.messages.clear()
     return smtp_server.handler.messages
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records requests and answers with scripted statuses."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        self.script: list[int] = []
+        self.event = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                status = receiver.script.pop(0) if receiver.script else 200
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", f"http://127.0.0.1:{receiver.port}/elsewhere")
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(f"status {status}".encode())
+                receiver.event.set()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[dict]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.requests
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[Receiver]:
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_RETRY_SCHEDULE = [0, 0.2, 0.2, 0.2]
+    server = Receiver()
+    yield server
+    server.close()

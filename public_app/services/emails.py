@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 
 from public_app.models import Invitation, InvitationStatus
 from public_app.services.invitations import invitation_link
+from public_app.tenancy import tenant_context
 
 
 def invitation_email_send(*, invitation_id: int, token_version: int) -> bool:
@@ -50,4 +51,33 @@ def invitation_email_send(*, invitation_id: int, token_version: int) -> bool:
         message.send()
         locked.email_sent_version = token_version
         locked.save(update_fields=["email_sent_version", "updated_at"])
+    return True
+
+
+def webhook_disabled_email_send(*, organization_id: int, endpoint_uid: str) -> bool:
+    """Tell the organization's owners that an endpoint was disabled after failing for days."""
+    from public_app.models import Membership, Organization, Role
+
+    organization = Organization.objects.filter(id=organization_id).first()
+    if organization is None:
+        return False
+    with tenant_context(organization):
+        from tenant_apps.webhooks.models import WebhookEndpoint
+
+        endpoint = WebhookEndpoint.objects.filter(uid=endpoint_uid, enabled=False).first()
+    if endpoint is None:
+        return False
+    owners = list(
+        Membership.objects.filter(organization=organization, role=Role.OWNER).values_list("user__email", flat=True)
+    )
+    EmailMultiAlternatives(
+        subject=f"A webhook endpoint of {organization.name} was disabled",
+        body=(
+            f"The webhook endpoint {endpoint.url} of {organization.name} failed on every attempt for "
+            f"{settings.WEBHOOK_DISABLE_AFTER_SECONDS // 3600} hours and has been disabled.\n\n"
+            "Fix the receiver, then re-enable it in Settings → Developers (PATCH enabled=true).\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=owners,
+    ).send()
     return True

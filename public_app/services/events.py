@@ -1,11 +1,18 @@
-"""Side effects of membership changes that other capabilities hook into (billing seat sync, webhooks).
+"""Follow-ups of membership changes that other capabilities hook into (webhooks now, billing seat sync later).
 
 Kept in one place so every path that changes memberships (role change, removal, leave, accepted invitation)
-triggers the same follow-ups after commit.
+triggers the same follow-ups, inside the transaction that made the change (deliveries are enqueued on commit).
 """
 
 from public_app.models import Membership, Organization
 
 
 def membership_changed(*, organization: Organization, event: str, membership: Membership) -> None:
-    """Called inside the transaction that changed `membership`; follow-ups are enqueued on commit."""
+    from tenant_apps.webhooks.services import event_emit
+
+    user = membership.user
+    event_emit(
+        organization=organization,
+        event_type=event,
+        data={"user": {"id": user.uid, "email": user.email}, "role": membership.role},
+    )

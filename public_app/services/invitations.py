@@ -25,6 +25,7 @@ from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import hash_secret, hashes_match
 from public_app.services.members import _check_can_act_on, _lock_organization, membership_add
 from tenant_apps.audit.services import audit_record
+from tenant_apps.webhooks.services import event_emit
 
 TOKEN_PREFIX = "it_"  # noqa: S105 - a prefix, not a secret
 DAY = 24 * 3600
@@ -50,6 +51,10 @@ def invitation_link(invitation: Invitation) -> str:
 
 def _target(invitation: Invitation) -> dict:
     return {"target_type": "invitation", "target_id": invitation.uid, "target_label": invitation.email}
+
+
+def _event_data(invitation: Invitation) -> dict:
+    return {"invitation": {"id": invitation.uid, "email": invitation.email, "role": invitation.role}}
 
 
 def _enqueue_email(invitation: Invitation) -> None:
@@ -147,6 +152,7 @@ def invitation_create(
                 data={"role": role, "expires_at": invitation.expires_at.isoformat()},
                 **_target(invitation),
             )
+            event_emit(organization=organization, event_type="invitation.created", data=_event_data(invitation))
             _enqueue_email(invitation)
     except IntegrityError:
         # The partial unique index settles two concurrent invitations of one email.
@@ -253,6 +259,7 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None) 
         invitation.save(update_fields=["status", "accepted_by", "responded_at", "updated_at"])
         actor = _user_actor(user, ip)
         audit_record(organization=organization, actor=actor, action="invitation.accepted", **_target(invitation))
+        event_emit(organization=organization, event_type="invitation.accepted", data=_event_data(invitation))
         membership_add(organization=organization, user=user, role=invitation.role, actor=actor)
     return invitation
 
