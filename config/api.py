@@ -126,6 +126,9 @@ def register_routers() -> None:
     from public_app.api import members as members_api
     from public_app.api import organizations as organizations_api
     from tenant_apps.agents import api as agents_api
+    from tenant_apps.campaigns import api as campaigns_api
+    from tenant_apps.leads import api as leads_api
+    from tenant_apps.phone_numbers import api as phone_numbers_api
     from tenant_apps.webhooks import api as webhooks_api
 
     api.add_router("/", auth_api.router)
@@ -134,6 +137,9 @@ def register_routers() -> None:
     api.add_router("/organizations", members_api.router)
     api.add_router("/organizations", developers_api.router)
     api.add_router("/organizations", agents_api.router)
+    api.add_router("/organizations", campaigns_api.router)
+    api.add_router("/organizations", leads_api.router)
+    api.add_router("/organizations", phone_numbers_api.router)
     api.add_router("/organizations", webhooks_api.router)
 
 

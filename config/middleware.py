@@ -19,6 +19,11 @@ _CODES = {
 }
 
 
+def _large_upload(path: str) -> bool:
+    """Logo uploads and bulk imports may send up to 10 MiB (API.md); everything else 1 MiB."""
+    return path.endswith(("/leads/import", "/logo"))
+
+
 class ApiErrorShapeMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -30,7 +35,8 @@ class ApiErrorShapeMiddleware:
             length = int(request.headers.get("Content-Length") or 0)
         except ValueError:
             length = 0
-        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        limit = settings.LARGE_UPLOAD_MAX_BYTES if _large_upload(request.path) else settings.API_BODY_MAX_BYTES
+        if length > limit:
             return self._error(413)
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):

@@ -1,0 +1,40 @@
+from datetime import datetime
+
+from ninja import Field, Schema
+from pydantic import AwareDatetime
+
+from public_app.fields import Name
+from tenant_apps.campaigns.models import CampaignStatus
+from tenant_apps.common import CreatedAfterFilter
+
+
+class CampaignCreateIn(Schema):
+    name: Name
+    status: CampaignStatus = CampaignStatus.DRAFT
+    agent_id: str | None = Field(None, max_length=20)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+
+class CampaignUpdateIn(Schema):
+    name: Name | None = None
+    status: CampaignStatus | None = None
+    agent_id: str | None = Field(None, max_length=20)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+
+class CampaignOut(Schema):
+    id: str
+    name: str
+    status: str
+    agent_id: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CampaignFilters(CreatedAfterFilter):
+    status: CampaignStatus | None = None
+    agent_id: str | None = Field(None, max_length=20)

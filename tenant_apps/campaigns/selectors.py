@@ -1,0 +1,17 @@
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from tenant_apps.campaigns.models import Campaign
+from tenant_apps.common import filter_created_after
+
+
+def campaign_list(
+    *, status: str | None = None, agent_id: str | None = None, created_after: datetime | None = None
+) -> QuerySet[Campaign]:
+    queryset = filter_created_after(Campaign.objects.all(), created_after)
+    if status:
+        queryset = queryset.filter(status=status)
+    if agent_id is not None:
+        queryset = queryset.filter(agent_id=int(agent_id)) if agent_id.isdigit() else queryset.none()
+    return queryset

@@ -1,0 +1,52 @@
+"""Helpers shared by the tenant-data apps: ids in paths and bodies, and lookups that 404 or 422."""
+
+from datetime import datetime
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
+from ninja import Field, Schema
+from pydantic import AwareDatetime
+
+from public_app import errors
+
+M = TypeVar("M", bound=Model)
+MAX_ID_DIGITS = 18
+
+
+def _as_int(value: str | int | None) -> int | None:
+    text = str(value) if value is not None else ""
+    if not text.isdigit() or len(text) > MAX_ID_DIGITS:
+        return None
+    return int(text)
+
+
+def get_or_404(queryset: QuerySet[M], object_id: str, label: str) -> M:
+    """The row with this id in the current (tenant) schema, or 404: ids of other organizations simply don't exist."""
+    pk = _as_int(object_id)
+    found = queryset.filter(pk=pk).first() if pk is not None else None
+    if found is None:
+        raise errors.NotFound(f"{label} not found.")
+    return found
+
+
+def reference_or_422(queryset: QuerySet[M], object_id: str | None, field: str, label: str) -> M | None:
+    """A referenced row (e.g. a lead's campaign) that must exist in this organization, else 422 on `field`."""
+    if object_id is None:
+        return None
+    pk = _as_int(object_id)
+    found = queryset.filter(pk=pk).first() if pk is not None else None
+    if found is None:
+        raise errors.ValidationFailed.for_field(field, f"No {label} with this id in this organization.")
+    return found
+
+
+def str_id(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class CreatedAfterFilter(Schema):
+    created_after: AwareDatetime | None = Field(None, description="Only rows created after this instant.")
+
+
+def filter_created_after(queryset: QuerySet[M], created_after: datetime | None) -> QuerySet[M]:
+    return queryset.filter(created_at__gt=created_after) if created_after else queryset

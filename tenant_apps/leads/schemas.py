@@ -1,0 +1,69 @@
+from datetime import datetime
+from typing import Annotated
+
+from ninja import Field, Schema
+from pydantic import AfterValidator, StringConstraints
+
+from public_app.fields import ShortText
+from tenant_apps.common import CreatedAfterFilter
+from tenant_apps.leads.models import LeadStatus
+
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+Phone = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
+
+
+def _email(value: str) -> str:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    value = value.strip().lower()
+    if value:
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValueError("Enter a valid email address") from None
+    return value
+
+
+Email = Annotated[ShortText, AfterValidator(_email)]
+
+
+class LeadIn(Schema):
+    first_name: ShortText = ""
+    last_name: ShortText = ""
+    email: Email = ""
+    phone: Phone | None = Field(None, description="E.164, e.g. +14155550123")
+    status: LeadStatus = LeadStatus.NEW
+    campaign_id: str | None = Field(None, max_length=20)
+
+
+class LeadUpdateIn(Schema):
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    status: LeadStatus | None = None
+    campaign_id: str | None = Field(None, max_length=20)
+
+
+class LeadOut(Schema):
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    status: str
+    campaign_id: str | None
+    source: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadFilters(CreatedAfterFilter):
+    status: LeadStatus | None = None
+    campaign_id: str | None = Field(None, max_length=20)
+    source: str | None = Field(None, max_length=20)
+
+
+class ImportResultOut(Schema):
+    imported: int

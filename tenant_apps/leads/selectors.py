@@ -1,0 +1,23 @@
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from tenant_apps.common import filter_created_after
+from tenant_apps.leads.models import Lead
+
+
+def lead_list(
+    *,
+    status: str | None = None,
+    campaign_id: str | None = None,
+    source: str | None = None,
+    created_after: datetime | None = None,
+) -> QuerySet[Lead]:
+    queryset = filter_created_after(Lead.objects.all(), created_after)
+    if status:
+        queryset = queryset.filter(status=status)
+    if source:
+        queryset = queryset.filter(source=source)
+    if campaign_id is not None:
+        queryset = queryset.filter(campaign_id=int(campaign_id)) if campaign_id.isdigit() else queryset.none()
+    return queryset
