@@ -126,7 +126,9 @@ def register_routers() -> None:
     from public_app.api import members as members_api
     from public_app.api import organizations as organizations_api
     from tenant_apps.agents import api as agents_api
+    from tenant_apps.audit import api as audit_api
     from tenant_apps.campaigns import api as campaigns_api
+    from tenant_apps.integrations import api as integrations_api
     from tenant_apps.leads import api as leads_api
     from tenant_apps.phone_numbers import api as phone_numbers_api
     from tenant_apps.webhooks import api as webhooks_api
@@ -140,6 +142,8 @@ def register_routers() -> None:
     api.add_router("/organizations", campaigns_api.router)
     api.add_router("/organizations", leads_api.router)
     api.add_router("/organizations", phone_numbers_api.router)
+    api.add_router("/organizations", integrations_api.router)
+    api.add_router("/organizations", audit_api.router)
     api.add_router("/organizations", webhooks_api.router)
 
 

@@ -82,3 +82,9 @@ class ServiceUnavailable(ApplicationError):
     status = 503
     code = "service_unavailable"
     default_message = "The service is temporarily unavailable."
+
+
+class BadGateway(ApplicationError):
+    status = 502
+    code = "bad_gateway"
+    default_message = "An upstream service failed."

@@ -284,3 +284,13 @@ def receiver(settings: Any) -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def leadsforce(settings: Any) -> Iterator[Any]:
+    from tests.fakes.leadsforce import FakeLeadsforce
+
+    fake = FakeLeadsforce()
+    settings.LEADSFORCE_API_URL = fake.url
+    yield fake
+    fake.close()

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import quote_schema_name, schema_exists
 
+from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
 from public_app.services.organizations import organization_mark_active
 
@@ -46,10 +47,6 @@ def migration_state() -> str:
     loader = MigrationLoader(None, ignore_no_migrations=True)
     nodes = sorted(f"{app}.{name}" for app, name in loader.graph.nodes)
     return hashlib.sha256("\n".join(nodes).encode()).hexdigest()[:16]
-
-
-def _advisory_lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def migrate_schema(schema_name: str) -> None:
@@ -100,9 +97,8 @@ def ddl_from_dump(dump: str, schema_name: str) -> str:
 def _build_template(state: str) -> Template:
     template = settings.TENANT_TEMPLATE_SCHEMA
     with transaction.atomic():
+        advisory_xact_lock("tenant-template")  # one process at a time migrates and dumps the template
         with connection.cursor() as cursor:
-            # One process at a time migrates and dumps the template.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_lock_key("tenant-template")])
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(template)}")
         migrate_schema(template)
     ddl = ddl_from_dump(_pg_dump_ddl(template), template)
@@ -146,8 +142,7 @@ def organization_provision(*, organization_id: int) -> Organization | None:
         logger.warning("template unavailable; provisioning %s by running migrations", organization.slug, exc_info=True)
         template = None
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_lock_key(f"provision:{organization_id}")])
+        advisory_xact_lock(f"provision:{organization_id}")
         organization = Organization.objects.select_for_update().get(id=organization_id)
         if organization.status in (OrganizationStatus.ACTIVE, OrganizationStatus.DELETING):
             return organization

@@ -1,0 +1,16 @@
+"""Integration actors. A failed Leadsforce sync (network, 5xx, 429) is retried with backoff; pages already
+imported are skipped by their Leadsforce id."""
+
+import dramatiq
+from django.db import connection
+
+from public_app.models import Organization, OrganizationStatus
+from tenant_apps.integrations.services import leadsforce_sync
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=6, min_backoff=10_000, time_limit=30 * 60 * 1000)
+def sync_leadsforce(organization_id: int) -> None:
+    organization = Organization.objects.filter(id=organization_id, status=OrganizationStatus.ACTIVE).first()
+    if organization is None or connection.schema_name != organization.schema_name:
+        return
+    leadsforce_sync(organization=organization)

@@ -1,0 +1,139 @@
+"""Settings → Leadsforce: connect (key checked, then stored encrypted), disconnect, and the lead sync."""
+
+import logging
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from public_app import errors
+from public_app.access import Actor
+from public_app.clients import leadsforce
+from public_app.crypto import decrypt, encrypt
+from public_app.locks import advisory_try_lock
+from public_app.models import Organization
+from tenant_apps.audit.services import audit_record
+from tenant_apps.integrations.models import Integration
+from tenant_apps.leads.models import Lead, LeadSource
+from tenant_apps.leads.services import lead_event_data
+
+logger = logging.getLogger(__name__)
+PROVIDER = "leadsforce"
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _target() -> dict:
+    return {"target_type": "integration", "target_id": PROVIDER, "target_label": "Leadsforce"}
+
+
+def leadsforce_get() -> Integration | None:
+    return Integration.objects.filter(provider=PROVIDER).first()
+
+
+def leadsforce_connect(*, organization: Organization, actor: Actor, api_key: str) -> Integration:
+    try:
+        account = leadsforce.account_get(api_key)
+    except leadsforce.LeadsforceRejected:
+        raise errors.ValidationFailed(
+            "Leadsforce refused this API key.", code="leadsforce_rejected",
+            details=[{"field": "api_key", "message": "Leadsforce refused this API key."}],
+        ) from None  # fmt: skip
+    except leadsforce.LeadsforceNotConfigured:
+        raise errors.ServiceUnavailable(
+            "The Leadsforce integration is not configured here.", code="leadsforce_not_configured"
+        ) from None
+    except leadsforce.LeadsforceUnavailable as exc:
+        raise errors.BadGateway(
+            "Leadsforce could not be reached; try again.", code="leadsforce_unavailable", details={"reason": str(exc)}
+        ) from None
+    with transaction.atomic():
+        integration, _ = Integration.objects.update_or_create(
+            provider=PROVIDER,
+            defaults={
+                "credentials_encrypted": encrypt(api_key),
+                "account_name": account.name,
+                "connected_at": timezone.now(),
+                "last_sync_error": "",
+            },
+        )
+        audit_record(
+            organization=organization, actor=actor, action="integration.connected",
+            data={"account": account.name}, **_target(),
+        )  # fmt: skip
+    return integration
+
+
+@transaction.atomic
+def leadsforce_disconnect(*, organization: Organization, actor: Actor) -> None:
+    deleted, _ = Integration.objects.filter(provider=PROVIDER).delete()
+    if not deleted:
+        raise errors.NotFound("Leadsforce is not connected.")
+    audit_record(organization=organization, actor=actor, action="integration.disconnected", **_target())
+
+
+def leadsforce_sync_request(*, organization: Organization) -> None:
+    from jobs.integrations import sync_leadsforce
+
+    if leadsforce_get() is None:
+        raise errors.Conflict("Connect Leadsforce first.", code="integration_not_connected")
+    organization_id, schema = organization.id, organization.schema_name
+    transaction.on_commit(lambda: sync_leadsforce.send_with_options(args=(organization_id,), tenant_schema=schema))
+
+
+def _clean(row: dict[str, Any]) -> dict[str, str]:
+    email = str(row.get("email") or "").strip().lower()[:254]
+    try:
+        validate_email(email) if email else None
+    except DjangoValidationError:
+        email = ""
+    phone = str(row.get("phone") or "").strip()
+    return {
+        "first_name": str(row.get("first_name") or "")[:200],
+        "last_name": str(row.get("last_name") or "")[:200],
+        "email": email,
+        "phone": phone if E164.match(phone) else "",
+    }
+
+
+def _import_page(organization: Organization, rows: list[dict[str, Any]]) -> int:
+    from tenant_apps.webhooks.services import event_emit
+
+    by_id = {str(row["id"])[:100]: _clean(row) for row in rows}
+    with transaction.atomic():
+        existing = {lead.external_id: lead for lead in Lead.objects.filter(source=LeadSource.LEADSFORCE,
+                                                                             external_id__in=by_id)}  # fmt: skip
+        for external_id, fields in by_id.items():
+            lead = existing.get(external_id)
+            if lead is not None and any(getattr(lead, k) != v for k, v in fields.items()):
+                Lead.objects.filter(pk=lead.pk).update(**fields, updated_at=timezone.now())
+        created = Lead.objects.bulk_create(
+            [Lead(source=LeadSource.LEADSFORCE, external_id=eid, **fields) for eid, fields in by_id.items()
+             if eid not in existing]
+        )  # fmt: skip
+        for lead in created:
+            event_emit(organization=organization, event_type="lead.created", data={"lead": lead_event_data(lead)})
+    return len(created)
+
+
+def leadsforce_sync(*, organization: Organization) -> int | None:
+    """Import every Leadsforce lead into this organization's schema; returns how many were new (None if skipped).
+    Idempotent on the Leadsforce id; one sync per organization at a time."""
+    integration = leadsforce_get()
+    if integration is None:
+        return None
+    with advisory_try_lock(f"leadsforce-sync:{organization.id}") as acquired:
+        if not acquired:
+            return None
+        created = 0
+        try:
+            for page in leadsforce.lead_pages(decrypt(integration.credentials_encrypted)):
+                created += _import_page(organization, page)
+        except leadsforce.LeadsforceRejected as exc:
+            Integration.objects.filter(pk=integration.pk).update(last_sync_error=str(exc))
+            logger.warning("leadsforce sync for %s stopped: %s", organization.slug, exc)
+            return created
+        Integration.objects.filter(pk=integration.pk).update(last_sync_at=timezone.now(), last_sync_error="")
+        return created
