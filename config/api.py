@@ -72,6 +72,8 @@ def _application_error(request: HttpRequest, exc: errors.ApplicationError) -> Ht
     response = error_response(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, errors.RateLimited):
         response["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.MovedPermanently):
+        response["Location"] = exc.location
     return response
 
 

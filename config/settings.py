@@ -4,6 +4,7 @@ Defaults work on a development machine with PostgreSQL and Redis on localhost; p
 which makes SECRET_KEY mandatory.
 """
 
+import json
 from pathlib import Path
 
 import dj_database_url
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "public_app.middleware.PublicSchemaMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Parses multipart bodies of PUT/PATCH too (PUT .../logo).
+    "ninja.compatibility.files.fix_request_files_middleware",
 ]
 APPEND_SLASH = False
 
@@ -208,3 +211,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = LARGE_UPLOAD_MAX_BYTES
 # Leadsforce integration (docs/leadsforce.md): off while LEADSFORCE_API_URL is unset.
 LEADSFORCE_API_URL = env_str("LEADSFORCE_API_URL", "")
 LEADSFORCE_TIMEOUT_SECONDS = env_int("LEADSFORCE_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+
+# Organization lifecycle.
+ORG_DELETION_GRACE_DAYS = env_int("ORG_DELETION_GRACE_DAYS", 7, minimum=0)
+ORG_SLUG_REDIRECT_DAYS = env_int("ORG_SLUG_REDIRECT_DAYS", 90, minimum=0)
+# Organizations in `provisioning` for longer than this are re-enqueued by the scheduler.
+PROVISIONING_STUCK_SECONDS = env_int("PROVISIONING_STUCK_SECONDS", 300, minimum=10)
+SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 60, minimum=1)
+
+# Uploaded files (logos) go through Django's storage API: local directory by default, any backend by setting
+# STORAGE_BACKEND (e.g. storages.backends.s3.S3Storage) with its options in STORAGE_OPTIONS_JSON.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / ".data" / "media"))
+MEDIA_URL = env_str("MEDIA_URL", "/media/")
+STORAGES = {
+    "default": {
+        "BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(env_str("STORAGE_OPTIONS_JSON", "{}")),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_MAX_SIDE = 4096

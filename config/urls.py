@@ -1,8 +1,18 @@
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
+from django.views.static import serve as static_serve
 
 from config.api import api, error_response
 from config.health import healthz, readyz
+
+
+def serve_media(request: HttpRequest, path: str) -> HttpResponse:
+    response = static_serve(request, path, document_root=settings.MEDIA_ROOT)
+    # Names are content hashes: a new logo gets a new URL, so this one can be cached for good.
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def api_not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
@@ -13,6 +23,8 @@ urlpatterns = [
     path("api/v1/", api.urls),
     # Anything else under /api/ answers in the API's error shape, never Django's HTML page.
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    # Uploaded logos, when they live on the local filesystem (other storage backends serve their own URLs).
+    re_path(r"^media/(?P<path>logos/[A-Za-z0-9_]+/[0-9a-f]+\.png)$", serve_media),
     path("healthz", healthz),
     path("readyz", readyz),
 ]

@@ -95,27 +95,59 @@ class OrgContext:
         return role_has(self.role, capability)
 
 
-def resolve_org(principal: Principal, slug: str, capability: Capability, *, require_active: bool = True) -> OrgContext:
-    # Imported here: selectors import models that import this module's siblings at app-loading time.
-    from public_app.selectors import membership_role_cached, organization_get_cached
+def _role_of(principal: Principal, organization: Organization) -> str | None:
+    from public_app.selectors import membership_role_cached
+
+    if principal.is_user:
+        return membership_role_cached(organization_id=organization.id, user_id=principal.user_id)
+    # An API key exists for exactly one organization; anywhere else it is an outsider.
+    return principal.role if principal.organization_id == organization.id else None
+
+
+def _redirect_or_404(principal: Principal, slug: str, path: str | None) -> errors.ApplicationError:
+    """A former slug answers 308 to the current one, but only to those who may see the organization."""
+    from public_app.selectors import slug_redirect_target
+
+    organization = slug_redirect_target(slug=slug)
+    if (
+        organization is not None
+        and path
+        and organization.status != OrganizationStatus.DELETING
+        and _role_of(principal, organization) is not None
+    ):
+        location = path.replace(f"/organizations/{slug}", f"/organizations/{organization.slug}", 1)
+        return errors.MovedPermanently(location)
+    return errors.NotFound("Organization not found.")
+
+
+def resolve_org(
+    principal: Principal,
+    slug: str,
+    capability: Capability,
+    *,
+    require_active: bool = True,
+    allow_deleting: bool = False,
+    path: str | None = None,
+) -> OrgContext:
+    """404 unknown or not a member (or a deleting organization, for all but its owners), 308 former slug,
+    410 deleting (owners, except where `allow_deleting`), 403 role lacks the capability, 503 not provisioned."""
+    from public_app.selectors import organization_get_cached
 
     organization = organization_get_cached(slug=slug)
     if organization is None:
-        raise errors.NotFound("Organization not found.")
-    role: str | None
-    if principal.is_user:
-        role = membership_role_cached(organization_id=organization.id, user_id=principal.user_id)
-    else:
-        # An API key exists for exactly one organization; anywhere else it is an outsider.
-        role = principal.role if principal.organization_id == organization.id else None
+        raise _redirect_or_404(principal, slug, path)
+    role = _role_of(principal, organization)
     if role is None:
         raise errors.NotFound("Organization not found.")
+    if organization.status == OrganizationStatus.DELETING:
+        if role != Role.OWNER or not principal.is_user:
+            raise errors.NotFound("Organization not found.")
+        if not allow_deleting:
+            raise errors.Gone("The organization is being deleted.", code="organization_deleted")
     if not role_has(role, capability):
         raise errors.PermissionDenied()
-    if require_active and organization.status != OrganizationStatus.ACTIVE:
-        if organization.status in (OrganizationStatus.PROVISIONING, OrganizationStatus.FAILED):
-            raise errors.ServiceUnavailable(
-                "The organization is still being set up; try again shortly.", code="organization_provisioning"
-            )
-        raise errors.Gone("The organization is being deleted.", code="organization_deleted")
+    if require_active and organization.status in (OrganizationStatus.PROVISIONING, OrganizationStatus.FAILED):
+        raise errors.ServiceUnavailable(
+            "The organization is still being set up; try again shortly.", code="organization_provisioning"
+        )
     return OrgContext(organization=organization, principal=principal, role=role)

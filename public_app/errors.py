@@ -88,3 +88,15 @@ class BadGateway(ApplicationError):
     status = 502
     code = "bad_gateway"
     default_message = "An upstream service failed."
+
+
+class MovedPermanently(ApplicationError):
+    """A renamed organization's former slug: 308 to the same path under the current slug (method preserved)."""
+
+    status = 308
+    code = "moved_permanently"
+    default_message = "This organization has a new slug."
+
+    def __init__(self, location: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.location = location

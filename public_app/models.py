@@ -4,6 +4,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django_tenants.models import TenantMixin
 
 from public_app import ids
@@ -97,6 +98,8 @@ class Organization(TenantMixin, TimestampedModel):
     billing_email = models.CharField(max_length=254, blank=True)
     timezone = models.CharField(max_length=64, default="UTC")
     logo = models.CharField(max_length=300, blank=True)
+    purge_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -138,9 +141,12 @@ class Membership(TimestampedModel):
     # The unique (organization, user) index serves lookups by organization; no separate one.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     role = models.CharField(max_length=16, choices=Role.choices)
+    # For the organization switcher's "last used" order; written at most once a minute per membership.
+    last_accessed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_per_org")]
+        indexes = [models.Index(fields=["user", "-last_accessed_at", "-id"], name="membership_switcher_idx")]
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.organization_id}:{self.role}"
@@ -214,3 +220,31 @@ class ApiKey(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+
+class SlugRedirect(models.Model):
+    """A former slug: requests to it answer 308 to the current slug, and no other organization may take it, until
+    `expires_at` (ORG_SLUG_REDIRECT_DAYS after the rename)."""
+
+    old_slug = models.CharField(max_length=48, unique=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="slug_redirects")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.old_slug} → {self.organization_id}"
+
+
+class PurgedOrganization(models.Model):
+    """What remains in `public` of a purged organization: who it was and when it went (its schema is dropped)."""
+
+    uid = models.CharField(max_length=40, unique=True)
+    slug = models.CharField(max_length=48)
+    name = models.CharField(max_length=200)
+    schema_name = models.CharField(max_length=63)
+    member_count = models.PositiveIntegerField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.slug} (purged {self.purged_at:%Y-%m-%d})"

@@ -6,9 +6,10 @@ among the older rows it has not reached, and no page needs a COUNT(*).
 
 import base64
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from ninja import Field, Schema
 
 from public_app import errors
@@ -26,28 +27,61 @@ class Page(Schema, Generic[T]):
     next_cursor: str | None
 
 
-def _encode(value: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{value}".encode()).decode().rstrip("=")
+def _encode(*values: object) -> str:
+    return base64.urlsafe_b64encode(("v1:" + "|".join(str(v) for v in values)).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> int:
+def _decode(cursor: str, parts: int) -> list[str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, value = raw.split(":", 1)
-        if version != "v1":
+        values = value.split("|")
+        if version != "v1" or len(values) != parts:
             raise ValueError(version)
-        return int(value)
+        return values
     except (ValueError, UnicodeDecodeError):
         raise errors.ValidationFailed.for_field("cursor", "The cursor is not valid.") from None
 
 
-def paginate(queryset: QuerySet, page: PageQuery, to_item: Callable[[Any], Any] = lambda row: row) -> dict:
+def paginate(
+    queryset: QuerySet,
+    page: PageQuery,
+    to_item: Callable[[Any], Any] = lambda row: row,
+    *,
+    order_by: str | None = None,
+) -> dict:
+    """Keyset pages, newest first by primary key; or by the non-null datetime field `order_by` (descending, ties
+    broken by primary key)."""
     if page.cursor:
-        queryset = queryset.filter(pk__lt=_decode(page.cursor))
-    rows = list(queryset.order_by("-pk")[: page.limit + 1])
+        if order_by is None:
+            (pk,) = _decode(page.cursor, 1)
+            queryset = queryset.filter(pk__lt=_parse_int(pk))
+        else:
+            at, pk = _decode(page.cursor, 2)
+            moment = _parse_datetime(at)
+            queryset = queryset.filter(
+                Q(**{f"{order_by}__lt": moment}) | Q(**{order_by: moment, "pk__lt": _parse_int(pk)})
+            )
+    ordering = ["-pk"] if order_by is None else [f"-{order_by}", "-pk"]
+    rows = list(queryset.order_by(*ordering)[: page.limit + 1])
     has_more = len(rows) > page.limit
     rows = rows[: page.limit]
-    return {
-        "items": [to_item(row) for row in rows],
-        "next_cursor": _encode(rows[-1].pk) if has_more else None,
-    }
+    next_cursor = None
+    if has_more:
+        last = rows[-1]
+        next_cursor = _encode(last.pk) if order_by is None else _encode(getattr(last, order_by).isoformat(), last.pk)
+    return {"items": [to_item(row) for row in rows], "next_cursor": next_cursor}
+
+
+def _parse_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.ValidationFailed.for_field("cursor", "The cursor is not valid.") from None
+
+
+def _parse_datetime(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.ValidationFailed.for_field("cursor", "The cursor is not valid.") from None

@@ -35,6 +35,8 @@ class MyOrganizationOut(Schema):
     name: str
     role: str
     status: str
+    logo_url: str | None
+    last_accessed_at: datetime
 
 
 class OrganizationCreateIn(Schema):
@@ -61,6 +63,7 @@ class OrganizationOut(Schema):
     created_at: datetime
     plan: str
     role: str
+    purge_at: datetime | None
 
 
 class MemberUserOut(Schema):

@@ -12,6 +12,7 @@ from public_app.models import (
     Membership,
     Organization,
     OrganizationStatus,
+    SlugRedirect,
     User,
 )
 
@@ -30,6 +31,14 @@ def token_cache_key(key_hash: str) -> str:
 
 def organization_get_cached(*, slug: str) -> Organization | None:
     return cached(organization_cache_key(slug), lambda: Organization.objects.filter(slug=slug).first())
+
+
+def slug_redirect_target(*, slug: str) -> Organization | None:
+    """The organization that used `slug` until a rename, while the redirect window lasts."""
+    redirect = (
+        SlugRedirect.objects.filter(old_slug=slug, expires_at__gt=timezone.now()).select_related("organization").first()
+    )
+    return redirect.organization if redirect else None
 
 
 def membership_role_cached(*, organization_id: int, user_id: int) -> str | None:
@@ -82,14 +91,12 @@ def user_get(*, user_id: int) -> User | None:
 
 
 def organization_list_for_user(*, user_id: int) -> QuerySet[Membership]:
-    """The organization switcher: the caller's memberships with their organizations, newest first.
-
-    Organizations being deleted are listed to their owners only."""
+    """The organization switcher: the caller's memberships with their organizations (paginate by
+    `last_accessed_at`: most recently used first). Organizations being deleted are listed to their owners only."""
     return (
         Membership.objects.filter(user_id=user_id)
         .exclude(organization__status=OrganizationStatus.DELETING, role__in=["admin", "member", "billing"])
         .select_related("organization")
-        .order_by("-id")
     )
 
 

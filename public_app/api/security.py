@@ -15,6 +15,7 @@ from ninja.security import HttpBearer
 from public_app import errors
 from public_app.access import Capability, Principal, resolve_org
 from public_app.services.auth import principal_from_token
+from public_app.services.members import membership_touch
 
 
 class BearerAuth(HttpBearer):
@@ -35,12 +36,14 @@ class OrgAuth(HttpBearer):
         *,
         tenant_schema: bool = False,
         require_active: bool = True,
+        allow_deleting: bool = False,
         users_only: bool = False,
     ) -> None:
         super().__init__()
         self.capability = capability
         self.tenant_schema = tenant_schema
         self.require_active = require_active
+        self.allow_deleting = allow_deleting
         self.users_only = users_only
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
@@ -48,10 +51,19 @@ class OrgAuth(HttpBearer):
         if principal is None:
             return None
         slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
-        ctx = resolve_org(principal, str(slug or ""), self.capability, require_active=self.require_active)
+        ctx = resolve_org(
+            principal,
+            str(slug or ""),
+            self.capability,
+            require_active=self.require_active,
+            allow_deleting=self.allow_deleting,
+            path=request.get_full_path(),
+        )
         if self.users_only and not principal.is_user:
             raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
         request.org = ctx  # type: ignore[attr-defined]
+        if principal.is_user:
+            membership_touch(organization_id=ctx.organization.id, user_id=principal.user_id)
         if self.tenant_schema:
             connection.set_tenant(ctx.organization)
         return principal

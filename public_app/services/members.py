@@ -1,7 +1,9 @@
 """Membership rules: change role, remove, leave. Hierarchy and last-owner rules live here, under a lock on the
 organization row so concurrent changes (two owners demoting each other) are serialized and re-checked."""
 
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from public_app import errors
 from public_app.access import ROLE_RANK, Actor, Capability, role_has
@@ -115,3 +117,11 @@ def membership_add(*, organization: Organization, user: User, role: str, actor: 
     )
     membership_changed(organization=organization, event="member.added", membership=membership)
     return membership
+
+
+def membership_touch(*, organization_id: int, user_id: int) -> None:
+    """Record that the user used this organization (the switcher's order), at most once a minute."""
+    if cache.add(f"membership-touch:{organization_id}:{user_id}", 1, 60):
+        Membership.objects.filter(organization_id=organization_id, user_id=user_id).update(
+            last_accessed_at=timezone.now()
+        )

@@ -1,12 +1,36 @@
 """Creating organizations and their status changes."""
 
 import re
+import zoneinfo
+from datetime import timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import IntegrityError, connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
+from django_tenants.utils import quote_schema_name
 
 from public_app import errors
-from public_app.models import Membership, Organization, OrganizationStatus, Role, User
+from public_app.access import Actor
+from public_app.locks import advisory_xact_lock
+from public_app.logos import logo_delete_file, logo_process, logo_store
+from public_app.models import (
+    Membership,
+    Organization,
+    OrganizationStatus,
+    PurgedOrganization,
+    Role,
+    SlugRedirect,
+    User,
+    normalize_email,
+)
+from tenant_apps.audit.services import audit_record
+
+# Sent inside the transaction that schedules a deletion; billing cancels the subscription from here.
+organization_deleted = Signal()
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -50,6 +74,7 @@ def organization_create(*, user: User, name: str, slug: str) -> Organization:
     slug_validate(slug)
     try:
         with transaction.atomic():
+            _slug_check_available(slug)
             organization = Organization.objects.create(name=cleaned_name, slug=slug)
             Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
     except IntegrityError:
@@ -71,3 +96,181 @@ def organization_mark_failed(*, organization: Organization, reason: str) -> None
     organization.status = OrganizationStatus.FAILED
     organization.status_reason = reason[:2000]
     organization.save(update_fields=["status", "status_reason", "updated_at"])
+
+
+def _slug_check_available(slug: str, organization: Organization | None = None) -> None:
+    """409 unless no other organization has this slug now, nor had it within the redirect window.
+    Serialized per slug (an advisory lock) because the two tables cannot share one unique constraint."""
+    advisory_xact_lock(f"slug:{slug}")
+    others = Organization.objects.filter(slug=slug)
+    redirects = SlugRedirect.objects.filter(old_slug=slug, expires_at__gt=timezone.now())
+    if organization is not None:
+        others = others.exclude(id=organization.id)
+        redirects = redirects.exclude(organization=organization)
+    if others.exists() or redirects.exists():
+        raise errors.Conflict("This slug is already taken.", code="slug_taken")
+
+
+def _validate_website(value: str) -> str:
+    value = value.strip()
+    if value:
+        try:
+            URLValidator(schemes=["http", "https"])(value)
+        except DjangoValidationError:
+            raise errors.ValidationFailed.for_field("website", "Enter an http:// or https:// URL.") from None
+    return value
+
+
+def _validate_billing_email(value: str) -> str:
+    value = normalize_email(value)
+    if value:
+        try:
+            validate_email(value)
+        except DjangoValidationError:
+            raise errors.ValidationFailed.for_field("billing_email", "Enter a valid email address.") from None
+    return value
+
+
+def _validate_timezone(value: str) -> str:
+    if value not in zoneinfo.available_timezones():
+        raise errors.ValidationFailed.for_field("timezone", "Use an IANA time zone name, e.g. Europe/Paris.")
+    return value
+
+
+_VALIDATORS = {
+    "name": name_validate,
+    "website": _validate_website,
+    "billing_email": _validate_billing_email,
+    "timezone": _validate_timezone,
+}
+
+
+def organization_update(*, organization: Organization, actor: Actor, changes: dict[str, Any]) -> Organization:
+    """General settings: name, slug, website, billing_email, timezone. A new slug leaves a 308 redirect at the old
+    one for ORG_SLUG_REDIRECT_DAYS, during which no other organization may take it."""
+    from tenant_apps.webhooks.services import event_emit
+
+    cleaned = {field: _VALIDATORS[field](value) for field, value in changes.items() if field in _VALIDATORS}
+    new_slug = changes.get("slug")
+    if new_slug is not None:
+        slug_validate(new_slug)
+    with transaction.atomic():
+        organization = Organization.objects.select_for_update().get(id=organization.id)
+        previous = {field: getattr(organization, field) for field in (*cleaned, "slug")}
+        if new_slug is not None and new_slug != organization.slug:
+            _slug_check_available(new_slug, organization)
+            # Taking back one's own former slug ends that redirect; expired ones are just cleaned up.
+            SlugRedirect.objects.filter(old_slug=new_slug).delete()
+            if settings.ORG_SLUG_REDIRECT_DAYS:
+                SlugRedirect.objects.update_or_create(
+                    old_slug=organization.slug,
+                    defaults={
+                        "organization": organization,
+                        "expires_at": timezone.now() + timedelta(days=settings.ORG_SLUG_REDIRECT_DAYS),
+                    },
+                )
+            cleaned["slug"] = new_slug
+        changed = {field: value for field, value in cleaned.items() if previous.get(field) != value}
+        if not changed:
+            return organization
+        for field, value in changed.items():
+            setattr(organization, field, value)
+        organization.save(update_fields=[*changed, "updated_at"])
+        diff = {field: {"from": previous[field], "to": value} for field, value in changed.items()}
+        audit_record(
+            organization=organization, actor=actor, action="organization.updated", target_type="organization",
+            target_id=organization.uid, target_label=organization.name, data=diff,
+        )  # fmt: skip
+        event_emit(organization=organization, event_type="organization.updated", data={"changes": diff})
+    return organization
+
+
+def organization_set_logo(*, organization: Organization, actor: Actor, data: bytes | None) -> Organization:
+    """Store a verified, re-encoded logo (or remove it with `data=None`)."""
+    png = logo_process(data) if data is not None else None
+    with transaction.atomic():
+        organization = Organization.objects.select_for_update().get(id=organization.id)
+        old = organization.logo
+        organization.logo = logo_store(organization, png) if png is not None else ""
+        organization.save(update_fields=["logo", "updated_at"])
+        audit_record(
+            organization=organization, actor=actor, action="organization.updated", target_type="organization",
+            target_id=organization.uid, target_label=organization.name,
+            data={"logo": {"from": old or None, "to": organization.logo or None}},
+        )  # fmt: skip
+        if old and old != organization.logo:
+            transaction.on_commit(lambda: logo_delete_file(old))
+    return organization
+
+
+def organization_delete(*, organization: Organization, actor: Actor) -> Organization:
+    """Schedule the deletion: data unreachable at once (every org-scoped call answers 404/410), schema dropped by
+    the purge job after ORG_DELETION_GRACE_DAYS; an owner may restore it until then."""
+    with transaction.atomic():
+        organization = Organization.objects.select_for_update().get(id=organization.id)
+        now = timezone.now()
+        organization.status = OrganizationStatus.DELETING
+        organization.deleted_at = now
+        organization.purge_at = now + timedelta(days=settings.ORG_DELETION_GRACE_DAYS)
+        organization.save(update_fields=["status", "deleted_at", "purge_at", "updated_at"])
+        audit_record(
+            organization=organization, actor=actor, action="organization.deleted", target_type="organization",
+            target_id=organization.uid, target_label=organization.name,
+            data={"purge_at": organization.purge_at.isoformat()},
+        )  # fmt: skip
+        organization_deleted.send(sender=Organization, organization=organization)
+    return organization
+
+
+def organization_restore(*, organization: Organization, actor: Actor) -> Organization:
+    with transaction.atomic():
+        organization = Organization.objects.select_for_update().get(id=organization.id)
+        if organization.status != OrganizationStatus.DELETING:
+            return organization
+        if organization.purge_at is None or organization.purge_at <= timezone.now():
+            raise errors.Gone(
+                "The grace period is over; the organization is being purged.", code="organization_deleted"
+            )
+        organization.status = OrganizationStatus.ACTIVE
+        organization.purge_at = None
+        organization.deleted_at = None
+        organization.save(update_fields=["status", "purge_at", "deleted_at", "updated_at"])
+        audit_record(
+            organization=organization, actor=actor, action="organization.restored", target_type="organization",
+            target_id=organization.uid, target_label=organization.name,
+        )  # fmt: skip
+    return organization
+
+
+def organization_purge(*, organization_id: int) -> bool:
+    """Drop the schema and the public rows of an organization whose grace period is over. One transaction (DDL is
+    transactional in PostgreSQL), so a crash leaves it either untouched or gone; safe to re-run."""
+    with transaction.atomic():
+        advisory_xact_lock(f"provision:{organization_id}")
+        organization = Organization.objects.select_for_update().filter(id=organization_id).first()
+        if (
+            organization is None
+            or organization.status != OrganizationStatus.DELETING
+            or organization.purge_at is None
+            or organization.purge_at > timezone.now()
+        ):
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(organization.schema_name)} CASCADE")
+        PurgedOrganization.objects.update_or_create(
+            uid=organization.uid,
+            defaults={
+                "slug": organization.slug,
+                "name": organization.name,
+                "schema_name": organization.schema_name,
+                "member_count": organization.memberships.count(),
+                "deleted_at": organization.deleted_at,
+            },
+        )
+        logo = organization.logo
+        # Cascades to memberships, invitations, API keys and slug redirects; releases the slug.
+        organization.delete()
+        if logo:
+            transaction.on_commit(lambda: logo_delete_file(logo))
+    connection.set_schema_to_public()
+    return True

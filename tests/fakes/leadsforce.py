@@ -60,3 +60,14 @@ class FakeLeadsforce:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # `python -m tests.fakes.leadsforce 9922`: a fake to try the integration by hand
+    import sys
+    import time
+
+    fake = FakeLeadsforce()
+    fake.add_leads(int(sys.argv[1]) if len(sys.argv) > 1 else 250)
+    print(f"fake Leadsforce at {fake.url}, api key lf_good_key", flush=True)
+    while True:
+        time.sleep(3600)

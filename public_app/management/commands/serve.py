@@ -1,8 +1,8 @@
 """`manage.py serve`: everything a developer needs, in one foreground command.
 
 Creates the database if it is missing, migrates the public schema and every tenant schema, re-enqueues
-organizations left in `provisioning`, then runs the API server (gunicorn) and a Dramatiq worker together. Ctrl-C
-(or SIGTERM) stops both; if either exits, the other is stopped and the command fails.
+organizations left in `provisioning`, then runs the API server (gunicorn), a Dramatiq worker and the periodic-job
+scheduler together. Ctrl-C (or SIGTERM) stops all three; if one exits, the others are stopped and the command fails.
 """
 
 import os
@@ -70,7 +70,8 @@ class Command(BaseCommand):
             f"Broker:   {settings.BROKER_URL}\n"
             f"API:      http://{host}:{port}/api/v1/  (docs: http://{host}:{port}/api/v1/docs)"
         )
-        self._run_together([web, jobs])
+        scheduler = [sys.executable, "manage.py", "scheduler"]
+        self._run_together([web, jobs, scheduler])
 
     def _migrate_tenants(self) -> None:
         from public_app.services.provisioning import migrate_schema, template_get
