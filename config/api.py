@@ -123,6 +123,7 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 def register_routers() -> None:
     from public_app.api import auth as auth_api
+    from public_app.api import billing as billing_api
     from public_app.api import developers as developers_api
     from public_app.api import invitations as invitations_api
     from public_app.api import members as members_api
@@ -137,6 +138,7 @@ def register_routers() -> None:
 
     api.add_router("/", auth_api.router)
     api.add_router("/", invitations_api.router)
+    api.add_router("/", billing_api.router)
     api.add_router("/organizations", organizations_api.router)
     api.add_router("/organizations", members_api.router)
     api.add_router("/organizations", developers_api.router)

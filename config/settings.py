@@ -232,3 +232,14 @@ STORAGES = {
 }
 LOGO_MAX_BYTES = 1024 * 1024
 LOGO_MAX_SIDE = 4096
+
+# Stripe (public_app.clients.stripe_api). Billing is off while STRIPE_SECRET_KEY is unset; STRIPE_API_BASE points
+# the client elsewhere (tests run a Stripe-compatible server on 127.0.0.1).
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_PRORATION_BEHAVIOR = env_choice(
+    "STRIPE_PRORATION_BEHAVIOR", "create_prorations", ("create_prorations", "none", "always_invoice")
+)
+# Membership changes within this window are coalesced into one seat sync.
+BILLING_SEAT_SYNC_DELAY_MS = env_int("BILLING_SEAT_SYNC_DELAY_MS", 1000, minimum=0)

@@ -6,4 +6,4 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Declare every actor in the API process too, so services can enqueue and tests can run a worker.
-        from jobs import emails, integrations, maintenance, provisioning, webhooks  # noqa: F401
+        from jobs import billing, emails, integrations, maintenance, provisioning, webhooks  # noqa: F401

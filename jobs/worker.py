@@ -7,4 +7,4 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from jobs import emails, integrations, maintenance, provisioning, webhooks  # noqa: E402, F401
+from jobs import billing, emails, integrations, maintenance, provisioning, webhooks  # noqa: E402, F401

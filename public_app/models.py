@@ -248,3 +248,38 @@ class PurgedOrganization(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slug} (purged {self.purged_at:%Y-%m-%d})"
+
+
+class BillingAccount(TimestampedModel):
+    """An organization's Stripe state. The subscription in Stripe is the truth; this is our last reading of it."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="billing")
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
+    stripe_subscription_id = models.CharField(max_length=64, blank=True)
+    stripe_subscription_item_id = models.CharField(max_length=64, blank=True)
+    subscription_status = models.CharField(max_length=32, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    seats_billed = models.PositiveIntegerField(default=0)
+    # The quantity a seat sync is pushing and the version in its idempotency key: a retry of the same push reuses
+    # both, so Stripe applies it once; a new push bumps the version.
+    seats_pending = models.PositiveIntegerField(null=True, blank=True)
+    seats_version = models.PositiveIntegerField(default=0)
+    payment_method_brand = models.CharField(max_length=32, blank=True)
+    payment_method_last4 = models.CharField(max_length=4, blank=True)
+
+    def __str__(self) -> str:
+        return f"billing of {self.organization_id}"
+
+
+class StripeEvent(models.Model):
+    """Each Stripe event id is received once (the primary key), then processed by a job."""
+
+    id = models.CharField(max_length=255, primary_key=True)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from public_app.models import Membership, Organization, Role, User
-from public_app.services.auth import user_signup
+from public_app.services.auth import token_issue
 from public_app.services.organizations import organization_create
 from public_app.services.provisioning import organization_provision, template_get
 
@@ -67,8 +67,9 @@ class Persona:
 
 
 def make_persona(email: str, name: str) -> Persona:
-    user, token = user_signup(email=email, password=PASSWORD, name=name)
-    return Persona(user=user, token=token)
+    """A signed-up user with a token (created directly: the signup endpoint has its own tests and a rate limit)."""
+    user = User.objects.create_user(email, PASSWORD, name=name)
+    return Persona(user=user, token=token_issue(user=user))
 
 
 def make_org(owner: User, slug: str, name: str | None = None) -> Organization:
@@ -292,5 +293,23 @@ def leadsforce(settings: Any) -> Iterator[Any]:
 
     fake = FakeLeadsforce()
     settings.LEADSFORCE_API_URL = fake.url
+    yield fake
+    fake.close()
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_stripe"
+
+
+@pytest.fixture
+def fake_stripe(settings: Any) -> Iterator[Any]:
+    from tests.fakes.stripe import FakeStripe
+
+    fake = FakeStripe()
+    settings.STRIPE_SECRET_KEY = "sk_test_fake"
+    settings.STRIPE_API_BASE = fake.url
+    settings.STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
+    settings.STRIPE_PRICE_TEAM = "price_team_test"
+    settings.STRIPE_PRICE_BUSINESS = "price_business_test"
+    settings.BILLING_SEAT_SYNC_DELAY_MS = 200
     yield fake
     fake.close()

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, connection, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
@@ -27,10 +26,8 @@ from public_app.models import (
     User,
     normalize_email,
 )
+from public_app.services.billing import subscription_cancellation_request
 from tenant_apps.audit.services import audit_record
-
-# Sent inside the transaction that schedules a deletion; billing cancels the subscription from here.
-organization_deleted = Signal()
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -218,7 +215,7 @@ def organization_delete(*, organization: Organization, actor: Actor) -> Organiza
             target_id=organization.uid, target_label=organization.name,
             data={"purge_at": organization.purge_at.isoformat()},
         )  # fmt: skip
-        organization_deleted.send(sender=Organization, organization=organization)
+        subscription_cancellation_request(organization=organization, cancel=True)
     return organization
 
 
@@ -239,6 +236,7 @@ def organization_restore(*, organization: Organization, actor: Actor) -> Organiz
             organization=organization, actor=actor, action="organization.restored", target_type="organization",
             target_id=organization.uid, target_label=organization.name,
         )  # fmt: skip
+        subscription_cancellation_request(organization=organization, cancel=False)
     return organization
 
 

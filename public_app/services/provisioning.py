@@ -26,6 +26,7 @@ from django_tenants.utils import quote_schema_name, schema_exists
 
 from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
+from public_app.services.billing import customer_create_request
 from public_app.services.organizations import organization_mark_active
 
 logger = logging.getLogger(__name__)
@@ -156,5 +157,6 @@ def organization_provision(*, organization_id: int) -> Organization | None:
             migrate_schema(organization.schema_name)
         connection.set_schema_to_public()
         organization_mark_active(organization=organization)
+        customer_create_request(organization=organization)
     logger.info("organization %s provisioned in schema %s", organization.slug, organization.schema_name)
     return organization

@@ -1,0 +1,125 @@
+"""Settings → Billing: plans, the organization's subscription, Checkout and Portal, invoices; Stripe's webhook."""
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from public_app.access import Capability
+from public_app.api.security import OrgAuth
+from public_app.fields import ShortText
+from public_app.pagination import Page, PageQuery
+from public_app.plans import plans
+from public_app.services.billing import (
+    billing_status,
+    checkout_start,
+    invoices_page,
+    portal_start,
+    stripe_event_receive,
+)
+
+router = Router(tags=["billing"])
+
+
+class PlanOut(Schema):
+    code: str
+    name: str
+    price_per_seat: int = Field(..., description="Minor units (cents).")
+    currency: str
+    interval: str
+    max_seats: int | None
+
+
+class PaymentMethodOut(Schema):
+    brand: str
+    last4: str
+
+
+class BillingOut(Schema):
+    plan: str
+    status: str
+    seats_used: int
+    seats_billed: int
+    max_seats: int | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    payment_method: PaymentMethodOut | None
+
+
+class CheckoutIn(Schema):
+    plan: ShortText
+    success_url: str = Field(..., max_length=2000)
+    cancel_url: str = Field(..., max_length=2000)
+
+
+class PortalIn(Schema):
+    return_url: str = Field(..., max_length=2000)
+
+
+class UrlOut(Schema):
+    url: str
+
+
+class InvoiceOut(Schema):
+    id: str
+    number: str | None
+    status: str | None
+    amount_due: int
+    currency: str
+    created: datetime
+    hosted_invoice_url: str | None
+    pdf_url: str | None
+
+
+class InvoicePageQuery(PageQuery):
+    limit: int = Field(20, ge=1, le=100, description="Page size, 1–100 (Stripe's own cap).")
+
+
+@router.get("/plans", response=Page[PlanOut], auth=None)
+def list_plans(request: HttpRequest, page: Query[PageQuery]) -> dict:
+    """The plans (no auth needed)."""
+    items = [
+        {"code": p.code, "name": p.name, "price_per_seat": p.price_per_seat, "currency": p.currency,
+         "interval": p.interval, "max_seats": p.max_seats}
+        for p in plans().values()
+    ][: page.limit]  # fmt: skip
+    return {"items": items, "next_cursor": None}
+
+
+@router.get("/organizations/{slug}/billing", response=BillingOut, auth=OrgAuth(Capability.BILLING_VIEW))
+def get_billing(request: HttpRequest, slug: str) -> dict:
+    """Plan, subscription status, seats used and billed, period end, payment method (owner, admin, billing)."""
+    return billing_status(organization=request.org.organization)
+
+
+@router.post("/organizations/{slug}/billing/checkout", response=UrlOut, auth=OrgAuth(Capability.BILLING_MANAGE))
+def start_checkout(request: HttpRequest, slug: str, payload: CheckoutIn) -> dict:
+    """A Stripe Checkout URL to subscribe to `plan`, one seat per member (owner, billing)."""
+    url = checkout_start(
+        organization=request.org.organization,
+        plan=payload.plan,
+        success_url=payload.success_url,
+        cancel_url=payload.cancel_url,
+    )
+    return {"url": url}
+
+
+@router.post("/organizations/{slug}/billing/portal", response=UrlOut, auth=OrgAuth(Capability.BILLING_MANAGE))
+def open_portal(request: HttpRequest, slug: str, payload: PortalIn) -> dict:
+    """A Stripe Billing Portal URL: payment method, invoices, cancellation (owner, billing)."""
+    return {"url": portal_start(organization=request.org.organization, return_url=payload.return_url)}
+
+
+@router.get("/organizations/{slug}/billing/invoices", response=Page[InvoiceOut], auth=OrgAuth(Capability.BILLING_VIEW))
+def list_invoices(request: HttpRequest, slug: str, page: Query[InvoicePageQuery]) -> dict:
+    """Invoices from Stripe, newest first (`cursor` is the last invoice id of the previous page)."""
+    return invoices_page(organization=request.org.organization, limit=page.limit, cursor=page.cursor)
+
+
+@router.post("/billing/stripe/webhook", response={200: dict}, auth=None)
+def stripe_webhook(request: HttpRequest) -> dict:
+    """Stripe events. `Stripe-Signature` is verified over the raw body (400 `invalid_signature`); each event id is
+    stored once and processed by a job; other event types are acknowledged and ignored."""
+    created = stripe_event_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
+    return {"received": True, "duplicate": not created}
