@@ -101,6 +101,9 @@ class Organization(TenantMixin, TimestampedModel):
     purge_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
+    # Fingerprint of the tenant migrations applied to the schema (public_app.services.provisioning.migration_state);
+    # `orgs migrate` skips schemas whose state already matches the code's.
+    migration_state = models.CharField(max_length=32, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="org_status_idx")]

@@ -9,6 +9,7 @@ transaction, together with the template's `django_migrations` rows. The result i
 If pg_dump is unavailable or fails, provisioning falls back to running the migrations, which is slower but equal.
 """
 
+import functools
 import hashlib
 import logging
 import os
@@ -18,6 +19,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -43,10 +45,17 @@ class Template:
     migrations: tuple[tuple[str, str], ...]  # (app, name) rows of django_migrations
 
 
-def migration_state() -> str:
-    """A fingerprint of every migration the code knows; changes whenever a migration is added or removed."""
+@functools.cache
+def tenant_migrations() -> frozenset[tuple[str, str]]:
+    """Every migration of the tenant apps that the code knows (what a tenant schema at head has applied)."""
+    labels = {config.label for config in apps.get_app_configs() if config.name in settings.TENANT_APPS}
     loader = MigrationLoader(None, ignore_no_migrations=True)
-    nodes = sorted(f"{app}.{name}" for app, name in loader.graph.nodes)
+    return frozenset((app, name) for app, name in loader.graph.nodes if app in labels)
+
+
+def migration_state() -> str:
+    """A fingerprint of the tenant migrations; it changes whenever a tenant migration is added or removed."""
+    nodes = sorted(f"{app}.{name}" for app, name in tenant_migrations())
     return hashlib.sha256("\n".join(nodes).encode()).hexdigest()[:16]
 
 
@@ -156,6 +165,7 @@ def organization_provision(*, organization_id: int) -> Organization | None:
                 cursor.execute(f"CREATE SCHEMA {quote_schema_name(organization.schema_name)}")
             migrate_schema(organization.schema_name)
         connection.set_schema_to_public()
+        Organization.objects.filter(id=organization.id).update(migration_state=migration_state())
         organization_mark_active(organization=organization)
         customer_create_request(organization=organization)
     logger.info("organization %s provisioned in schema %s", organization.slug, organization.schema_name)
