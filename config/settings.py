@@ -28,6 +28,10 @@ SHARED_APPS = [
     "django_tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
     "public_app",
     "jobs",
 ]
@@ -53,7 +57,13 @@ MIDDLEWARE = [
     "config.middleware.ApiErrorShapeMiddleware",
     "public_app.middleware.PublicSchemaMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Sessions, CSRF and messages serve the Django admin (/admin/); the API authenticates with bearer tokens only.
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Parses multipart bodies of PUT/PATCH too (PUT .../logo).
     "ninja.compatibility.files.fix_request_files_middleware",
 ]
@@ -67,7 +77,13 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 

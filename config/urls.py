@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 from django.views.static import serve as static_serve
@@ -20,6 +21,7 @@ def api_not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
 
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     # Anything else under /api/ answers in the API's error shape, never Django's HTML page.
     re_path(r"^api/(?P<rest>.*)$", api_not_found),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
@@ -177,7 +177,7 @@ def drift_check() -> DriftReport:
 # --- fleet migrations ----------------------------------------------------------------------------------------------
 
 
-def _migrate_one(schema: str) -> tuple[str, str | None, float]:
+def migrate_one(schema: str) -> tuple[str, str | None, float]:
     started = time.monotonic()
     try:
         migrate_schema(schema)
@@ -188,11 +188,6 @@ def _migrate_one(schema: str) -> tuple[str, str | None, float]:
         return schema, f"{type(exc).__name__}: {exc}", time.monotonic() - started
     finally:
         connection.set_schema_to_public()
-
-
-def _worker_init() -> None:
-    # Each worker process opens its own connections (the parent's are closed before forking).
-    connections.close_all()
 
 
 def migrate_fleet(
@@ -214,7 +209,7 @@ def migrate_fleet(
     failures: dict[str, str] = {}
     done = 0
     if jobs <= 1 or len(todo) <= 1:
-        results: Iterable[tuple[str, str | None, float]] = (_migrate_one(schema) for schema in todo)
+        results: Iterable[tuple[str, str | None, float]] = (migrate_one(schema) for schema in todo)
         for schema, error, _ in results:
             done += 1
             if error:
@@ -222,12 +217,16 @@ def migrate_fleet(
             if progress:
                 progress(done, len(todo), schema, error)
     else:
-        connections.close_all()
         import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_worker_init) as pool:  # fmt: skip
-            futures = [pool.submit(_migrate_one, schema) for schema in todo]
+        from public_app import fleet_worker
+
+        init_args = (os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"), connection.settings_dict["NAME"])
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=fleet_worker.init,
+            initargs=init_args,
+        ) as pool:  # fmt: skip
+            futures = [pool.submit(fleet_worker.migrate_one, schema) for schema in todo]
             for future in as_completed(futures):
                 schema, error, _ = future.result()
                 done += 1
@@ -265,7 +264,7 @@ def reconcile(*, drop_orphans: bool = False) -> dict[str, Any]:
         fixed["provisioned"].append(slug)
     for slug in sorted({*report.structure_differs, *report.missing_migrations}):
         schema = Organization.objects.get(slug=slug).schema_name
-        _, error, _ = _migrate_one(schema)
+        _, error, _ = migrate_one(schema)
         if error is None:
             fixed["migrated"].append(slug)
     if drop_orphans:

@@ -1,0 +1,123 @@
+"""Django admin for the public schema (staff only): organizations with their repair actions, users, memberships,
+invitations, API keys, billing state. Secrets are never shown (only hashes exist, and they are hidden too)."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from public_app.access import Actor
+from public_app.models import (
+    ApiKey,
+    BillingAccount,
+    Invitation,
+    Membership,
+    Organization,
+    OrganizationStatus,
+    PurgedOrganization,
+    SlugRedirect,
+    StripeEvent,
+    User,
+)
+
+
+def _admin_actor(request: HttpRequest) -> Actor:
+    return Actor(type="user", id=request.user.uid, label=f"{request.user.email} (admin)",
+                 ip=request.META.get("REMOTE_ADDR"))  # fmt: skip
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "role", "created_at", "last_accessed_at")
+    readonly_fields = ("created_at", "last_accessed_at")
+    raw_id_fields = ("user",)
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "status", "plan", "schema_name", "migration_state", "created_at", "purge_at")
+    list_filter = ("status", "plan")
+    search_fields = ("slug", "name", "uid", "schema_name")
+    readonly_fields = ("uid", "schema_name", "status", "status_reason", "provisioned_at", "migration_state",
+                       "purge_at", "deleted_at", "created_at", "updated_at")  # fmt: skip
+    fields = (
+        "uid", "name", "slug", "schema_name", "status", "status_reason", "plan", "website", "billing_email",
+        "timezone", "provisioned_at", "migration_state", "purge_at", "deleted_at", "created_at", "updated_at",
+    )  # fmt: skip
+    inlines = (MembershipInline,)
+    actions = ("retry_provisioning", "schedule_deletion")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deletion goes through "schedule deletion" (grace period, then the purge job)
+
+    @admin.action(description="Retry provisioning")
+    def retry_provisioning(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
+        from jobs.provisioning import provision_organization
+
+        targets = queryset.filter(status__in=[OrganizationStatus.FAILED, OrganizationStatus.PROVISIONING])
+        for organization in targets:
+            Organization.objects.filter(id=organization.id).update(status=OrganizationStatus.PROVISIONING,
+                                                                   status_reason="")  # fmt: skip
+            provision_organization.send(organization.id)
+        self.message_user(request, f"Provisioning re-enqueued for {targets.count()} organization(s).")
+
+    @admin.action(description="Schedule deletion (grace period, then purge)")
+    def schedule_deletion(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
+        from public_app.services.organizations import organization_delete
+
+        count = 0
+        for organization in queryset.exclude(status=OrganizationStatus.DELETING):
+            organization_delete(organization=organization, actor=_admin_actor(request))
+            count += 1
+        self.message_user(request, f"{count} organization(s) scheduled for deletion.", messages.WARNING)
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ("email", "name", "is_active", "is_staff", "created_at")
+    list_filter = ("is_active", "is_staff")
+    search_fields = ("email", "name", "uid")
+    fields = ("uid", "email", "name", "is_active", "is_staff", "is_superuser", "last_login", "created_at")
+    readonly_fields = ("uid", "last_login", "created_at")
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("organization", "user", "role", "created_at", "last_accessed_at")
+    list_filter = ("role",)
+    search_fields = ("organization__slug", "user__email")
+    raw_id_fields = ("organization", "user")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("email", "organization", "role", "status", "expires_at", "created_at")
+    list_filter = ("status", "role")
+    search_fields = ("email", "organization__slug", "uid")
+    fields = ("uid", "organization", "email", "role", "status", "invited_by", "expires_at", "email_sent_version",
+              "responded_at", "created_at")  # fmt: skip
+    readonly_fields = fields
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "organization", "role", "last_used_at", "expires_at", "revoked_at")
+    search_fields = ("prefix", "name", "organization__slug")
+    fields = ("uid", "organization", "name", "role", "prefix", "created_by", "expires_at", "revoked_at",
+              "last_used_at", "created_at")  # fmt: skip
+    readonly_fields = fields
+
+
+@admin.register(BillingAccount)
+class BillingAccountAdmin(admin.ModelAdmin):
+    list_display = ("organization", "subscription_status", "seats_billed", "current_period_end",
+                    "stripe_customer_id")  # fmt: skip
+    search_fields = ("organization__slug", "stripe_customer_id", "stripe_subscription_id")
+    readonly_fields = [f.name for f in BillingAccount._meta.fields]
+
+
+admin.site.register(SlugRedirect, list_display=("old_slug", "organization", "expires_at"))
+admin.site.register(PurgedOrganization, list_display=("slug", "uid", "member_count", "purged_at"))
+admin.site.register(StripeEvent, list_display=("id", "type", "received_at", "processed_at"))

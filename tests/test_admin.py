@@ -1,0 +1,47 @@
+"""The Django admin (public schema), staff only."""
+
+import pytest
+from django.test import Client
+
+from public_app.models import Organization, OrganizationStatus, User
+
+
+@pytest.fixture
+def staff_client(db):
+    staff = User.objects.create_user("staff@example.com", "a-strong-pass-91", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.django_db
+def test_admin_needs_staff(client, alice):
+    assert client.get("/admin/public_app/organization/").status_code == 302
+    client.force_login(alice.user)
+    assert client.get("/admin/public_app/organization/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_staff_sees_organizations_and_members(staff_client, acme, globex):
+    page = staff_client.get("/admin/public_app/organization/")
+    assert page.status_code == 200
+    assert b"acme" in page.content and b"globex" in page.content
+    detail = staff_client.get(f"/admin/public_app/organization/{acme.id}/change/")
+    assert detail.status_code == 200
+    assert b"alice@example.com" in detail.content
+    for path in ("user", "membership", "invitation", "apikey", "billingaccount"):
+        assert staff_client.get(f"/admin/public_app/{path}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_actions(staff_client, acme, django_capture_on_commit_callbacks):
+    Organization.objects.filter(id=acme.id).update(status=OrganizationStatus.FAILED, status_reason="x")
+    r = staff_client.post("/admin/public_app/organization/",
+                          {"action": "retry_provisioning", "_selected_action": [acme.id]})  # fmt: skip
+    assert r.status_code == 302
+    assert Organization.objects.get(id=acme.id).status == OrganizationStatus.PROVISIONING
+    Organization.objects.filter(id=acme.id).update(status=OrganizationStatus.ACTIVE)
+    staff_client.post("/admin/public_app/organization/",
+                      {"action": "schedule_deletion", "_selected_action": [acme.id]})  # fmt: skip
+    organization = Organization.objects.get(id=acme.id)
+    assert organization.status == OrganizationStatus.DELETING and organization.purge_at is not None
