@@ -12,13 +12,20 @@ _broker: Broker | None = None
 
 
 def build_broker(url: str, namespace: str) -> Broker:
-    from jobs.middleware import DjangoConnectionsMiddleware, TenantSchemaMiddleware
+    from config.metrics import JobMetricsMiddleware
+    from jobs.middleware import DjangoConnectionsMiddleware, LogContextMiddleware, TenantSchemaMiddleware
 
     broker: Broker
     if url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker
 
         broker = RedisBroker(url=url, namespace=namespace)
+    elif url.startswith(("postgres://", "postgresql://")):
+        # No Redis or RabbitMQ around: queues in PostgreSQL (dramatiq-postgres), durable like the rest of our data.
+        from dramatiq_postgres import PostgresBroker
+
+        _ensure_postgres_queue_schema(url)
+        broker = PostgresBroker(url=url, results=False)
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -27,7 +34,22 @@ def build_broker(url: str, namespace: str) -> Broker:
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DjangoConnectionsMiddleware())
     broker.add_middleware(TenantSchemaMiddleware())
+    broker.add_middleware(LogContextMiddleware())
+    broker.add_middleware(JobMetricsMiddleware())
     return broker
+
+
+def _ensure_postgres_queue_schema(url: str) -> None:
+    import psycopg
+    from dramatiq_postgres.schema import generate_init_sql, schema_exists
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+        if schema_exists(cursor):
+            return
+        with conn.transaction():
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('dramatiq-postgres-schema'))")
+            if not schema_exists(cursor):
+                cursor.execute(generate_init_sql())
 
 
 def setup_broker() -> Broker:
@@ -43,6 +65,11 @@ def broker_ping() -> None:
     client = getattr(broker, "client", None)
     if client is not None:
         client.ping()
+        return
+    pool = getattr(broker, "pool", None)
+    if pool is not None:
+        with pool.connection(timeout=5) as conn:
+            conn.execute("SELECT 1")
         return
     import pika
 

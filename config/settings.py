@@ -11,10 +11,12 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 APP_ENV = env_choice("APP_ENV", "development", ("development", "test", "production"))
+# Off unless asked for: API errors are JSON either way, and DEBUG keeps every SQL statement in memory.
 DEBUG = env_bool("DEBUG", False)
 
 _DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef0123456789"  # noqa: S105 - development only
@@ -54,9 +56,12 @@ TENANT_LIMIT_SET_CALLS = True
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 
 MIDDLEWARE = [
+    "public_app.middleware.RequestContextMiddleware",
+    "config.metrics.RequestMetricsMiddleware",
     "config.middleware.ApiErrorShapeMiddleware",
     "public_app.middleware.PublicSchemaMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, CSRF and messages serve the Django admin (/admin/); the API authenticates with bearer tokens only.
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -101,19 +106,26 @@ DATABASES = {"default": _db}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# redis://... (default), or db:// for Django's database cache (used when no Redis is around; shared by processes).
 CACHE_URL = env_str("CACHE_URL", "redis://127.0.0.1:6379/1")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    _cache_backend, _cache_location = "django.core.cache.backends.redis.RedisCache", CACHE_URL
+elif CACHE_URL == "db://":
+    _cache_backend, _cache_location = "django.core.cache.backends.db.DatabaseCache", "orgs_cache"
+else:
+    raise ImproperlyConfigured("CACHE_URL must be a redis:// URL or db://")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": CACHE_URL,
+        "BACKEND": _cache_backend,
+        "LOCATION": _cache_location,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "orgs"),
         "TIMEOUT": 300,
     }
 }
 
 BROKER_URL = env_str("BROKER_URL", "redis://127.0.0.1:6379/0")
-if not BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
-    raise ImproperlyConfigured("BROKER_URL must be a redis:// or amqp:// URL")
+if not BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "amqps://", "postgres://", "postgresql://")):
+    raise ImproperlyConfigured("BROKER_URL must be a redis://, amqp:// or postgres:// URL")
 BROKER_NAMESPACE = env_str("BROKER_NAMESPACE", "orgs")
 
 AUTH_USER_MODEL = "public_app.User"
@@ -144,17 +156,12 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Collected by `manage.py serve` (collectstatic) and served by WhiteNoise (the Django admin's assets).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / ".data" / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # httpx logs every request URL at INFO; webhook URLs may carry customer tokens in their query.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "httpx": {"level": "WARNING"}},
-}
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if APP_ENV == "production" else "text", ("json", "text"))
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 
 # Request-path lookup cache (public_app.cache): how long an entry lives.
 LOOKUP_CACHE_TIMEOUT = env_int("LOOKUP_CACHE_TIMEOUT", 300, minimum=1)
@@ -259,3 +266,24 @@ STRIPE_PRORATION_BEHAVIOR = env_choice(
 )
 # Membership changes within this window are coalesced into one seat sync.
 BILLING_SEAT_SYNC_DELAY_MS = env_int("BILLING_SEAT_SYNC_DELAY_MS", 1000, minimum=0)
+
+# /metrics (Prometheus): with METRICS_TOKEN set, `Authorization: Bearer <token>` is required; otherwise only clients
+# in METRICS_ALLOW_NETWORKS may scrape (404 for everyone else).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOW_NETWORKS = env_list("METRICS_ALLOW_NETWORKS", ["127.0.0.1/32", "::1/128"])
+
+# Production hardening (manage.py check --deploy is clean with APP_ENV=production and a real SECRET_KEY).
+_prod = APP_ENV == "production"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _prod)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _prod else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _prod)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _prod)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _prod)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+X_FRAME_OPTIONS = "DENY"

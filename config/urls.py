@@ -6,6 +6,7 @@ from django.views.static import serve as static_serve
 
 from config.api import api, error_response
 from config.health import healthz, readyz
+from config.metrics import metrics_view
 
 
 def serve_media(request: HttpRequest, path: str) -> HttpResponse:
@@ -28,5 +29,6 @@ urlpatterns = [
     # Uploaded logos, when they live on the local filesystem (other storage backends serve their own URLs).
     re_path(r"^media/(?P<path>logos/[A-Za-z0-9_]+/[0-9a-f]+\.png)$", serve_media),
     path("healthz", healthz),
+    path("metrics", metrics_view),
     path("readyz", readyz),
 ]

@@ -5,6 +5,8 @@ from typing import Any
 from django.db import close_old_connections, connection
 from dramatiq import Middleware
 
+from config.logging import log_context_clear, log_context_set
+
 TENANT_OPTION = "tenant_schema"
 
 
@@ -42,5 +44,18 @@ class TenantSchemaMiddleware(Middleware):
 
     def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
         connection.set_schema_to_public()
+
+    after_skip_message = after_process_message
+
+
+class LogContextMiddleware(Middleware):
+    """The actor name, message id and tenant schema on every log line a job writes."""
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        log_context_clear()
+        log_context_set(job=message.actor_name, message_id=message.message_id, org=message.options.get(TENANT_OPTION))
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+        log_context_clear()
 
     after_skip_message = after_process_message

@@ -1,7 +1,11 @@
+import re
+import uuid
 from collections.abc import Callable
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+
+from config.logging import log_context_clear, log_context_set
 
 
 class PublicSchemaMiddleware:
@@ -20,3 +24,26 @@ class PublicSchemaMiddleware:
             return self.get_response(request)
         finally:
             connection.set_schema_to_public()
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """A request id (the caller's X-Request-ID if it looks sane, else a new one) on every log line of the request
+    and on the response; the organization and caller are added once OrgAuth has resolved them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        log_context_clear()
+        log_context_set(request_id=request_id)
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            return response
+        finally:
+            log_context_clear()

@@ -12,6 +12,7 @@ from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
+from config.logging import log_context_set
 from public_app import errors
 from public_app.access import Capability, Principal, resolve_org
 from public_app.services.auth import principal_from_token
@@ -23,7 +24,10 @@ class BearerAuth(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         principal = principal_from_token(token)
-        return principal if principal is not None and principal.is_user else None
+        if principal is None or not principal.is_user:
+            return None
+        log_context_set(actor=f"user:{principal.user_id}")
+        return principal
 
 
 class OrgAuth(HttpBearer):
@@ -62,6 +66,10 @@ class OrgAuth(HttpBearer):
         if self.users_only and not principal.is_user:
             raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
         request.org = ctx  # type: ignore[attr-defined]
+        log_context_set(
+            org=ctx.organization.slug,
+            actor=f"user:{principal.user_id}" if principal.is_user else f"api_key:{principal.uid}",
+        )
         if principal.is_user:
             membership_touch(organization_id=ctx.organization.id, user_id=principal.user_id)
         if self.tenant_schema:

@@ -128,8 +128,9 @@ def template_get() -> Template:
 
 
 def schema_create_from_template(schema_name: str, template: Template) -> None:
+    """CREATE SCHEMA, the template's DDL and its migration records, in one transaction (a savepoint when nested)."""
     quoted = quote_schema_name(schema_name)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         # One round trip, top-level statements only.
         cursor.execute(f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{_PLACEHOLDER}.", f"{quoted}."))
         cursor.executemany(

@@ -6,6 +6,7 @@ scheduler together. Ctrl-C (or SIGTERM) stops all three; if one exits, the other
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,28 +51,40 @@ class Command(BaseCommand):
         ensure_database()
         self.stdout.write("Migrating the public schema...")
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        if settings.CACHE_URL == "db://":
+            call_command("createcachetable", verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        self._metrics_dir()
         self._migrate_tenants()
         self._requeue_provisioning()
         connection.close()
 
         host, port = options["host"], options["port"]
         bin_dir = os.path.dirname(sys.executable)
-        web = [
-            os.path.join(bin_dir, "gunicorn"), "config.wsgi:application",
-            "--bind", f"{host}:{port}", "--workers", str(options["web_workers"]), "--threads", "4",
-            "--access-logfile", "-",
-        ]  # fmt: skip
+        os.environ["HOST"], os.environ["PORT"] = host, str(port)
+        os.environ["WEB_CONCURRENCY"] = str(options["web_workers"])
+        web = [os.path.join(bin_dir, "gunicorn"), "-c", str(settings.BASE_DIR / "config" / "gunicorn.conf.py"),
+               "config.wsgi:application"]  # fmt: skip
         jobs = [
             os.path.join(bin_dir, "dramatiq"), "jobs.worker",
             "--processes", "1", "--threads", str(options["job_threads"]),
         ]  # fmt: skip
+        db = settings.DATABASES["default"]
         self.stdout.write(
-            f"Database: {settings.DATABASES['default']['NAME']} on {settings.DATABASES['default'].get('HOST')}\n"
-            f"Broker:   {settings.BROKER_URL}\n"
-            f"API:      http://{host}:{port}/api/v1/  (docs: http://{host}:{port}/api/v1/docs)"
+            f"Database: {db['NAME']} on {db.get('HOST')}:{db.get('PORT') or ''}\n"
+            f"Broker:   {settings.BROKER_URL.split('@')[-1]}\n"
+            f"Cache:    {settings.CACHE_URL.split('@')[-1]}\n"
+            f"API:      http://{host}:{port}/api/v1/  (docs: http://{host}:{port}/api/v1/docs)",
         )
         scheduler = [sys.executable, "manage.py", "scheduler"]
         self._run_together([web, jobs, scheduler])
+
+    def _metrics_dir(self) -> None:
+        """One directory shared by every process for Prometheus samples, emptied at each start."""
+        path = settings.BASE_DIR / ".data" / "metrics"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(path))
 
     def _migrate_tenants(self) -> None:
         from public_app.services.provisioning import migrate_schema, template_get

@@ -1,0 +1,66 @@
+"""Shared setup for the benchmarks: a throwaway database (BENCH_DATABASE_URL, default .../orgs_bench), Django, and
+small timing helpers. Benchmarks print ratios measured in the same run; they are not tests."""
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orgs_bench")
+os.environ["DATABASE_URL"] = BENCH_DB
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("RATELIMIT_ENABLED", "false")
+os.environ.setdefault("CACHE_KEY_PREFIX", "orgs-bench")
+os.environ.setdefault("BROKER_NAMESPACE", "orgs-bench")
+
+
+def fresh_database() -> None:
+    """Drop and recreate the bench database, then set Django up and migrate the public schema."""
+    import psycopg
+    from psycopg import sql
+
+    name = BENCH_DB.rsplit("/", 1)[1]
+    admin_url = BENCH_DB.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+
+
+def setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+def timed(func: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p95_ms": ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000,
+        "mean_ms": statistics.fmean(ordered) * 1000,
+        "n": len(ordered),
+    }
+
+
+def machine() -> str:
+    import platform
+
+    cpus = os.cpu_count()
+    with open("/proc/meminfo") as f:
+        mem = f.readline().split()[1]
+    return f"{platform.platform()}, {cpus} CPUs, {int(mem) // 1024 // 1024} GiB RAM, Python {platform.python_version()}"

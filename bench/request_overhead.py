@@ -1,0 +1,87 @@
+"""Request overhead of the tenant schema: GET .../agents?limit=50 (tenant table, behind `SET search_path`) against
+GET .../members?limit=50 (public tables) through the same stack (middleware, ninja, OrgAuth, pagination), with the
+same caller, in the same process. Also counts the SQL statements of each request.
+
+Usage: .venv/bin/python bench/request_overhead.py [requests]
+"""
+
+import sys
+
+from common import fresh_database, machine, summary, timed
+
+
+def main(requests: int) -> None:
+    fresh_database()
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test import Client
+
+    from public_app.models import Membership, Role, User
+    from public_app.services.auth import token_issue
+    from public_app.services.organizations import organization_create
+    from public_app.services.provisioning import organization_provision
+    from public_app.tenancy import tenant_context
+    from tenant_apps.agents.models import Agent
+
+    cache.clear()
+    owner = User.objects.create_user("bench@example.com", "a-strong-pass-91", name="Bench")
+    org = organization_create(user=owner, name="Bench", slug="bench")
+    organization_provision(organization_id=org.id)
+    other = organization_create(user=owner, name="Other", slug="bench-other")
+    organization_provision(organization_id=other.id)
+    org.refresh_from_db()
+    users = [User(email=f"m{i}@example.com", name=f"M{i}") for i in range(60)]
+    User.objects.bulk_create(users)
+    Membership.objects.bulk_create(
+        [Membership(organization=org, user=u, role=Role.MEMBER) for u in User.objects.exclude(id=owner.id)]
+    )
+    with tenant_context(org):
+        Agent.objects.bulk_create([Agent(name=f"agent {i}", prompt="x" * 200) for i in range(60)])
+    token = token_issue(user=owner)
+    client = Client(headers={"Authorization": f"Bearer {token}"})
+    urls = {"tenant": "/api/v1/organizations/bench/agents?limit=50",
+            "public": "/api/v1/organizations/bench/members?limit=50"}  # fmt: skip
+
+    def hit(url: str) -> None:
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+
+    for url in urls.values():
+        for _ in range(50):
+            hit(url)  # warm-up: caches, connection, code paths
+    samples: dict[str, list[float]] = {k: [] for k in urls}
+    for _ in range(requests):  # interleaved, so drift affects both equally
+        for kind, url in urls.items():
+            samples[kind].append(timed(lambda url=url: hit(url)))
+    print(f"machine: {machine()}")
+    for kind, url in urls.items():
+        stats = summary(samples[kind])
+        print(f"{kind:<7} {url:<48} p50 {stats['p50_ms']:.2f} ms  p95 {stats['p95_ms']:.2f} ms  n={stats['n']}")
+    tenant, public = summary(samples["tenant"])["p50_ms"], summary(samples["public"])["p50_ms"]
+    print(f"throughput ratio tenant/public = {public / tenant:.2f}x  (target >= 0.9x)")
+
+    # SQL per request, seen by an execute wrapper (every statement, including search_path changes)
+    def statements_of(url: str) -> list[str]:
+        seen: list[str] = []
+
+        def wrapper(execute, sql, params, many, context):
+            seen.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(wrapper):
+            hit(url)
+        return seen
+
+    hit(urls["tenant"])
+    same = statements_of(urls["tenant"])
+    client.get("/api/v1/organizations/bench-other/agents")
+    switched = statements_of(urls["tenant"])
+    for label, statements in (("same tenant as the previous request", same), ("after another tenant", switched)):
+        sets = sum(1 for s in statements if s.startswith("SET search_path"))
+        print(f"GET agents, {label}: {len(statements)} statement(s), {sets} SET search_path")
+        for statement in statements:
+            print(f"    {statement[:110]}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500)
