@@ -184,8 +184,13 @@ RATELIMIT_INVITES_PER_EMAIL_PER_DAY = env_int("RATELIMIT_INVITES_PER_EMAIL_PER_D
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
 
 # Email (Django's email framework, as MAILERS; the variables keep their classic names). Development prints messages
-# to the console; EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend sends through EMAIL_HOST.
-EMAIL_BACKEND_PATH = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# to the console; production (and EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend) sends through EMAIL_HOST.
+EMAIL_BACKEND_PATH = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if APP_ENV == "production"
+    else "django.core.mail.backends.console.EmailBackend",
+)
 _mail_options: dict[str, object] = {}
 if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend"):
     _mail_options = {

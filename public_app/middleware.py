@@ -2,6 +2,7 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.core.signals import request_finished
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
@@ -41,9 +42,15 @@ class RequestContextMiddleware:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         log_context_clear()
         log_context_set(request_id=request_id)
-        try:
-            response = self.get_response(request)
-            response["X-Request-ID"] = request_id
-            return response
-        finally:
-            log_context_clear()
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _clear_log_context(**kwargs: object) -> None:
+    log_context_clear()
+
+
+# Cleared when the response is done, not when this middleware returns: Django logs 4xx/5xx responses after the
+# middleware chain, and those lines should still carry the request's context.
+request_finished.connect(_clear_log_context, dispatch_uid="clear-log-context")

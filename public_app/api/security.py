@@ -55,6 +55,11 @@ class OrgAuth(HttpBearer):
         if principal is None:
             return None
         slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
+        # Before the checks, so the lines logged about a refused request say who asked for what.
+        log_context_set(
+            org=str(slug or "")[:48] or None,
+            actor=f"user:{principal.user_id}" if principal.is_user else f"api_key:{principal.uid}",
+        )
         ctx = resolve_org(
             principal,
             str(slug or ""),
@@ -66,10 +71,6 @@ class OrgAuth(HttpBearer):
         if self.users_only and not principal.is_user:
             raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
         request.org = ctx  # type: ignore[attr-defined]
-        log_context_set(
-            org=ctx.organization.slug,
-            actor=f"user:{principal.user_id}" if principal.is_user else f"api_key:{principal.uid}",
-        )
         if principal.is_user:
             membership_touch(organization_id=ctx.organization.id, user_id=principal.user_id)
         if self.tenant_schema:
