@@ -24,7 +24,7 @@ def build_broker(url: str, namespace: str) -> Broker:
         # No Redis or RabbitMQ around: queues in PostgreSQL (dramatiq-postgres), durable like the rest of our data.
         from dramatiq_postgres import PostgresBroker
 
-        _ensure_postgres_queue_schema(url)
+        ensure_postgres_queue_schema(url)
         broker = PostgresBroker(url=url, results=False)
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -39,11 +39,17 @@ def build_broker(url: str, namespace: str) -> Broker:
     return broker
 
 
-def _ensure_postgres_queue_schema(url: str) -> None:
+def ensure_postgres_queue_schema(url: str) -> None:
+    """Create dramatiq-postgres' tables (schema `dramatiq`) once. Before `manage.py serve` has created the database
+    there is nothing to do yet: serve calls this again right after."""
     import psycopg
     from dramatiq_postgres.schema import generate_init_sql, schema_exists
 
-    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+    try:
+        conn = psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError:
+        return
+    with conn, conn.cursor() as cursor:
         if schema_exists(cursor):
             return
         with conn.transaction():

@@ -49,6 +49,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ensure_database()
+        if settings.BROKER_URL.startswith(("postgres://", "postgresql://")):
+            from config.dramatiq import ensure_postgres_queue_schema
+
+            ensure_postgres_queue_schema(settings.BROKER_URL)
         self.stdout.write("Migrating the public schema...")
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
         if settings.CACHE_URL == "db://":
