@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.ApiErrorShapeMiddleware",
     "public_app.middleware.PublicSchemaMiddleware",
+    "public_app.idempotency.IdempotencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, CSRF and messages serve the Django admin (/admin/); the API authenticates with bearer tokens only.

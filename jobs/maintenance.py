@@ -7,7 +7,14 @@ import dramatiq
 from django.conf import settings
 from django.utils import timezone
 
-from public_app.models import Invitation, InvitationStatus, Organization, OrganizationStatus, SlugRedirect
+from public_app.models import (
+    IdempotencyRecord,
+    Invitation,
+    InvitationStatus,
+    Organization,
+    OrganizationStatus,
+    SlugRedirect,
+)
 from public_app.services.organizations import organization_purge
 
 logger = logging.getLogger(__name__)
@@ -51,4 +58,15 @@ def delete_expired_slug_redirects() -> None:
     SlugRedirect.objects.filter(expires_at__lte=timezone.now()).delete()
 
 
-PERIODIC = (purge_expired_organizations, expire_invitations, requeue_stuck_provisioning, delete_expired_slug_redirects)
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def delete_expired_idempotency_records() -> None:
+    IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - timedelta(hours=24)).delete()
+
+
+PERIODIC = (
+    purge_expired_organizations,
+    expire_invitations,
+    requeue_stuck_provisioning,
+    delete_expired_slug_redirects,
+    delete_expired_idempotency_records,
+)

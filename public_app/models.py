@@ -286,3 +286,18 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an Idempotency-Key, replayed to repeats for 24 hours."""
+
+    key_hash = models.CharField(max_length=64, unique=True)  # SHA-256 of (caller, key)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of (method, path, body)
+    completed = models.BooleanField(default=False)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key_hash[:12]
