@@ -82,14 +82,21 @@ def main() -> None:
     notes, server = configure(os.environ)  # type: ignore[arg-type]
     for note in notes:
         print(note, flush=True)
+    import signal
     import subprocess
 
     # Not exec: this process keeps the embedded PostgreSQL alive and stops it after the service exits.
     command = [sys.executable, str(ROOT / "manage.py"), "serve", *sys.argv[1:]]
     process = subprocess.Popen(command, env=os.environ)
+
+    def forward(signum: int, frame: object) -> None:
+        # Ctrl-C in a terminal reaches the whole group; a `kill` of this process alone must reach serve too.
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
     try:
-        code = process.wait()
-    except KeyboardInterrupt:
         code = process.wait()
     finally:
         del server  # pgserver stops the server it started (cleanup_mode="stop")
