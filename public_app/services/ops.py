@@ -40,15 +40,16 @@ ARCHIVE_VERSION = 1
 # --- inventory -----------------------------------------------------------------------------------------------------
 
 
-def _schema_sizes() -> dict[str, int]:
+def _schema_sizes(schema: str | None = None) -> dict[str, int]:
+    """Bytes on disk per tenant schema (tables with their indexes and TOAST); one schema, or all of them."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT n.nspname, COALESCE(SUM(pg_total_relation_size(c.oid)), 0)
             FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm')
-            WHERE n.nspname LIKE %s GROUP BY n.nspname
+            WHERE n.nspname LIKE %s AND (%s::text IS NULL OR n.nspname = %s) GROUP BY n.nspname
             """,
-            [SCHEMA_PREFIX],
+            [SCHEMA_PREFIX, schema, schema],
         )
         return {schema: int(size) for schema, size in cursor.fetchall()}
 
@@ -64,7 +65,8 @@ def organizations_report(*, status: str | None = None, slug: str | None = None) 
         queryset = queryset.filter(status=status)
     if slug:
         queryset = queryset.filter(slug=slug)
-    sizes = _schema_sizes()
+    only = queryset.values_list("schema_name", flat=True).first() if slug else None
+    sizes = _schema_sizes(only)
     expected = migration_state()
     return [
         {
