@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dramatiq
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from public_app.models import (
@@ -63,7 +64,70 @@ def delete_expired_idempotency_records() -> None:
     IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - timedelta(hours=24)).delete()
 
 
+REDRIVE_AFTER = timedelta(minutes=2)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def redrive_lost_jobs() -> None:
+    """Re-send the jobs whose work is still undone in the database, in case their message was lost (a broker
+    restart without persistence, a deleted queue). Every actor re-checks the state, so a message that was merely
+    slow costs a no-op."""
+    from django.db.models import Count, F
+
+    from jobs.billing import process_stripe_event, sync_billing_seats
+    from jobs.emails import send_invitation_email
+    from public_app.models import BillingAccount, StripeEvent
+    from public_app.services.billing import HANDLED_EVENTS, PAID_STATUSES
+
+    cutoff = timezone.now() - REDRIVE_AFTER
+    for invitation_id, version in Invitation.objects.filter(
+        status=InvitationStatus.PENDING, expires_at__gt=timezone.now(), email_sent_version__lt=F("token_version"),
+        updated_at__lt=cutoff,
+    ).values_list("id", "token_version")[:500]:  # fmt: skip
+        send_invitation_email.send(invitation_id, version)
+    for event_id in StripeEvent.objects.filter(
+        processed_at__isnull=True, type__in=HANDLED_EVENTS, received_at__lt=cutoff
+    ).values_list("id", flat=True)[:500]:
+        process_stripe_event.send(event_id)
+    drifting = (
+        BillingAccount.objects.exclude(stripe_subscription_item_id="")
+        .filter(updated_at__lt=cutoff, subscription_status__in=PAID_STATUSES)
+        .annotate(members=Count("organization__memberships"))
+        .exclude(members=F("seats_billed"), seats_pending__isnull=True)
+    )
+    for organization_id in drifting.values_list("organization_id", flat=True)[:500]:
+        sync_billing_seats.send(organization_id)
+    # Webhook deliveries live in every tenant schema: one small job per organization, at most every 10 minutes.
+    if cache.add("redrive-webhooks", 1, 600):
+        for organization in Organization.objects.filter(status=OrganizationStatus.ACTIVE).only("id", "schema_name"):
+            redrive_webhook_deliveries.send_with_options(
+                args=(organization.id,), tenant_schema=organization.schema_name
+            )
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def redrive_webhook_deliveries(organization_id: int) -> None:
+    """Inside one organization's schema: deliveries due for more than REDRIVE_AFTER get their message again."""
+    from django.db import connection
+    from django.db.models import Q
+
+    from jobs.webhooks import deliver_webhook
+    from tenant_apps.webhooks.models import DeliveryStatus, WebhookDelivery
+
+    organization = Organization.objects.filter(id=organization_id).first()
+    if organization is None or connection.schema_name != organization.schema_name:
+        return
+    cutoff = timezone.now() - REDRIVE_AFTER
+    due = WebhookDelivery.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=timezone.now()),
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lt=cutoff,
+    ).values_list("id", flat=True)[:500]  # fmt: skip
+    for delivery_id in due:
+        deliver_webhook.send_with_options(args=(organization_id, delivery_id), tenant_schema=organization.schema_name)
+
+
 PERIODIC = (
+    redrive_lost_jobs,
     purge_expired_organizations,
     expire_invitations,
     requeue_stuck_provisioning,

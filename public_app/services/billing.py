@@ -168,7 +168,11 @@ def seats_sync(*, organization_id: int) -> int | None:
     cache.delete(_pending_key(organization_id))  # from here on, a new change queues a trailing run
     with transaction.atomic():
         account = BillingAccount.objects.select_for_update().filter(organization_id=organization_id).first()
-        if account is None or not account.stripe_subscription_item_id:
+        if (
+            account is None
+            or not account.stripe_subscription_item_id
+            or account.subscription_status not in PAID_STATUSES
+        ):
             return None
         quantity = Membership.objects.filter(organization_id=organization_id).count()
         if quantity == account.seats_billed and account.seats_pending is None:
