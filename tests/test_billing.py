@@ -234,7 +234,7 @@ def test_a_failed_seat_push_is_retried_with_the_same_idempotency_key(transaction
     try:
         BillingAccount.objects.create(
             organization=organization, stripe_customer_id="cus_1", stripe_subscription_id="sub_1",
-            stripe_subscription_item_id="si_1", seats_billed=0,
+            stripe_subscription_item_id="si_1", seats_billed=0, subscription_status="active",
         )  # fmt: skip
         item = {"id": "si_1", "object": "subscription_item", "quantity": 0, "price": {"id": "price_team_test"}}
         fake_stripe.subscriptions["sub_1"] = {"id": "sub_1", "object": "subscription",
