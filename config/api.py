@@ -35,13 +35,32 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return JsonResponse(error_body(code, message, details), status=status)
 
 
+class NulCharacterError(ValueError):
+    """A NUL character anywhere in a JSON body: PostgreSQL text cannot hold it, so it is refused up front (422)."""
+
+
+def _reject_nul(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise NulCharacterError("NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
+
+
 class StrictJSONParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         # Reject constants Python's json accepts but JSON does not (NaN, Infinity).
         def bad_constant(name: str) -> None:
             raise ValueError(f"invalid JSON constant {name}")
 
-        return json.loads(request.body, parse_constant=bad_constant)
+        data = json.loads(request.body, parse_constant=bad_constant)
+        _reject_nul(data)
+        return data
 
 
 api = NinjaAPI(
@@ -100,6 +119,9 @@ def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> Htt
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, RequestDataTooBig):
         return error_response(413, "payload_too_large", errors.PayloadTooLarge.default_message)
+    if isinstance(exc.__cause__, NulCharacterError):
+        return error_response(422, "validation_error", "The request is not valid.",
+                              [{"field": None, "message": "NUL characters are not allowed."}])  # fmt: skip
     if exc.status_code == 400:
         return error_response(400, "invalid_json", "The request body is not valid JSON.")
     return error_response(exc.status_code, "http_error", str(exc))

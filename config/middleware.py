@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -38,6 +39,12 @@ class ApiErrorShapeMiddleware:
         limit = settings.LARGE_UPLOAD_MAX_BYTES if _large_upload(request.path) else settings.API_BODY_MAX_BYTES
         if length > limit:
             return self._error(413)
+        if "\x00" in request.path or "\x00" in unquote_plus(request.META.get("QUERY_STRING", "")):
+            return JsonResponse(
+                {"code": "validation_error", "message": "The request is not valid.",
+                 "details": [{"field": None, "message": "NUL characters are not allowed."}]},
+                status=422,
+            )  # fmt: skip
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             return self._error(response.status_code, response)

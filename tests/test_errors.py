@@ -67,3 +67,24 @@ def test_openapi_and_docs_are_served(client):
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert b"openapi.json" in docs.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/organizations/acme/leads?source=a%00b", "/api/v1/organizations/acme/audit-log?action=x%00",
+     "/api/v1/organizations/acme/agents/1%00"],
+)  # fmt: skip
+def test_nul_in_query_or_path_is_422_never_500(acme, alice, path):
+    assert_error(alice.api.get(path), 422, "validation_error")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/api/v1/organizations/acme/webhooks", '{"url": "http://a.example/\\u0000", "events": ["ping"]}'),
+     ("/api/v1/organizations/acme/billing/portal", '{"return_url": "https://a.example/\\u0000"}'),
+     ("/api/v1/organizations/acme/leads", '{"email": "a@example.com", "extra\\u0000": 1}')],
+)  # fmt: skip
+def test_nul_anywhere_in_a_json_body_is_422(acme, alice, path, body):
+    assert_error(alice.api.post(path, raw=body.encode()), 422, "validation_error")
