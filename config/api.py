@@ -39,17 +39,18 @@ class NulCharacterError(ValueError):
     """A NUL character anywhere in a JSON body: PostgreSQL text cannot hold it, so it is refused up front (422)."""
 
 
-def _reject_nul(value: Any) -> None:
+def _reject_nul(value: Any, path: str = "") -> None:
+    """Raise NulCharacterError naming the field (dotted path) that holds a NUL."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise NulCharacterError("NUL characters are not allowed")
+            raise NulCharacterError(path or None)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
+            _reject_nul(key, path)
+            _reject_nul(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
-        for item in value:
-            _reject_nul(item)
+        for index, item in enumerate(value):
+            _reject_nul(item, f"{path}.{index}" if path else str(index))
 
 
 class StrictJSONParser(Parser):
@@ -120,8 +121,9 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, RequestDataTooBig):
         return error_response(413, "payload_too_large", errors.PayloadTooLarge.default_message)
     if isinstance(exc.__cause__, NulCharacterError):
+        field = exc.__cause__.args[0] if exc.__cause__.args else None
         return error_response(422, "validation_error", "The request is not valid.",
-                              [{"field": None, "message": "NUL characters are not allowed."}])  # fmt: skip
+                              [{"field": field, "message": "NUL characters are not allowed."}])  # fmt: skip
     if exc.status_code == 400:
         return error_response(400, "invalid_json", "The request body is not valid JSON.")
     return error_response(exc.status_code, "http_error", str(exc))
