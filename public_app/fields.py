@@ -1,8 +1,9 @@
 """Reusable pydantic field types for request schemas: API.md text limits and NUL rejection in one place."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
 
 def _no_nul(value: str) -> str:
@@ -27,3 +28,15 @@ def _strip_non_blank(value: str) -> str:
 
 # A required human-readable name: trimmed, not blank, at most 200 characters, no NUL.
 Name = Annotated[ShortText, AfterValidator(_strip_non_blank)]
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("The date is out of range") from None
+
+
+# A point in time with an explicit offset, stored and compared in UTC (PostgreSQL refuses offsets beyond ±15:59,
+# and naive datetimes are ambiguous).
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -5,9 +5,9 @@ from typing import TypeVar
 
 from django.db.models import Model, QuerySet
 from ninja import Field, Schema
-from pydantic import AwareDatetime
 
 from public_app import errors
+from public_app.fields import Instant
 
 M = TypeVar("M", bound=Model)
 MAX_ID_DIGITS = 18
@@ -45,7 +45,7 @@ def str_id(value: int | None) -> str | None:
 
 
 class CreatedAfterFilter(Schema):
-    created_after: AwareDatetime | None = Field(None, description="Only rows created after this instant.")
+    created_after: Instant | None = Field(None, description="Only rows created after this instant.")
 
 
 def filter_created_after(queryset: QuerySet[M], created_after: datetime | None) -> QuerySet[M]:

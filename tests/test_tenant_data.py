@@ -252,3 +252,18 @@ def test_import_body_may_be_up_to_10_mib_but_not_more(acme, alice):
     assert r.json() == {"imported": 10000}
     too_big = alice.api.post(f"{ORG}/leads/import", raw=b"[" + b" " * (10 * 1024 * 1024) + b"]")
     assert too_big.status_code == 413
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "moment", ["0839-01-20T21:00:22+17:21", "0458-01-04T08:21:05.246-21:58", "0001-01-01T00:00:00+05:00"]
+)
+def test_extreme_offsets_and_dates_never_500(acme, alice, moment):
+    from urllib.parse import quote
+
+    created = alice.api.post(f"{ORG}/campaigns", {"name": "Edge", "starts_at": moment})
+    assert created.status_code in (201, 422)
+    listed = alice.api.get(f"{ORG}/campaigns?created_after={quote(moment)}")
+    assert listed.status_code in (200, 422)
+    if created.status_code == 201:
+        assert created.json()["starts_at"].endswith("Z")

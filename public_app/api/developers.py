@@ -4,12 +4,11 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from pydantic import AwareDatetime
 
 from public_app.access import Capability
 from public_app.api.common import request_actor, request_user
 from public_app.api.security import OrgAuth
-from public_app.fields import Name
+from public_app.fields import Instant, Name
 from public_app.models import ApiKey, ApiKeyRole
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.selectors import api_key_list
@@ -22,7 +21,7 @@ keys_auth = OrgAuth(Capability.DEVELOPERS, users_only=True)
 class ApiKeyCreateIn(Schema):
     name: Name
     role: ApiKeyRole
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
 
 
 class ApiKeyOut(Schema):

@@ -1,9 +1,8 @@
 from datetime import datetime
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime
 
-from public_app.fields import Name
+from public_app.fields import Instant, Name
 from tenant_apps.campaigns.models import CampaignStatus
 from tenant_apps.common import CreatedAfterFilter
 
@@ -12,16 +11,16 @@ class CampaignCreateIn(Schema):
     name: Name
     status: CampaignStatus = CampaignStatus.DRAFT
     agent_id: str | None = Field(None, max_length=20)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
 
 
 class CampaignUpdateIn(Schema):
     name: Name | None = None
     status: CampaignStatus | None = None
     agent_id: str | None = Field(None, max_length=20)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
 
 
 class CampaignOut(Schema):
