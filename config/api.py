@@ -19,11 +19,23 @@ from public_app.api.security import BearerAuth
 logger = logging.getLogger(__name__)
 
 API_DESCRIPTION = """
-Organizations backend. Every organization-scoped path is `/api/v1/organizations/{slug}/...`.
+Organizations backend (contract: API.md). Every organization-scoped path is `/api/v1/organizations/{slug}/...`.
 
-* Auth: `Authorization: Bearer <token>` (user token from signup/login).
-* Errors: `{"code", "message", "details"}`; 404 for organizations that do not exist or that you do not belong to.
-* Lists: `?limit=1..200&cursor=...` → `{"items", "next_cursor"}`, newest first.
+* **Auth**: `Authorization: Bearer <token>`: a user token (signup/login; `ut_…`) or an organization API key
+  (`ak_…`, acts only in its organization with its role; cannot call `/me`, manage API keys, delete or restore).
+* **Errors**: always `{"code", "message", "details"}`. 404 for organizations that do not exist or that you do not
+  belong to; a former slug answers `308` to the current one (members only) for 90 days; `410 organization_deleted`
+  while an organization is being deleted (owners); `503 organization_provisioning` until it is ready.
+  NUL characters anywhere in a request are `422`.
+* **Lists**: `?limit=1..200&cursor=...` → `{"items", "next_cursor"}`, newest first (the organization switcher:
+  most recently used first; invoices: Stripe's order, limit ≤ 100).
+* **Idempotency**: any POST may carry `Idempotency-Key`; a repeat within 24 h by the same caller returns the first
+  response (`Idempotent-Replayed: true`); the same key with another request is `409 idempotency_key_reused`.
+* **Roles**: owner > admin > member, plus billing. Admins view billing but do not buy; members and billing do not
+  see pending invitations.
+* **Rate limits** (`429 rate_limited` + `Retry-After`): login 10/min per email and IP, signup 20/h per IP,
+  invitations 100 per organization and 10 per email per organization per day (resends count).
+* **Timestamps** are UTC; datetimes you send must carry an offset.
 """
 
 
