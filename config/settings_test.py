@@ -7,6 +7,8 @@ os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("BROKER_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("BROKER_NAMESPACE", "orgs-test")
 os.environ.setdefault("PROVISION_MAX_RETRIES", "2")
+# The spare-schema pool has its own tests; elsewhere every organization gets a freshly replayed schema.
+os.environ.setdefault("TENANT_SPARE_SCHEMAS", "0")
 # Worker threads close their connection after each message, so the test database can be dropped at the end.
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("PROVISION_MIN_BACKOFF_MS", "50")

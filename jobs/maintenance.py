@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from jobs.provisioning import refill_spare_schemas
 from public_app.models import (
     IdempotencyRecord,
     Invitation,
@@ -133,4 +134,5 @@ PERIODIC = (
     requeue_stuck_provisioning,
     delete_expired_slug_redirects,
     delete_expired_idempotency_records,
+    refill_spare_schemas,
 )

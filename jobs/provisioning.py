@@ -5,7 +5,7 @@ from django.conf import settings
 
 from public_app.models import Organization, OrganizationStatus
 from public_app.services.organizations import organization_mark_failed
-from public_app.services.provisioning import organization_provision
+from public_app.services.provisioning import organization_provision, spares_refill
 
 
 @dramatiq.actor(queue_name="provisioning", max_retries=3)
@@ -31,3 +31,9 @@ def provisioning_gave_up(message: dict, retry_info: dict) -> None:
 )
 def provision_organization(organization_id: int) -> None:
     organization_provision(organization_id=organization_id)
+
+
+@dramatiq.actor(queue_name="provisioning", max_retries=3)
+def refill_spare_schemas() -> None:
+    """Keep TENANT_SPARE_SCHEMAS ready-made schemas for the next organizations (after each claim, and on a timer)."""
+    spares_refill()

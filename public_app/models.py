@@ -301,3 +301,15 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key_hash[:12]
+
+
+class SpareSchema(models.Model):
+    """A tenant schema built ahead of time from the template (`t_spare_…`): provisioning renames one to the new
+    organization's schema name instead of creating tables while the user waits."""
+
+    name = models.CharField(max_length=63, unique=True)
+    migration_state = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -28,6 +28,7 @@ from public_app.models import (
     Membership,
     Organization,
     OrganizationStatus,
+    SpareSchema,
     User,
 )
 from public_app.services.provisioning import migrate_schema, migration_state, organization_provision, tenant_migrations
@@ -150,7 +151,8 @@ def drift_check() -> DriftReport:
         )
     }
     every_org_schema = set(Organization.objects.values_list("schema_name", flat=True))
-    report.orphan_schemas = sorted(existing - every_org_schema)
+    spares = set(SpareSchema.objects.values_list("name", flat=True))  # ready-made, not orphans
+    report.orphan_schemas = sorted(existing - every_org_schema - spares)
     report.missing_schemas = sorted(orgs[s].slug for s in set(orgs) - existing)
     present = sorted(set(orgs) & existing)
     template = settings.TENANT_TEMPLATE_SCHEMA
@@ -250,7 +252,11 @@ def provision_again(*, organization: Organization) -> Organization:
 
 
 def drop_schema(schema: str) -> None:
-    if not schema.startswith("t_") or Organization.objects.filter(schema_name=schema).exists():
+    if (
+        not schema.startswith("t_")
+        or Organization.objects.filter(schema_name=schema).exists()
+        or SpareSchema.objects.filter(name=schema).exists()
+    ):
         raise ValueError(f"refusing to drop {schema}: not an orphaned tenant schema")
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(schema)} CASCADE")

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import quote_schema_name, schema_exists
 
+from public_app.ids import new_ulid
 from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
 from public_app.services.billing import customer_create_request
@@ -157,10 +158,13 @@ def organization_provision(*, organization_id: int) -> Organization | None:
         organization = Organization.objects.select_for_update().get(id=organization_id)
         if organization.status in (OrganizationStatus.ACTIVE, OrganizationStatus.DELETING):
             return organization
+        used_spare = False
         if schema_exists(organization.schema_name):
             migrate_schema(organization.schema_name)
         elif template is not None:
-            schema_create_from_template(organization.schema_name, template)
+            used_spare = spare_claim(organization.schema_name)
+            if not used_spare:
+                schema_create_from_template(organization.schema_name, template)
         else:
             with connection.cursor() as cursor:
                 cursor.execute(f"CREATE SCHEMA {quote_schema_name(organization.schema_name)}")
@@ -169,5 +173,74 @@ def organization_provision(*, organization_id: int) -> Organization | None:
         Organization.objects.filter(id=organization.id).update(migration_state=migration_state())
         organization_mark_active(organization=organization)
         customer_create_request(organization=organization)
+        if used_spare:
+            transaction.on_commit(_refill_request)
     logger.info("organization %s provisioned in schema %s", organization.slug, organization.schema_name)
     return organization
+
+
+# --- spare schemas -------------------------------------------------------------------------------------------------
+
+SPARE_PREFIX = "t_spare_"
+
+
+def spare_claim(schema_name: str) -> bool:
+    """Inside the caller's transaction, rename a ready spare schema (current migration state) to `schema_name`.
+    False when none is ready; the caller then replays the template itself."""
+    from public_app.models import SpareSchema
+
+    if settings.TENANT_SPARE_SCHEMAS <= 0:
+        return False
+    while True:
+        spare = (
+            SpareSchema.objects.select_for_update(skip_locked=True)
+            .filter(migration_state=migration_state())
+            .order_by("id")
+            .first()
+        )
+        if spare is None:
+            return False
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"ALTER SCHEMA {quote_schema_name(spare.name)} RENAME TO {quote_schema_name(schema_name)}"
+                )
+        except DatabaseError:
+            logger.warning("spare schema %s is unusable; dropping its record", spare.name, exc_info=True)
+            spare.delete()
+            continue
+        spare.delete()
+        return True
+
+
+def spares_refill() -> int:
+    """Drop spares built for an older migration state and build new ones up to TENANT_SPARE_SCHEMAS. One refill
+    at a time (advisory lock); returns how many were built."""
+    from public_app.locks import advisory_try_lock
+    from public_app.models import SpareSchema
+
+    with advisory_try_lock("spare-schemas-refill") as acquired:
+        if not acquired:
+            return 0
+        state = migration_state()
+        for stale in SpareSchema.objects.exclude(migration_state=state):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(stale.name)} CASCADE")
+                stale.delete()
+        built = 0
+        template = template_get() if settings.TENANT_SPARE_SCHEMAS > 0 else None
+        while template is not None and SpareSchema.objects.filter(migration_state=state).count() < (
+            settings.TENANT_SPARE_SCHEMAS
+        ):
+            name = SPARE_PREFIX + new_ulid()
+            with transaction.atomic():
+                schema_create_from_template(name, template)
+                SpareSchema.objects.create(name=name, migration_state=state)
+            built += 1
+        return built
+
+
+def _refill_request() -> None:
+    from jobs.provisioning import refill_spare_schemas
+
+    refill_spare_schemas.send()

@@ -102,6 +102,9 @@ class Command(BaseCommand):
         template_get()
         for schema in schemas:
             migrate_schema(schema)
+        from public_app.services.provisioning import spares_refill
+
+        spares_refill()
 
     def _requeue_provisioning(self) -> None:
         from jobs.provisioning import provision_organization
