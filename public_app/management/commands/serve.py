@@ -80,6 +80,9 @@ class Command(BaseCommand):
             f"Cache:    {settings.CACHE_URL.split('@')[-1]}\n"
             f"API:      http://{host}:{port}/api/v1/  (docs: http://{host}:{port}/api/v1/docs)",
         )
+        # Redis consumers poll an idle queue with a back-off capped at this many ms (Dramatiq's default, 1000, adds
+        # up to a second to "organization is active"); RabbitMQ pushes and PostgreSQL notifies, so it only bounds them.
+        os.environ.setdefault("dramatiq_worker_timeout", "100")
         scheduler = [sys.executable, "manage.py", "scheduler"]
         self._run_together([web, jobs, scheduler])
 
