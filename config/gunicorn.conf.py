@@ -7,7 +7,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
-graceful_timeout = 30
+graceful_timeout = 15
 keepalive = 5
 # Recycle workers now and then: each PostgreSQL backend caches the catalog of every tenant schema it touched
 # (roughly 290 KB each), and a long-lived worker's connections would grow with the fleet.

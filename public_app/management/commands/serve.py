@@ -5,6 +5,7 @@ organizations left in `provisioning`, then runs the API server (gunicorn), a Dra
 scheduler together. Ctrl-C (or SIGTERM) stops all three; if one exits, the others are stopped and the command fails.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -116,7 +117,8 @@ class Command(BaseCommand):
             provision_organization.send(org_id)
 
     def _run_together(self, commands: list[list[str]]) -> None:
-        processes = [subprocess.Popen(command) for command in commands]
+        # Each child leads its own process group, so stopping it also stops whatever it forked (gunicorn workers).
+        processes = [subprocess.Popen(command, start_new_session=True) for command in commands]
         stopping = False
 
         def stop(*_: Any) -> None:
@@ -138,11 +140,11 @@ class Command(BaseCommand):
             for process in processes:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 20  # > gunicorn's graceful_timeout
             for process in processes:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # anything left in the group (e.g. stuck workers)
         if exit_code:
             sys.exit(exit_code)
