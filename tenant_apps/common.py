@@ -13,7 +13,8 @@ M = TypeVar("M", bound=Model)
 MAX_ID_DIGITS = 18
 
 
-def _as_int(value: str | int | None) -> int | None:
+def as_id(value: str | int | None) -> int | None:
+    """A row id from text, or None when the text cannot be one (not digits, or too long for a bigint)."""
     text = str(value) if value is not None else ""
     if not text.isdigit() or len(text) > MAX_ID_DIGITS:
         return None
@@ -22,7 +23,7 @@ def _as_int(value: str | int | None) -> int | None:
 
 def get_or_404(queryset: QuerySet[M], object_id: str, label: str) -> M:
     """The row with this id in the current (tenant) schema, or 404: ids of other organizations simply don't exist."""
-    pk = _as_int(object_id)
+    pk = as_id(object_id)
     found = queryset.filter(pk=pk).first() if pk is not None else None
     if found is None:
         raise errors.NotFound(f"{label} not found.")
@@ -33,11 +34,19 @@ def reference_or_422(queryset: QuerySet[M], object_id: str | None, field: str, l
     """A referenced row (e.g. a lead's campaign) that must exist in this organization, else 422 on `field`."""
     if object_id is None:
         return None
-    pk = _as_int(object_id)
+    pk = as_id(object_id)
     found = queryset.filter(pk=pk).first() if pk is not None else None
     if found is None:
         raise errors.ValidationFailed.for_field(field, f"No {label} with this id in this organization.")
     return found
+
+
+def filter_by_reference(queryset: QuerySet[M], field: str, object_id: str | None) -> QuerySet[M]:
+    """`?agent_id=` style filters: rows referencing that id; an id that cannot exist matches nothing."""
+    if object_id is None:
+        return queryset
+    pk = as_id(object_id)
+    return queryset.filter(**{field: pk}) if pk is not None else queryset.none()
 
 
 def str_id(value: int | None) -> str | None:

@@ -267,3 +267,14 @@ def test_extreme_offsets_and_dates_never_500(acme, alice, moment):
     assert listed.status_code in (200, 422)
     if created.status_code == 201:
         assert created.json()["starts_at"].endswith("Z")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query", ["campaigns?agent_id=99999999999999999999", "leads?campaign_id=99999999999999999999",
+              "phone-numbers?agent_id=99999999999999999999", "leads?campaign_id=abc"],
+)  # fmt: skip
+def test_reference_filters_with_impossible_ids_match_nothing(acme, alice, query):
+    r = alice.api.get(f"{ORG}/{query}")
+    assert r.status_code == 200
+    assert r.json() == {"items": [], "next_cursor": None}

@@ -4,7 +4,6 @@ re-provisioning, purge, export and import. Each function returns plain data; the
 import json
 import logging
 import os
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -31,6 +30,7 @@ from public_app.models import (
     SpareSchema,
     User,
 )
+from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.provisioning import migrate_schema, migration_state, organization_provision, tenant_migrations
 
 logger = logging.getLogger(__name__)
@@ -296,29 +296,14 @@ def purge_now(*, organization: Organization) -> bool:
 # --- export / import -----------------------------------------------------------------------------------------------
 
 
-def _pg_env_and_args() -> tuple[dict[str, str], list[str]]:
-    params = connection.settings_dict
-    env = {**os.environ, "PGPASSWORD": str(params.get("PASSWORD") or "")}
-    args = ["--host", str(params.get("HOST") or "localhost"), "--port", str(params.get("PORT") or 5432),
-            "--username", str(params.get("USER") or "postgres")]  # fmt: skip
-    return env, args
-
-
-def _tool(name: str) -> str:
-    path = os.environ.get(name.upper().replace("-", "_")) or shutil.which(name)
-    if not path:
-        raise RuntimeError(f"{name} not found on PATH")
-    return path
-
-
 def export_organization(*, organization: Organization, path: Path) -> dict[str, Any]:
     """One .tar.gz: the tenant schema (`pg_dump -n`, which locks only that schema's tables, so it works with
     thousands of schemas) and the organization's public rows."""
-    env, args = _pg_env_and_args()
+    env, args = pg_connection_args()
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "schema.sql"
         subprocess.run(
-            [_tool("pg_dump"), *args, "--no-owner", "--no-privileges", "--schema", organization.schema_name,
+            [pg_tool("pg_dump"), *args, "--no-owner", "--no-privileges", "--schema", organization.schema_name,
              "--file", str(dump), str(connection.settings_dict["NAME"])],
             env=env, check=True, capture_output=True, timeout=3600,
         )  # fmt: skip
@@ -414,10 +399,10 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
                     skipped_keys += 1
                     continue
                 ApiKey.objects.create(organization=organization, **key)
-        env, args = _pg_env_and_args()
+        env, args = pg_connection_args()
         try:
             subprocess.run(
-                [_tool("psql"), *args, "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                [pg_tool("psql"), *args, "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction",
                  "--file", str(restored), "--dbname", str(connection.settings_dict["NAME"])],
                 env=env, check=True, capture_output=True, timeout=3600,
             )  # fmt: skip

@@ -12,9 +12,7 @@ If pg_dump is unavailable or fails, provisioning falls back to running the migra
 import functools
 import hashlib
 import logging
-import os
 import re
-import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from django_tenants.utils import quote_schema_name, schema_exists
 from public_app.ids import new_ulid
 from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
+from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing import customer_create_request
 from public_app.services.organizations import organization_mark_active
 
@@ -66,27 +65,9 @@ def migrate_schema(schema_name: str) -> None:
 
 
 def _pg_dump_ddl(schema_name: str) -> str:
-    pg_dump = os.environ.get("PG_DUMP") or shutil.which("pg_dump")
-    if not pg_dump:
-        raise RuntimeError("pg_dump not found")
-    params = connection.settings_dict
-    env = {**os.environ, "PGPASSWORD": str(params.get("PASSWORD") or "")}
-    command = [
-        pg_dump,
-        "--schema-only",
-        "--no-owner",
-        "--no-privileges",
-        "--no-comments",
-        "--schema",
-        schema_name,
-        "--host",
-        str(params.get("HOST") or "localhost"),
-        "--port",
-        str(params.get("PORT") or 5432),
-        "--username",
-        str(params.get("USER") or "postgres"),
-        str(params["NAME"]),
-    ]
+    env, args = pg_connection_args()
+    command = [pg_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", "--no-comments",
+               "--schema", schema_name, *args, str(connection.settings_dict["NAME"])]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"pg_dump failed: {result.stderr.strip()[:500]}")

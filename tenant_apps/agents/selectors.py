@@ -2,8 +2,8 @@
 
 from django.db.models import QuerySet
 
-from public_app import errors
 from tenant_apps.agents.models import Agent
+from tenant_apps.common import get_or_404
 
 
 def agent_list(*, status: str | None = None) -> QuerySet[Agent]:
@@ -14,9 +14,4 @@ def agent_list(*, status: str | None = None) -> QuerySet[Agent]:
 
 
 def agent_get(*, agent_id: str) -> Agent:
-    if not agent_id.isdigit() or len(agent_id) > 18:
-        raise errors.NotFound("Agent not found.")
-    agent = Agent.objects.filter(id=int(agent_id)).first()
-    if agent is None:
-        raise errors.NotFound("Agent not found.")
-    return agent
+    return get_or_404(Agent.objects.all(), agent_id, "Agent")

@@ -3,7 +3,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import filter_created_after
+from tenant_apps.common import filter_by_reference, filter_created_after
 
 
 def campaign_list(
@@ -12,6 +12,4 @@ def campaign_list(
     queryset = filter_created_after(Campaign.objects.all(), created_after)
     if status:
         queryset = queryset.filter(status=status)
-    if agent_id is not None:
-        queryset = queryset.filter(agent_id=int(agent_id)) if agent_id.isdigit() else queryset.none()
-    return queryset
+    return filter_by_reference(queryset, "agent_id", agent_id)

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from tenant_apps.common import filter_created_after
+from tenant_apps.common import filter_by_reference, filter_created_after
 from tenant_apps.leads.models import Lead
 
 
@@ -18,6 +18,4 @@ def lead_list(
         queryset = queryset.filter(status=status)
     if source:
         queryset = queryset.filter(source=source)
-    if campaign_id is not None:
-        queryset = queryset.filter(campaign_id=int(campaign_id)) if campaign_id.isdigit() else queryset.none()
-    return queryset
+    return filter_by_reference(queryset, "campaign_id", campaign_id)

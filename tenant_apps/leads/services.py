@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from public_app import errors
 from public_app.models import Organization
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import reference_or_422
+from tenant_apps.common import as_id, reference_or_422
 from tenant_apps.leads.models import Lead, LeadSource
 from tenant_apps.leads.schemas import LeadIn
 
@@ -105,7 +105,7 @@ def leads_import(*, body: bytes, content_type: str) -> int:
         except errors.ValidationFailed as exc:
             problems += [{"row": number, **detail} for detail in exc.details]
     wanted = {lead.campaign_id for _, lead in parsed if lead.campaign_id}
-    numeric = {int(c) for c in wanted if c.isdigit() and len(c) <= 18}
+    numeric = {pk for pk in map(as_id, wanted) if pk is not None}
     existing = {str(pk) for pk in Campaign.objects.filter(pk__in=numeric).values_list("pk", flat=True)}
     for number, lead in parsed:
         if lead.campaign_id and lead.campaign_id not in existing:

@@ -12,7 +12,14 @@ from public_app.api.security import OrgAuth
 from public_app.fields import ShortText
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.agents.models import Agent
-from tenant_apps.common import CreatedAfterFilter, filter_created_after, get_or_404, reference_or_422, str_id
+from tenant_apps.common import (
+    CreatedAfterFilter,
+    filter_by_reference,
+    filter_created_after,
+    get_or_404,
+    reference_or_422,
+    str_id,
+)
 from tenant_apps.leads.schemas import Phone
 from tenant_apps.phone_numbers.models import PhoneNumber
 
@@ -69,10 +76,7 @@ def list_phone_numbers(
 ) -> dict:
     """List phone numbers, newest first; filter by `agent_id`, `created_after`."""
     queryset = filter_created_after(PhoneNumber.objects.all(), filters.created_after)
-    if filters.agent_id is not None:
-        agent_id = filters.agent_id
-        queryset = queryset.filter(agent_id=int(agent_id)) if agent_id.isdigit() else queryset.none()
-    return paginate(queryset, page, phone_out)
+    return paginate(filter_by_reference(queryset, "agent_id", filters.agent_id), page, phone_out)
 
 
 @router.post("/{slug}/phone-numbers", response={201: PhoneNumberOut}, auth=tenant_data)
