@@ -13,7 +13,7 @@ _broker: Broker | None = None
 
 def build_broker(url: str, namespace: str) -> Broker:
     from config.metrics import JobMetricsMiddleware
-    from jobs.middleware import DjangoConnectionsMiddleware, LogContextMiddleware, TenantSchemaMiddleware
+    from jobs.middleware import DjangoConnectionsMiddleware, LogContextMiddleware
 
     broker: Broker
     if url.startswith(("redis://", "rediss://")):
@@ -33,7 +33,6 @@ def build_broker(url: str, namespace: str) -> Broker:
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DjangoConnectionsMiddleware())
-    broker.add_middleware(TenantSchemaMiddleware())
     broker.add_middleware(LogContextMiddleware())
     broker.add_middleware(JobMetricsMiddleware())
     return broker

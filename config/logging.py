@@ -6,6 +6,8 @@ filter on every handler, whatever logged them (our code, Django's request logger
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,16 @@ def log_context_set(**values: str | None) -> None:
 
 def log_context_clear() -> None:
     _context.set({})
+
+
+@contextmanager
+def log_context(**values: str | None) -> Iterator[None]:
+    """The values on every line logged inside the block; what was there before comes back after it."""
+    token = _context.set({**_context.get(), **{k: v for k, v in values.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class ContextFilter(logging.Filter):

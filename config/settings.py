@@ -59,7 +59,6 @@ MIDDLEWARE = [
     "public_app.middleware.RequestContextMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.ApiErrorShapeMiddleware",
-    "public_app.middleware.PublicSchemaMiddleware",
     "public_app.idempotency.IdempotencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -72,6 +71,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Parses multipart bodies of PUT/PATCH too (PUT .../logo).
     "ninja.compatibility.files.fix_request_files_middleware",
+    # Innermost: the tenant chosen by OrgAuth is dropped as soon as the view returns, before any middleware above
+    # writes public rows (idempotency records, sessions) that the tenant's role may not touch.
+    "public_app.middleware.PublicSchemaMiddleware",
 ]
 APPEND_SLASH = False
 
@@ -102,6 +104,8 @@ _db["ENGINE"] = "config.db"
 # backend's catalog cache grows with every tenant schema it touches.
 _db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 _db["CONN_HEALTH_CHECKS"] = True
+# A server-side cursor outside a transaction is `WITH HOLD`, i.e. session state a transaction pooler loses.
+_db["DISABLE_SERVER_SIDE_CURSORS"] = True
 _db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "test_" + str(_db["NAME"]))
 DATABASES = {"default": _db}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -146,6 +150,10 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
 
 FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+
+# Each tenant schema has a NOLOGIN role `<prefix><schema>` (public_app.tenancy); the prefix keeps the roles of two
+# databases on one cluster apart. Unset: the database name and "_".
+TENANT_ROLE_PREFIX = env_str("TENANT_ROLE_PREFIX") or None
 
 # Schemas built ahead of time from the template; provisioning renames one (~1 ms) instead of building one.
 # 0 turns the pool off (e.g. with Citus, until schema renames are verified there).
@@ -251,6 +259,8 @@ ORG_SLUG_REDIRECT_DAYS = env_int("ORG_SLUG_REDIRECT_DAYS", 90, minimum=0)
 # Organizations in `provisioning` for longer than this are re-enqueued by the scheduler.
 PROVISIONING_STUCK_SECONDS = env_int("PROVISIONING_STUCK_SECONDS", 300, minimum=10)
 SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 60, minimum=1)
+# The leader's lease (public_app.leases): renewed every third of it; a stopped or stuck leader is replaced after it.
+SCHEDULER_LEASE_SECONDS = env_int("SCHEDULER_LEASE_SECONDS", 15, minimum=3)
 
 # Uploaded files (logos) go through Django's storage API: local directory by default, any backend by setting
 # STORAGE_BACKEND (e.g. storages.backends.s3.S3Storage) with its options in STORAGE_OPTIONS_JSON.

@@ -18,6 +18,7 @@ from public_app.models import (
     SlugRedirect,
 )
 from public_app.services.organizations import organization_purge
+from public_app.tenancy import tenant_context
 
 logger = logging.getLogger(__name__)
 
@@ -101,30 +102,28 @@ def redrive_lost_jobs() -> None:
     # Webhook deliveries live in every tenant schema: one small job per organization, at most every 10 minutes.
     if cache.add("redrive-webhooks", 1, 600):
         for organization in Organization.objects.filter(status=OrganizationStatus.ACTIVE).only("id", "schema_name"):
-            redrive_webhook_deliveries.send_with_options(
-                args=(organization.id,), tenant_schema=organization.schema_name
-            )
+            redrive_webhook_deliveries.send(organization.id)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
 def redrive_webhook_deliveries(organization_id: int) -> None:
     """Inside one organization's schema: deliveries due for more than REDRIVE_AFTER get their message again."""
-    from django.db import connection
     from django.db.models import Q
 
     from jobs.webhooks import deliver_webhook
     from tenant_apps.webhooks.models import DeliveryStatus, WebhookDelivery
 
     organization = Organization.objects.filter(id=organization_id).first()
-    if organization is None or connection.schema_name != organization.schema_name:
+    if organization is None:
         return
     cutoff = timezone.now() - REDRIVE_AFTER
-    due = WebhookDelivery.objects.filter(
-        Q(locked_until__isnull=True) | Q(locked_until__lt=timezone.now()),
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lt=cutoff,
-    ).values_list("id", flat=True)[:500]  # fmt: skip
+    with tenant_context(organization):
+        due = list(WebhookDelivery.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lt=timezone.now()),
+            status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lt=cutoff,
+        ).values_list("id", flat=True)[:500])  # fmt: skip
     for delivery_id in due:
-        deliver_webhook.send_with_options(args=(organization_id, delivery_id), tenant_schema=organization.schema_name)
+        deliver_webhook.send(organization_id, delivery_id)
 
 
 PERIODIC = (

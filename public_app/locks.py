@@ -1,8 +1,7 @@
-"""PostgreSQL advisory locks keyed by name (a stable 64-bit hash of it)."""
+"""PostgreSQL advisory locks keyed by name (a stable 64-bit hash of it), transaction-level only: a session-level lock
+means nothing behind a transaction pooler (public_app.leases holds locks that outlive a transaction)."""
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from django.db import connection
 
@@ -12,21 +11,8 @@ def advisory_key(name: str) -> int:
 
 
 def advisory_xact_lock(name: str) -> None:
-    """Wait for the lock; it is held until the current transaction ends."""
+    """Wait for the lock; it is held until the current transaction ends (so there must be one)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("advisory_xact_lock outside a transaction would be released at once")
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(name)])
-
-
-@contextmanager
-def advisory_try_lock(name: str) -> Iterator[bool]:
-    """Session-level lock without waiting: yields whether we got it, releases it on exit."""
-    key = advisory_key(name)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

@@ -131,6 +131,13 @@ class Organization(TenantMixin, TimestampedModel):
     def is_active(self) -> bool:
         return self.status == OrganizationStatus.ACTIVE
 
+    @property
+    def db_role(self) -> str:
+        """The database role tenant work in this organization runs as (public_app.tenancy)."""
+        from public_app.tenancy import tenant_role_name
+
+        return tenant_role_name(self.schema_name)
+
 
 class Role(models.TextChoices):
     OWNER = "owner"
@@ -310,6 +317,18 @@ class SpareSchema(models.Model):
     name = models.CharField(max_length=63, unique=True)
     migration_state = models.CharField(max_length=32)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Lease(models.Model):
+    """A named lock held by one process until `expires_at` (renewed while it works), in a row rather than a session
+    advisory lock: it means the same through a transaction pooler, and a crashed holder loses it when it expires."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return self.name

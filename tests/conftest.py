@@ -151,10 +151,23 @@ def personas(alice: Persona, bob: Persona, carol: Persona, dave: Persona, eve: P
 
 
 def drop_tenant_schemas() -> None:
+    """Committed tenant schemas and their roles (roles are cluster-wide: they outlive the test database)."""
+    from public_app.tenancy import roles_with_prefix
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
+        for role in roles_with_prefix():
+            cursor.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_tenant_roles_at_the_end(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    yield
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        drop_tenant_schemas()
 
 
 @pytest.fixture(scope="session")

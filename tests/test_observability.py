@@ -78,22 +78,26 @@ def test_log_lines_carry_request_organization_and_caller(acme, carol, json_logs)
     assert forbidden["level"] == "WARNING"
 
 
-def test_job_log_lines_carry_the_actor_and_message_id(json_logs):
+def test_job_log_lines_carry_the_actor_message_id_and_organization(json_logs):
     from dramatiq import Message
 
     from jobs.middleware import LogContextMiddleware
+    from public_app.models import Organization
+    from public_app.tenancy import tenant_context
 
-    message = Message(queue_name="q", actor_name="provision_organization", args=(), kwargs={},
-                      options={"tenant_schema": "t_abc"})  # fmt: skip
+    message = Message(queue_name="q", actor_name="deliver_webhook", args=(1, 2), kwargs={}, options={})
     middleware = LogContextMiddleware()
     middleware.before_process_message(None, message)
-    logging.getLogger("jobs").info("working")
+    with tenant_context(Organization(slug="acme", schema_name="t_abc")):
+        logging.getLogger("jobs").info("working")
+    logging.getLogger("jobs").info("after the tenant work")
     middleware.after_process_message(None, message)
     logging.getLogger("jobs").info("done")
-    working, done = [line for line in lines(json_logs) if line["logger"] == "jobs"]
+    working, after, done = [line for line in lines(json_logs) if line["logger"] == "jobs"]
     assert (working["job"], working["message_id"], working["org"]) == (
-        "provision_organization", message.message_id, "t_abc"
+        "deliver_webhook", message.message_id, "acme"
     )  # fmt: skip
+    assert (after["job"], after.get("org")) == ("deliver_webhook", None)
     assert "job" not in done
 
 

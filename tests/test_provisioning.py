@@ -4,11 +4,11 @@ import time
 
 import dramatiq
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django_tenants.utils import schema_exists
 
 from jobs.provisioning import provision_organization
-from public_app.models import OrganizationStatus
+from public_app.models import Organization, OrganizationStatus
 from public_app.services import provisioning
 from public_app.services.organizations import organization_create
 from tests.conftest import make_persona, wait_for_jobs
@@ -33,19 +33,17 @@ CATALOG_QUERIES = {
 
 
 def catalog(schema: str) -> dict:
+    from public_app.tenancy import schema_context
+
     result = {}
-    with connection.cursor() as cursor:
-        # constraint definitions name other tables unqualified only when their schema is on the search path
-        cursor.execute(f'SET search_path = "{schema}"')
+    # constraint definitions name other tables unqualified only when their schema is on the search path
+    with transaction.atomic(), schema_context(schema, as_tenant=False), connection.cursor() as cursor:
         for name, query in CATALOG_QUERIES.items():
             if "{schema}" in query:
                 cursor.execute(query.format(schema=f'"{schema}"'))
             else:
                 cursor.execute(query, [schema])
             result[name] = cursor.fetchall()
-        cursor.execute("SET search_path = public")
-    connection.set_schema_to_public()
-    connection.search_path_set_schemas = None
     return result
 
 
@@ -177,16 +175,25 @@ SEEN_BY_JOB: list[tuple[str, str]] = []
 
 
 @dramatiq.actor(queue_name="default", max_retries=0)
-def record_schema_and_create_agent() -> None:
+def record_schema_and_create_agent(organization_id: int | None = None) -> None:
+    """A tenant actor as they all are: it takes the organization's id and enters its context itself."""
+    from public_app.tenancy import tenant_context
     from tenant_apps.agents.models import Agent
 
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW search_path")
-        SEEN_BY_JOB.append((connection.schema_name, cursor.fetchone()[0]))
-    Agent.objects.create(name="made by a job")
+    def record() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('search_path'), current_user")
+            SEEN_BY_JOB.append((connection.schema_name, *cursor.fetchone()))
+
+    if organization_id is None:
+        record()
+        return
+    with tenant_context(Organization.objects.get(id=organization_id)):
+        record()
+        Agent.objects.create(name="made by a job")
 
 
-def test_tenant_middleware_runs_a_job_inside_the_organizations_schema(worker):
+def test_jobs_run_in_the_organization_they_name_as_its_role_and_start_in_public(worker):
     from tenant_apps.agents.models import Agent
 
     owner = make_persona("o@example.com", "O").user
@@ -196,15 +203,17 @@ def test_tenant_middleware_runs_a_job_inside_the_organizations_schema(worker):
     a.refresh_from_db()
     b.refresh_from_db()
     SEEN_BY_JOB.clear()
-    with a:  # enqueued from inside tenant a: the message inherits a's schema
+    with a:  # sent from inside tenant a: nothing of that reaches the job
         record_schema_and_create_agent.send()
-    record_schema_and_create_agent.send_with_options(tenant_schema=b.schema_name)
-    record_schema_and_create_agent.send()  # no schema: runs in public, where agents_agent does not exist
+    record_schema_and_create_agent.send(a.id)
+    record_schema_and_create_agent.send(b.id)
     wait_for_jobs(worker, timeout_ms=5000)
-    schemas = sorted(schema for schema, _ in SEEN_BY_JOB)
-    assert schemas == sorted([a.schema_name, b.schema_name, "public"])
-    assert (a.schema_name, f"{a.schema_name}, public") in SEEN_BY_JOB
-    assert ("public", "public") in SEEN_BY_JOB
+    login = connection.settings_dict["USER"] or "postgres"
+    assert sorted(SEEN_BY_JOB) == sorted([
+        ("public", "public", login),
+        (a.schema_name, f"{a.schema_name}, public", a.db_role),
+        (b.schema_name, f"{b.schema_name}, public", b.db_role),
+    ])  # fmt: skip
     for organization in (a, b):
         with organization:
             assert list(Agent.objects.values_list("name", flat=True)) == ["made by a job"]

@@ -57,21 +57,52 @@ def test_the_next_request_on_the_same_connection_starts_in_public(acme, globex, 
 
 
 @pytest.mark.django_db
-def test_warm_get_agents_sends_one_set_search_path_and_one_select(acme, globex, alice, eve):
+def test_warm_get_agents_is_one_statement_that_carries_its_own_tenant_pin(acme, globex, alice, eve):
+    """Inside one transaction (the test's) the pin is sent with the first statement after a switch, and not again
+    while the transaction has it."""
     alice.api.post(AGENTS, {"name": "Ann"})
-    eve.api.get("/api/v1/organizations/globex/agents")  # leave the connection on another tenant's schema
+    eve.api.get("/api/v1/organizations/globex/agents")  # leave the transaction pinned to another tenant
     alice.api.get(AGENTS)  # warm the caches (token, organization, membership)
     eve.api.get("/api/v1/organizations/globex/agents")
     with CaptureQueriesContext(connection) as switching:
         assert alice.api.get(f"{AGENTS}?limit=50").status_code == 200
     statements = [q["sql"] for q in switching.captured_queries]
-    assert len(statements) == 2, statements
-    assert statements[0].startswith("SET search_path")
-    assert "agents_agent" in statements[1]
-    # the same organization again: the connection already has the right path, so only the SELECT
+    assert len(statements) == 1, statements
+    pin = (
+        f"SELECT pg_catalog.set_config('search_path', '{acme.schema_name}, public', true), "
+        f"pg_catalog.set_config('role', '{acme.db_role}', true);\n"
+    )
+    assert statements[0].startswith(pin)
+    assert "agents_agent" in statements[0]
     with CaptureQueriesContext(connection) as same:
         assert alice.api.get(f"{AGENTS}?limit=50").status_code == 200
-    assert [q["sql"] for q in same.captured_queries] == [statements[1]]
+    assert [q["sql"] for q in same.captured_queries] == [statements[0].removeprefix(pin)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_every_statement_carries_the_pin(tenant_template, alice, eve):
+    from tests.conftest import drop_tenant_schemas, make_org
+
+    acme = make_org(alice.user, "acme")
+    try:
+        alice.api.post(AGENTS, {"name": "Ann"})
+        with CaptureQueriesContext(connection) as captured:
+            for _ in range(2):
+                assert alice.api.get(AGENTS).json()["items"][0]["name"] == "Ann"
+        tenant = [q["sql"] for q in captured.captured_queries if "agents_agent" in q["sql"]]
+        assert len(tenant) == 2
+        assert all(f"set_config('role', '{acme.db_role}', true);" in sql for sql in tenant)
+        # and public statements pin `public` with the login role
+        with CaptureQueriesContext(connection) as public:
+            assert eve.api.get("/api/v1/me/organizations").status_code == 200
+        assert public.captured_queries
+        assert all(
+            q["sql"].startswith("SELECT pg_catalog.set_config('search_path', 'public', true), "
+                                "pg_catalog.set_config('role', 'none', true);")
+            for q in public.captured_queries
+        )
+    finally:
+        drop_tenant_schemas()
 
 
 @pytest.mark.django_db

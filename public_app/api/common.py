@@ -7,6 +7,7 @@ from public_app import errors
 from public_app.access import Actor
 from public_app.models import User
 from public_app.selectors import user_get
+from public_app.tenancy import public_context
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -19,7 +20,10 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def request_user(request: HttpRequest) -> User:
     principal = request.auth  # type: ignore[attr-defined]
-    user = user_get(user_id=principal.user_id) if principal.is_user else None
+    if not principal.is_user:
+        raise errors.NotAuthenticated()
+    with public_context():  # also called from tenant operations, whose role cannot read users
+        user = user_get(user_id=principal.user_id)
     if user is None:
         raise errors.NotAuthenticated()
     return user

@@ -32,6 +32,16 @@ from public_app.models import (
 )
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.provisioning import migrate_schema, migration_state, organization_provision, tenant_migrations
+from public_app.tenancy import (
+    role_create,
+    role_drop,
+    role_drop_by_name,
+    role_extra_grants,
+    role_has_own_grants,
+    role_repair,
+    roles_with_prefix,
+    tenant_role_name,
+)
 
 logger = logging.getLogger(__name__)
 SCHEMA_PREFIX = "t\\_%"
@@ -113,6 +123,12 @@ class DriftReport:
     structure_differs: list[str] = field(default_factory=list)  # slugs
     missing_migrations: dict[str, list[str]] = field(default_factory=dict)
     extra_migrations: dict[str, list[str]] = field(default_factory=dict)
+    # The database role boundary (public_app.tenancy): schemas whose role is missing or lacks grants on its own
+    # schema, roles holding privileges elsewhere, and tenant roles left without a schema.
+    missing_roles: list[str] = field(default_factory=list)  # slugs
+    role_grants_missing: list[str] = field(default_factory=list)  # slugs
+    extra_grants: dict[str, list[str]] = field(default_factory=dict)  # slug -> privileges outside its schema
+    orphan_roles: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -175,7 +191,23 @@ def drift_check() -> DriftReport:
         if applied_tenant - expected:
             report.extra_migrations[slug] = sorted(applied_tenant - expected)
     report.structure_differs.sort()
+    _role_drift(report, {schema: orgs[schema].slug for schema in present}, existing)
     return report
+
+
+def _role_drift(report: DriftReport, slugs_by_schema: dict[str, str], existing_schemas: set[str]) -> None:
+    roles = roles_with_prefix()
+    for schema, slug in sorted(slugs_by_schema.items(), key=lambda item: item[1]):
+        if tenant_role_name(schema) not in roles:
+            report.missing_roles.append(slug)
+            continue
+        if not role_has_own_grants(schema):
+            report.role_grants_missing.append(slug)
+        extra = role_extra_grants(schema)
+        if extra:
+            report.extra_grants[slug] = extra
+    expected = {tenant_role_name(schema) for schema in existing_schemas}
+    report.orphan_roles = sorted(roles - expected)
 
 
 # --- fleet migrations ----------------------------------------------------------------------------------------------
@@ -258,15 +290,18 @@ def drop_schema(schema: str) -> None:
         or SpareSchema.objects.filter(name=schema).exists()
     ):
         raise ValueError(f"refusing to drop {schema}: not an orphaned tenant schema")
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(schema)} CASCADE")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(schema)} CASCADE")
+        role_drop(schema)
 
 
 def reconcile(*, drop_orphans: bool = False) -> dict[str, Any]:
     """Fix what `check` finds where it is safe: provision missing schemas, migrate drifting ones; drop orphaned
     schemas only when asked."""
     report = drift_check()
-    fixed: dict[str, list[str]] = {"provisioned": [], "migrated": [], "dropped": []}
+    fixed: dict[str, list[str]] = {"provisioned": [], "migrated": [], "dropped": [], "roles_repaired": [],
+                                   "roles_dropped": []}  # fmt: skip
     for slug in report.missing_schemas:
         provision_again(organization=Organization.objects.get(slug=slug))
         fixed["provisioned"].append(slug)
@@ -275,6 +310,13 @@ def reconcile(*, drop_orphans: bool = False) -> dict[str, Any]:
         _, error, _ = migrate_one(schema)
         if error is None:
             fixed["migrated"].append(slug)
+    for slug in sorted({*report.missing_roles, *report.role_grants_missing, *report.extra_grants}):
+        role_repair(Organization.objects.get(slug=slug).schema_name)
+        fixed["roles_repaired"].append(slug)
+    # A tenant role without its schema can reach nothing; dropping it is always safe.
+    for role in report.orphan_roles:
+        role_drop_by_name(role)
+        fixed["roles_dropped"].append(role)
     if drop_orphans:
         for schema in report.orphan_schemas:
             drop_schema(schema)
@@ -409,6 +451,9 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
         except subprocess.CalledProcessError as exc:
             organization.delete()
             raise RuntimeError(f"restoring the schema failed: {exc.stderr.decode()[-500:]}") from exc
+        # The dump carries no privileges (another database has other role names): the role is made here.
+        with transaction.atomic():
+            role_create(organization.schema_name)
         Organization.objects.filter(id=organization.id).update(
             status=OrganizationStatus.ACTIVE, migration_state=manifest.get("migration_state") or "",
             provisioned_at=timezone.now(),

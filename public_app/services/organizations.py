@@ -27,6 +27,7 @@ from public_app.models import (
     normalize_email,
 )
 from public_app.services.billing import subscription_cancellation_request
+from public_app.tenancy import role_drop
 from tenant_apps.audit.services import audit_record
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
@@ -255,6 +256,7 @@ def organization_purge(*, organization_id: int) -> bool:
             return False
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(organization.schema_name)} CASCADE")
+        role_drop(organization.schema_name)
         PurgedOrganization.objects.update_or_create(
             uid=organization.uid,
             defaults={

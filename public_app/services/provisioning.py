@@ -16,6 +16,7 @@ import re
 import subprocess
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.apps import apps
 from django.conf import settings
@@ -30,6 +31,7 @@ from public_app.models import Organization, OrganizationStatus
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing import customer_create_request
 from public_app.services.organizations import organization_mark_active
+from public_app.tenancy import role_create, role_drop, role_rename
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +112,18 @@ def template_get() -> Template:
 
 
 def schema_create_from_template(schema_name: str, template: Template) -> None:
-    """CREATE SCHEMA, the template's DDL and its migration records, in one transaction (a savepoint when nested)."""
+    """CREATE SCHEMA, the template's DDL, its migration records and the schema's role, in one transaction (a
+    savepoint when nested)."""
     quoted = quote_schema_name(schema_name)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # One round trip, top-level statements only.
-        cursor.execute(f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{_PLACEHOLDER}.", f"{quoted}."))
-        cursor.executemany(
-            f"INSERT INTO {quoted}.django_migrations (app, name, applied) VALUES (%s, %s, now())",
-            list(template.migrations),
-        )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # One round trip, top-level statements only.
+            cursor.execute(f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{_PLACEHOLDER}.", f"{quoted}."))
+            cursor.executemany(
+                f"INSERT INTO {quoted}.django_migrations (app, name, applied) VALUES (%s, %s, now())",
+                list(template.migrations),
+            )
+        role_create(schema_name)
 
 
 def organization_provision(*, organization_id: int) -> Organization | None:
@@ -151,6 +156,8 @@ def organization_provision(*, organization_id: int) -> Organization | None:
                 cursor.execute(f"CREATE SCHEMA {quote_schema_name(organization.schema_name)}")
             migrate_schema(organization.schema_name)
         connection.set_schema_to_public()
+        if not used_spare:
+            role_create(organization.schema_name)  # completes the grants of a migrated or left-over schema too
         Organization.objects.filter(id=organization.id).update(migration_state=migration_state())
         organization_mark_active(organization=organization)
         customer_create_request(organization=organization)
@@ -182,10 +189,13 @@ def spare_claim(schema_name: str) -> bool:
         if spare is None:
             return False
         try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    f"ALTER SCHEMA {quote_schema_name(spare.name)} RENAME TO {quote_schema_name(schema_name)}"
-                )
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"ALTER SCHEMA {quote_schema_name(spare.name)} RENAME TO {quote_schema_name(schema_name)}"
+                    )
+                # The role goes with its schema; its grants and default privileges follow the role's oid.
+                role_rename(spare.name, schema_name)
         except DatabaseError:
             logger.warning("spare schema %s is unusable; dropping its record", spare.name, exc_info=True)
             spare.delete()
@@ -197,16 +207,18 @@ def spare_claim(schema_name: str) -> bool:
 def spares_refill() -> int:
     """Drop spares built for an older migration state and build new ones up to TENANT_SPARE_SCHEMAS. One refill
     at a time (advisory lock); returns how many were built."""
-    from public_app.locks import advisory_try_lock
+    from public_app.leases import lease
     from public_app.models import SpareSchema
 
-    with advisory_try_lock("spare-schemas-refill") as acquired:
+    with lease("spare-schemas-refill", timedelta(minutes=10)) as acquired:
         if not acquired:
             return 0
         state = migration_state()
         for stale in SpareSchema.objects.exclude(migration_state=state):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(stale.name)} CASCADE")
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(stale.name)} CASCADE")
+                role_drop(stale.name)
                 stale.delete()
         built = 0
         template = template_get() if settings.TENANT_SPARE_SCHEMAS > 0 else None

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -13,7 +14,7 @@ from public_app import errors
 from public_app.access import Actor
 from public_app.clients import leadsforce
 from public_app.crypto import decrypt, encrypt
-from public_app.locks import advisory_try_lock
+from public_app.leases import lease
 from public_app.models import Organization
 from tenant_apps.audit.services import audit_record
 from tenant_apps.integrations.models import Integration
@@ -79,8 +80,8 @@ def leadsforce_sync_request(*, organization: Organization) -> None:
 
     if leadsforce_get() is None:
         raise errors.Conflict("Connect Leadsforce first.", code="integration_not_connected")
-    organization_id, schema = organization.id, organization.schema_name
-    transaction.on_commit(lambda: sync_leadsforce.send_with_options(args=(organization_id,), tenant_schema=schema))
+    organization_id = organization.id
+    transaction.on_commit(lambda: sync_leadsforce.send(organization_id))
 
 
 def _clean(row: dict[str, Any]) -> dict[str, str]:
@@ -124,7 +125,8 @@ def leadsforce_sync(*, organization: Organization) -> int | None:
     integration = leadsforce_get()
     if integration is None:
         return None
-    with advisory_try_lock(f"leadsforce-sync:{organization.id}") as acquired:
+    # As long as the actor may run (its time limit), so a crashed sync frees the next one.
+    with lease(f"leadsforce-sync:{organization.id}", timedelta(minutes=31)) as acquired:
         if not acquired:
             return None
         created = 0

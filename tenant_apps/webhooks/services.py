@@ -139,7 +139,6 @@ def _enqueue(organization: Organization, delivery_id: int, delay_seconds: float 
     deliver_webhook.send_with_options(
         args=(organization.id, delivery_id),
         delay=int(delay_seconds * 1000) or None,
-        tenant_schema=organization.schema_name,
     )
 
 

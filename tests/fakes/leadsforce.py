@@ -11,6 +11,7 @@ class FakeLeadsforce:
     def __init__(self) -> None:
         self.keys: dict[str, str] = {"lf_good_key": "Acme Sales"}
         self.leads: list[dict[str, Any]] = []
+        self.leads_by_key: dict[str, list[dict[str, Any]]] = {}  # keys with leads of their own (else `leads`)
         self.fail_with: int | None = None  # answer every request with this status
         self.requests: list[tuple[str, str]] = []  # (path, authorization)
         fake = self
@@ -30,8 +31,9 @@ class FakeLeadsforce:
                     query = parse_qs(url.query)
                     start = int(query.get("cursor", ["0"])[0])
                     limit = min(int(query.get("limit", ["100"])[0]), 100)
-                    page = fake.leads[start : start + limit]
-                    more = start + limit < len(fake.leads)
+                    leads = fake.leads_by_key.get(key, fake.leads)
+                    page = leads[start : start + limit]
+                    more = start + limit < len(leads)
                     return self._json(200, {"data": page, "next_cursor": str(start + limit) if more else None})
                 return self._json(404, {"error": "not_found"})
 

@@ -1,18 +1,23 @@
 """`manage.py scheduler`: enqueue the periodic maintenance jobs every SCHEDULER_INTERVAL_SECONDS.
 
-Several schedulers may run (one per host, say): a PostgreSQL advisory lock held for the process lifetime elects
-one leader; the others wait and take over if it dies. The jobs are idempotent, so a double tick costs nothing.
+Several schedulers may run (one per host, say): a lease row (public_app.leases) elects one leader, which renews it
+every third of SCHEDULER_LEASE_SECONDS; the others try to take it every second and do so once it has expired (the
+leader stopped, crashed or lost the database). Stopping cleanly releases it at once. The jobs are idempotent, so a
+double tick during a hand-over costs nothing.
 """
 
 import signal
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import connection
+from django.db import DatabaseError, connection
 
-from public_app.locks import advisory_key
+from public_app.leases import lease_acquire, lease_release, new_holder
+
+LEASE_NAME = "scheduler-leader"
 
 
 class Command(BaseCommand):
@@ -37,18 +42,30 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        holder = new_holder()
+        ttl = timedelta(seconds=settings.SCHEDULER_LEASE_SECONDS)
         leader = False
-        next_tick = 0.0
+        next_tick = next_renewal = 0.0
         while not stopping:
-            if not leader:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_try_advisory_lock(%s)", [advisory_key("scheduler-leader")])
-                    leader = bool(cursor.fetchone()[0])
-                if leader:
+            now = time.monotonic()
+            if not leader or now >= next_renewal:
+                try:
+                    held = lease_acquire(LEASE_NAME, holder, ttl)
+                except DatabaseError as exc:
+                    held = False
+                    self.stderr.write(f"scheduler: database unavailable ({type(exc).__name__}); not leading")
+                    connection.close()
+                if held and not leader:
                     self.stdout.write("scheduler: leading")
-            if leader and time.monotonic() >= next_tick:
+                elif leader and not held:
+                    self.stdout.write("scheduler: lost the lead")
+                leader = held
+                next_renewal = now + settings.SCHEDULER_LEASE_SECONDS / 3
+            if leader and now >= next_tick:
                 for actor in PERIODIC:
                     actor.send()
-                next_tick = time.monotonic() + settings.SCHEDULER_INTERVAL_SECONDS
+                next_tick = now + settings.SCHEDULER_INTERVAL_SECONDS
             time.sleep(1)
+        if leader:
+            lease_release(LEASE_NAME, holder)
         connection.close()
