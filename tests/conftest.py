@@ -168,6 +168,25 @@ def _drop_tenant_roles_at_the_end(django_db_setup: Any, django_db_blocker: Any) 
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
         drop_tenant_schemas()
+        connection.close()
+    _release_pooled_server_connections()
+
+
+def _release_pooled_server_connections() -> None:
+    """Through a pooler (PGBOUNCER_ADMIN_PORT set), its idle server connections to the test database would keep
+    PostgreSQL from dropping it at the end: close them (KILL), then let new clients in again (RESUME)."""
+    import os
+
+    import psycopg
+
+    port = os.environ.get("PGBOUNCER_ADMIN_PORT")
+    if not port:
+        return
+    name = connection.settings_dict["NAME"]
+    with psycopg.connect(host="127.0.0.1", port=int(port), user="postgres", dbname="pgbouncer",
+                         autocommit=True) as admin:  # fmt: skip
+        admin.execute(f'KILL "{name}"')
+        admin.execute(f'RESUME "{name}"')
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ leader stopped, crashed or lost the database). Stopping cleanly releases it at o
 double tick during a hand-over costs nothing.
 """
 
+import contextlib
 import signal
 import time
 from datetime import timedelta
@@ -53,12 +54,13 @@ class Command(BaseCommand):
                     held = lease_acquire(LEASE_NAME, holder, ttl)
                 except DatabaseError as exc:
                     held = False
-                    self.stderr.write(f"scheduler: database unavailable ({type(exc).__name__}); not leading")
+                    self.stderr.write(f"scheduler: database unavailable ({type(exc).__name__}: {exc}); not leading")
                     connection.close()
                 if held and not leader:
                     self.stdout.write("scheduler: leading")
                 elif leader and not held:
                     self.stdout.write("scheduler: lost the lead")
+                self.stdout.flush()
                 leader = held
                 next_renewal = now + settings.SCHEDULER_LEASE_SECONDS / 3
             if leader and now >= next_tick:
@@ -67,5 +69,6 @@ class Command(BaseCommand):
                 next_tick = now + settings.SCHEDULER_INTERVAL_SECONDS
             time.sleep(1)
         if leader:
-            lease_release(LEASE_NAME, holder)
+            with contextlib.suppress(DatabaseError):  # unreachable database: the lease expires on its own
+                lease_release(LEASE_NAME, holder)
         connection.close()
