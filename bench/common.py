@@ -28,6 +28,9 @@ def fresh_database() -> None:
     admin_url = BENCH_DB.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        # Tenant roles are cluster-wide: the dropped database's ones go too (public_app.tenancy names them).
+        for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [f"{name}_t_"]):
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     setup_django()
     from django.core.management import call_command

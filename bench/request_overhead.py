@@ -1,6 +1,6 @@
-"""Request overhead of the tenant schema: GET .../agents?limit=50 (tenant table, behind `SET search_path`) against
-GET .../members?limit=50 (public tables) through the same stack (middleware, ninja, OrgAuth, pagination), with the
-same caller, in the same process. Also counts the SQL statements of each request.
+"""Request overhead of the tenant schema: GET .../agents?limit=50 (tenant table, path and role pinned per
+transaction) against GET .../members?limit=50 (public tables) through the same stack (middleware, ninja, OrgAuth,
+pagination), with the same caller, in the same process. Also counts the SQL statements of each request.
 
 Usage: .venv/bin/python bench/request_overhead.py [requests]
 """
@@ -60,13 +60,15 @@ def main(requests: int) -> None:
     tenant, public = summary(samples["tenant"])["p50_ms"], summary(samples["public"])["p50_ms"]
     print(f"throughput ratio tenant/public = {public / tenant:.2f}x  (target >= 0.9x)")
 
-    # SQL per request, seen by an execute wrapper (every statement, including search_path changes)
+    # SQL per request, seen by an execute wrapper: every statement, with the tenant pin it carries (config.db)
     def statements_of(url: str) -> list[str]:
         seen: list[str] = []
 
         def wrapper(execute, sql, params, many, context):
-            seen.append(sql)
-            return execute(sql, params, many, context)
+            result = execute(sql, params, many, context)
+            # what the driver really sent: the statement with the pin config.db put in front of it, if any
+            seen.append(connection.ops.last_executed_query(context["cursor"].cursor, sql, params))
+            return result
 
         with connection.execute_wrapper(wrapper):
             hit(url)
@@ -77,8 +79,10 @@ def main(requests: int) -> None:
     client.get("/api/v1/organizations/bench-other/agents")
     switched = statements_of(urls["tenant"])
     for label, statements in (("same tenant as the previous request", same), ("after another tenant", switched)):
+        pins = sum(1 for s in statements if s.startswith("SELECT pg_catalog.set_config('search_path'"))
         sets = sum(1 for s in statements if s.startswith("SET search_path"))
-        print(f"GET agents, {label}: {len(statements)} statement(s), {sets} SET search_path")
+        print(f"GET agents, {label}: {len(statements)} statement(s) = round trip(s), {pins} carrying the pin, "
+              f"{sets} session-level SET search_path")
         for statement in statements:
             print(f"    {statement[:110]}")
 

@@ -6,6 +6,7 @@ from django.db import connection
 from public_app.models import Organization, OrganizationStatus, SpareSchema
 from public_app.services import ops, provisioning
 from public_app.services.organizations import organization_create
+from public_app.tenancy import role_exists, tenant_context
 from tests.conftest import drop_tenant_schemas, make_persona
 from tests.test_provisioning import catalog
 
@@ -40,6 +41,13 @@ def test_refill_builds_the_pool_and_provisioning_claims_a_spare(pool, monkeypatc
     assert SpareSchema.objects.count() == 1
     assert organization.schema_name in schemas()
     assert len(spare_names & schemas()) == 1  # one spare became the organization's schema
+    # its role went with it: the organization's role exists, the claimed spare's does not, the other spare keeps its
+    (claimed,) = spare_names - schemas()
+    assert role_exists(organization.schema_name) and not role_exists(claimed)
+    assert all(role_exists(name) for name in spare_names & schemas())
+    with tenant_context(organization), connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, count(*) FROM agents_agent")
+        assert cursor.fetchone() == (organization.db_role, 0)
     # the claimed schema is exactly what running the migrations builds
     with connection.cursor() as cursor:
         cursor.execute('CREATE SCHEMA "t_migrated_ref"')
