@@ -193,6 +193,9 @@ RATELIMIT_LOGIN_PER_MINUTE = env_int("RATELIMIT_LOGIN_PER_MINUTE", 10, minimum=1
 RATELIMIT_SIGNUP_PER_HOUR = env_int("RATELIMIT_SIGNUP_PER_HOUR", 20, minimum=1)
 RATELIMIT_INVITES_PER_ORG_PER_DAY = env_int("RATELIMIT_INVITES_PER_ORG_PER_DAY", 100, minimum=1)
 RATELIMIT_INVITES_PER_EMAIL_PER_DAY = env_int("RATELIMIT_INVITES_PER_EMAIL_PER_DAY", 10, minimum=1)
+RATELIMIT_VERIFICATION_EMAILS_PER_HOUR = env_int("RATELIMIT_VERIFICATION_EMAILS_PER_HOUR", 5, minimum=1)
+# Email verification links (public_app.services.verification) work once, for this long.
+EMAIL_VERIFICATION_TTL_HOURS = env_int("EMAIL_VERIFICATION_TTL_HOURS", 72, minimum=1)
 # Take the client IP from X-Forwarded-For (set only behind a proxy that overwrites the header).
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
 

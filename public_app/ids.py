@@ -41,3 +41,7 @@ def invitation_uid() -> str:
 
 def api_key_uid() -> str:
     return new_uid("key")
+
+
+def verification_uid() -> str:
+    return new_uid("ev")

@@ -44,6 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin, TimestampedModel):
     name = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
+    # Set once the owner of the address has followed a verification (or invitation) link sent to it. Nothing is
+    # granted by email (invitations listed by address) before that.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -332,3 +335,24 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EmailVerification(TimestampedModel):
+    """A link that proves control of an address: for an account's own email (`user` set), or for a sign-up that
+    claims an address an unverified account holds (`user` empty: the new name and password hash wait here until the
+    link is followed, then the squatting account is retired). The token is derived from a server key and the salt
+    (public_app.services.verification); only its hash is stored."""
+
+    uid = models.CharField(max_length=40, unique=True, default=ids.verification_uid, editable=False)
+    email = models.CharField(max_length=254)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200, blank=True)
+    password = models.CharField(max_length=128, blank=True)
+    token_salt = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.email

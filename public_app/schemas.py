@@ -23,6 +23,21 @@ class UserOut(Schema):
     id: str
     email: str
     name: str
+    email_verified: bool
+
+
+class VerificationSentOut(Schema):
+    status: str
+    email: str
+
+
+class VerifyEmailIn(Schema):
+    token: ShortText
+
+
+class VerifiedOut(Schema):
+    user: UserOut
+    token: str | None
 
 
 class AuthOut(Schema):

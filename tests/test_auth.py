@@ -13,7 +13,8 @@ def test_signup_returns_user_and_working_token(api):
     assert r.status_code == 201
     body = r.json()
     user = User.objects.get()
-    assert body["user"] == {"id": user.uid, "email": "new.person@example.com", "name": "New Person"}
+    assert body["user"] == {"id": user.uid, "email": "new.person@example.com", "name": "New Person",
+                            "email_verified": False}  # fmt: skip
     assert body["token"].startswith("ut_")
     me = api.get("/api/v1/me", token=body["token"])
     assert me.status_code == 200

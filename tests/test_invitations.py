@@ -267,10 +267,16 @@ def test_accept_by_link_needs_sign_in(acme, alice, api):
 
 
 @pytest.mark.django_db
-def test_signup_with_the_invited_email_sees_the_invitation_and_accepts_by_id(acme, alice, api):
+def test_signup_with_the_invited_email_sees_the_invitation_once_verified_and_accepts_by_id(acme, alice, api):
+    from public_app.models import EmailVerification
+    from public_app.services.verification import verification_token
+
     uid = invite(alice, "fresh@example.com", "member").json()["id"]
     signup = api.post("/api/v1/auth/signup", {"email": "Fresh@example.com", "password": PASSWORD, "name": "Fresh"})
     fresh = Api(signup.json()["token"])
+    assert fresh.get("/api/v1/me/invitations").json()["code"] == "email_not_verified"
+    link = verification_token(EmailVerification.objects.get(email="fresh@example.com"))
+    assert api.post("/api/v1/auth/verify-email", {"token": link}).status_code == 200
     mine = fresh.get("/api/v1/me/invitations").json()
     assert mine == {
         "items": [

@@ -1,28 +1,64 @@
 """Sign-up, log-in, log-out and the current user (`/auth/...`, `/me/...`)."""
 
+from typing import Any
+
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from public_app import errors
 from public_app.api.common import client_ip
 from public_app.logos import logo_url
+from public_app.models import normalize_email
 from public_app.pagination import Page, PageQuery, paginate
-from public_app.schemas import AuthOut, LoginIn, MyOrganizationOut, SignupIn, UserOut
+from public_app.schemas import (
+    AuthOut,
+    LoginIn,
+    MyOrganizationOut,
+    SignupIn,
+    UserOut,
+    VerificationSentOut,
+    VerifiedOut,
+    VerifyEmailIn,
+)
 from public_app.selectors import organization_list_for_user, user_get
-from public_app.services.auth import token_revoke, user_login, user_signup
+from public_app.services.auth import token_issue, token_revoke, user_login, user_signup
+from public_app.services.verification import email_verification_resend, email_verify
 
 router = Router(tags=["auth"])
 
 
-def user_out(user: object) -> dict:
-    return {"id": user.uid, "email": user.email, "name": user.name}  # type: ignore[attr-defined]
+def user_out(user: Any) -> dict:
+    verified = user.email_verified_at is not None
+    return {"id": user.uid, "email": user.email, "name": user.name, "email_verified": verified}
 
 
-@router.post("/auth/signup", response={201: AuthOut}, auth=None)
+@router.post("/auth/signup", response={201: AuthOut, 202: VerificationSentOut}, auth=None)
 def signup(request: HttpRequest, payload: SignupIn) -> Status:
-    """Create an account; returns the user and a bearer token."""
+    """Create an account; returns the user and a bearer token, and emails a link to confirm the address. When the
+    address belongs to an account that never confirmed it: 202, no account yet; the link emailed to the address
+    creates this one (and retires the other) when followed. A confirmed address: 409 `email_taken`."""
     user, token = user_signup(email=payload.email, password=payload.password, name=payload.name, ip=client_ip(request))
+    if user is None:
+        return Status(202, {"status": "verification_sent", "email": normalize_email(payload.email)})
     return Status(201, {"user": user_out(user), "token": token})
+
+
+@router.post("/auth/verify-email", response=VerifiedOut, auth=None)
+def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
+    """Follow the link from the verification email. For a sign-up that claimed an address, this creates the account
+    and returns a token for it; otherwise `token` is null (the account already has its own)."""
+    user, created = email_verify(token=payload.token)
+    return {"user": user_out(user), "token": token_issue(user=user) if created else None}
+
+
+@router.post("/auth/verify-email/resend", response={202: None})
+def resend_verification(request: HttpRequest) -> Status:
+    """Email a new confirmation link to my address (nothing happens when it is already confirmed)."""
+    user = user_get(user_id=request.auth.user_id)
+    if user is None:
+        raise errors.NotAuthenticated()
+    email_verification_resend(user=user)
+    return Status(202, None)
 
 
 @router.post("/auth/login", response=AuthOut, auth=None)

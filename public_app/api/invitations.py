@@ -16,6 +16,7 @@ from public_app.services.invitations import (
     invitation_decline,
     invitation_raise_if_gone,
 )
+from public_app.services.verification import require_verified_email
 
 router = Router(tags=["invitations"])
 
@@ -42,8 +43,10 @@ def _my_invitation(request: HttpRequest, invitation_id: str) -> tuple[Invitation
 
 @router.get("/me/invitations", response=Page[MyInvitationOut])
 def list_my_invitations(request: HttpRequest, page: Query[PageQuery]) -> dict:
-    """Pending invitations addressed to my email (the onboarding path after sign-up or sign-in)."""
+    """Pending invitations addressed to my email (the onboarding path after sign-up or sign-in). Needs a verified
+    email (403 `email_not_verified`): an address typed in at sign-up proves nothing."""
     user = request_user(request)
+    require_verified_email(user)
     return paginate(
         invitation_list_for_email(email=user.email),
         page,
@@ -89,7 +92,10 @@ def preview_invitation(request: HttpRequest, token: str) -> dict:
 
 @router.post("/invitations/{token}/accept", response=InvitationAcceptedOut)
 def accept_invitation_link(request: HttpRequest, token: str) -> dict:
-    """Accept from the email link, signed in with the invited email (403 `invitation_email_mismatch` otherwise)."""
+    """Accept from the email link, signed in with the invited email (403 `invitation_email_mismatch` otherwise);
+    holding the emailed link also verifies that email."""
     invitation = invitation_by_token(token)
     user = request_user(request)
-    return accepted_out(invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request)))
+    return accepted_out(
+        invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request), by_token=True)
+    )

@@ -24,6 +24,7 @@ from public_app.plans import plan_get
 from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import hash_secret, hashes_match
 from public_app.services.members import _check_can_act_on, _lock_organization, membership_add
+from public_app.services.verification import require_verified_email, user_mark_verified
 from tenant_apps.audit.services import audit_record
 from tenant_apps.webhooks.services import event_emit
 
@@ -230,8 +231,13 @@ def _user_actor(user: User, ip: str | None) -> Actor:
     return Actor(type="user", id=user.uid, label=user.email, ip=ip)
 
 
-def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None) -> Invitation:
-    """Create the membership. Concurrent accepts of one invitation: the row lock lets exactly one through."""
+def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, by_token: bool = False) -> Invitation:
+    """Create the membership. Concurrent accepts of one invitation: the row lock lets exactly one through.
+
+    `by_token`: the caller holds the link emailed to the invited address, which proves the address is theirs (and
+    verifies it). Without it, by id from `/me/invitations`, the account's address must already be verified."""
+    if not by_token:
+        require_verified_email(user)
     with transaction.atomic():
         invitation = (
             Invitation.objects.select_for_update(of=("self",))
@@ -261,11 +267,14 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None) 
         audit_record(organization=organization, actor=actor, action="invitation.accepted", **_target(invitation))
         event_emit(organization=organization, event_type="invitation.accepted", data=_event_data(invitation))
         membership_add(organization=organization, user=user, role=invitation.role, actor=actor)
+        if by_token:
+            user_mark_verified(user=user)
     return invitation
 
 
 @transaction.atomic
 def invitation_decline(*, invitation_id: int, user: User, ip: str | None = None) -> None:
+    require_verified_email(user)  # else anyone could turn down invitations meant for an address they typed in
     invitation = (
         Invitation.objects.select_for_update(of=("self",))
         .select_related("organization")

@@ -1,0 +1,130 @@
+"""The findings of the security probe (issue 23), each as the attack that worked before the fix."""
+
+import re
+
+import pytest
+
+from public_app.models import Invitation, Membership, User
+from tests.conftest import Api, wait_for_jobs
+
+PASSWORD = "a-strong-pass-91"
+LINK = re.compile(r"/verify-email/(ev_[A-Za-z0-9_\-]+)")
+
+
+def signup(email: str, name: str = "Someone") -> tuple[int, dict]:
+    response = Api().post("/api/v1/auth/signup", {"email": email, "password": PASSWORD, "name": name})
+    return response.status_code, response.json()
+
+
+def verification_links(mailbox: list, email: str) -> list[str]:
+    return [LINK.search(m.get_body(preferencelist=("plain",)).get_content()).group(1)
+            for m in mailbox if m["To"] == email and LINK.search(m.get_body(preferencelist=("plain",)).get_content())]
+
+
+def own_and_claim(links: list[str]) -> tuple[str, str]:
+    """The account's own link and the claim's, told apart by what they point at (emails arrive in any order)."""
+    from public_app.models import EmailVerification
+    from public_app.secrets import hash_secret
+
+    claims = {t for t in links if EmailVerification.objects.get(token_hash=hash_secret(t)).user_id is None}
+    (claim,) = claims
+    (own,) = set(links) - claims
+    return own, claim
+
+
+@pytest.fixture
+def invited(worker, mailbox, alice, acme):
+    """Acme's owner invites newhire@example.com as an admin (the address nobody has signed up with yet)."""
+    response = alice.api.post("/api/v1/organizations/acme/invitations", {"email": "newhire@example.com",
+                                                                          "role": "admin"})  # fmt: skip
+    assert response.status_code == 201, response.content
+    wait_for_jobs(worker)
+    return Invitation.objects.get(uid=response.json()["id"])
+
+
+def test_squatting_an_invited_address_grants_nothing(invited, worker, mailbox, acme):
+    status, body = signup("newhire@example.com", "Attacker")
+    assert status == 201 and body["user"]["email_verified"] is False
+    attacker = Api(body["token"])
+    listed = attacker.get("/api/v1/me/invitations")
+    assert (listed.status_code, listed.json()["code"]) == (403, "email_not_verified")
+    accepted = attacker.post(f"/api/v1/me/invitations/{invited.uid}/accept")
+    assert (accepted.status_code, accepted.json()["code"]) == (403, "email_not_verified")
+    declined = attacker.post(f"/api/v1/me/invitations/{invited.uid}/decline")
+    assert (declined.status_code, declined.json()["code"]) == (403, "email_not_verified")
+    assert not Membership.objects.filter(organization=acme, user__email="newhire@example.com").exists()
+    invited.refresh_from_db()
+    assert invited.status == "pending"
+    # The attacker can still use the account for organizations of its own.
+    assert attacker.post("/api/v1/organizations", {"name": "Mine", "slug": "mine-own"}).status_code == 202
+
+
+def test_the_real_owner_of_the_address_takes_it_back_by_verifying(invited, worker, mailbox, acme):
+    _, squat = signup("newhire@example.com", "Attacker")
+    attacker = Api(squat["token"])
+    status, body = signup("newhire@example.com", "New Hire")
+    assert (status, body) == (202, {"status": "verification_sent", "email": "newhire@example.com"})
+    wait_for_jobs(worker)
+    links = verification_links(mailbox, "newhire@example.com")
+    assert len(links) == 2  # the attacker's own sign-up link, and the claim's
+    _, claim_token = own_and_claim(links)
+    verified = Api().post("/api/v1/auth/verify-email", {"token": claim_token})
+    assert verified.status_code == 200, verified.content
+    assert verified.json()["user"] == {"id": verified.json()["user"]["id"], "email": "newhire@example.com",
+                                       "name": "New Hire", "email_verified": True}  # fmt: skip
+    owner = Api(verified.json()["token"])
+    # The squatter's sessions ended with the claim; the address is the owner's now.
+    assert attacker.get("/api/v1/me").status_code == 401
+    assert User.objects.filter(email="newhire@example.com").get().name == "New Hire"
+    # The link works once.
+    again = Api().post("/api/v1/auth/verify-email", {"token": claim_token})
+    assert (again.status_code, again.json()["code"]) == (410, "verification_used")
+    listed = owner.get("/api/v1/me/invitations").json()["items"]
+    assert [i["id"] for i in listed] == [invited.uid]
+    assert owner.post(f"/api/v1/me/invitations/{invited.uid}/accept").status_code == 200
+    assert Membership.objects.get(organization=acme, user__email="newhire@example.com").role == "admin"
+    # The password of the claim is the account's password; the squatter's is gone.
+    login = Api().post("/api/v1/auth/login", {"email": "newhire@example.com", "password": PASSWORD})
+    assert login.status_code == 200 and login.json()["user"]["name"] == "New Hire"
+
+
+def test_a_verified_address_cannot_be_claimed(worker, mailbox):
+    status, body = signup("owner@example.com")
+    assert status == 201
+    wait_for_jobs(worker)
+    (token,) = verification_links(mailbox, "owner@example.com")
+    verified = Api().post("/api/v1/auth/verify-email", {"token": token})
+    assert verified.status_code == 200 and verified.json()["token"] is None
+    assert Api(body["token"]).get("/api/v1/me").json()["email_verified"] is True
+    status, body = signup("owner@example.com")
+    assert (status, body["code"]) == (409, "email_taken")
+
+
+def test_a_claim_loses_when_the_holder_verifies_first(worker, mailbox):
+    signup("race@example.com", "First")
+    signup("race@example.com", "Second")
+    wait_for_jobs(worker)
+    own_link, claim_link = own_and_claim(verification_links(mailbox, "race@example.com"))
+    assert Api().post("/api/v1/auth/verify-email", {"token": own_link}).status_code == 200
+    lost = Api().post("/api/v1/auth/verify-email", {"token": claim_link})
+    assert (lost.status_code, lost.json()["code"]) == (409, "email_taken")
+    assert User.objects.get(email="race@example.com").name == "First"
+
+
+def test_the_emailed_invitation_link_still_works_for_an_unverified_account_and_verifies_it(invited, worker, mailbox):
+    from public_app.services.invitations import invitation_token
+
+    _, body = signup("newhire@example.com", "New Hire")
+    hire = Api(body["token"])
+    invited.refresh_from_db()
+    accepted = hire.post(f"/api/v1/invitations/{invitation_token(invited)}/accept")
+    assert accepted.status_code == 200, accepted.content
+    assert hire.get("/api/v1/me").json()["email_verified"] is True
+
+
+@pytest.mark.django_db
+def test_verification_links_refuse_garbage_and_unknown_tokens():
+    for token in ("nope", "ev_" + "a" * 43, "ev_" + "x" * 200):
+        response = Api().post("/api/v1/auth/verify-email", {"token": token})
+        assert response.status_code in (404, 422), response.content
+        assert "code" in response.json()
