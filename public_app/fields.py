@@ -17,17 +17,24 @@ LongText = Annotated[str, StringConstraints(max_length=20000), AfterValidator(_n
 Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
 
 
-def _strip_non_blank(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("This field may not be blank")
+def _no_control(value: str) -> str:
+    # Names end up in email headers (an inviter's name in the subject): CR/LF there breaks every email they send.
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValueError("Control characters are not allowed")
     return value
 
 
-# A required human-readable name: trimmed, not blank, at most 200 characters, no NUL.
+def _strip_non_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("This field may not be blank")
+    return _no_control(value)
+
+
+# A required human-readable name: trimmed, not blank, at most 200 characters, no NUL or control characters.
 Name = Annotated[ShortText, AfterValidator(_strip_non_blank)]
+# The same, optional (may be empty).
+OptionalName = Annotated[ShortText, AfterValidator(_no_control)]
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -4,14 +4,14 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
-from public_app.fields import Name, Secret, ShortText
+from public_app.fields import Name, OptionalName, Secret, ShortText
 from public_app.models import Role
 
 
 class SignupIn(Schema):
     email: ShortText
     password: Secret
-    name: ShortText = ""
+    name: OptionalName = ""
 
 
 class LoginIn(Schema):

@@ -128,3 +128,85 @@ def test_verification_links_refuse_garbage_and_unknown_tokens():
         response = Api().post("/api/v1/auth/verify-email", {"token": token})
         assert response.status_code in (404, 422), response.content
         assert "code" in response.json()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::127.0.0.1", "::169.254.169.254", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:a9fe:a9fe::1",
+     "2001:0:4136:e378:8000:63bf:f5ff:fffe", "fec0::1", "::ffff:10.0.0.1", "::1", "::", "fe80::1%eth0", "fd00::1",
+     "127.0.0.1", "169.254.169.254", "10.1.2.3", "100.64.0.1", "0.0.0.0", "224.0.0.1", "not-an-ip"],  # noqa: S104
+)  # fmt: skip
+def test_ssrf_guard_refuses_every_internal_form(settings, address):
+    from public_app.clients.webhooks import _address_allowed
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    assert _address_allowed(address) is False
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1", "64:ff9b::808:808"])
+def test_ssrf_guard_allows_global_unicast(settings, address):
+    from public_app.clients.webhooks import _address_allowed
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    assert _address_allowed(address) is True
+
+
+@pytest.mark.django_db
+def test_registering_an_ipv6_form_of_the_metadata_address_is_refused(acme, bob, settings):
+    from tenant_apps.webhooks.models import WebhookEndpoint
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    settings.WEBHOOK_REQUIRE_HTTPS = False
+    for host in ("[::169.254.169.254]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]", "[fec0::1]", "[::127.0.0.1]"):
+        response = bob.api.post("/api/v1/organizations/acme/webhooks",
+                                {"url": f"http://{host}/latest/meta-data", "events": ["ping"]})  # fmt: skip
+        assert response.status_code == 422, (host, response.content)
+    with acme:
+        assert WebhookEndpoint.objects.count() == 0
+
+
+def test_crlf_in_a_signup_name_is_refused(db):
+    response = Api().post("/api/v1/auth/signup", {"email": "crlf@example.com", "password": PASSWORD,
+                                                  "name": "Eve\r\nBcc: everyone@example.com"})  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "name"
+    assert not User.objects.filter(email="crlf@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_a_csv_cell_over_the_field_limit_is_a_422_not_a_500(acme, alice):
+    from tenant_apps.leads.models import Lead
+
+    csv = "first_name,email\n" + "x" * (200 * 1024) + ",big@example.com\n"
+    r = alice.api.post("/api/v1/organizations/acme/leads/import", raw=csv.encode(), content_type="text/csv")
+    assert r.status_code == 422, r.content
+    assert r.json()["details"][0]["field"] == "body"
+    with acme:
+        assert Lead.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_json_nested_100k_deep_is_a_422_not_a_500(acme, alice):
+    body = ("[" * 100_000 + "]" * 100_000).encode()
+    r = alice.api.post("/api/v1/organizations/acme/leads/import", raw=body)
+    assert r.status_code in (400, 422), r.content
+    assert r.json()["code"] in ("validation_error", "invalid_json")
+
+
+@pytest.mark.django_db
+def test_signed_stripe_events_without_id_or_from_the_future_are_refused(api, fake_stripe):
+    import json
+    import time
+
+    from public_app.models import StripeEvent
+    from tests.conftest import STRIPE_WEBHOOK_SECRET
+
+    hook = "/api/v1/billing/stripe/webhook"
+    no_id = json.dumps({"object": "event", "type": "customer.subscription.updated", "data": {"object": {}}}).encode()
+    r = api.post(hook, raw=no_id, token=None, **{"Stripe-Signature": fake_stripe.sign(no_id, STRIPE_WEBHOOK_SECRET)})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_event")
+    future = json.dumps({"id": "evt_future", "object": "event", "type": "ping", "data": {"object": {}}}).encode()
+    signature = fake_stripe.sign(future, STRIPE_WEBHOOK_SECRET, timestamp=int(time.time()) + 3600)
+    r = api.post(hook, raw=future, token=None, **{"Stripe-Signature": signature})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
+    assert StripeEvent.objects.count() == 0

@@ -4,6 +4,7 @@ Every write carries an idempotency key derived from what it does, so a retried j
 or applies a quantity change twice.
 """
 
+import time
 from typing import Any
 
 import stripe
@@ -84,6 +85,14 @@ def invoices_list(*, customer_id: str, limit: int, starting_after: str | None) -
     return [invoice.to_dict() for invoice in page.data], bool(page.has_more)
 
 
+TOLERANCE_SECONDS = 300  # stripe's own default, for timestamps in the past
+
+
 def event_from_webhook(payload: bytes, signature: str | None) -> stripe.Event:
-    """Verify `Stripe-Signature` over the raw body; raises ValueError or stripe.SignatureVerificationError."""
-    return stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+    """Verify `Stripe-Signature` over the raw body; raises ValueError or stripe.SignatureVerificationError.
+    Timestamps too far in the future are refused as well as old ones (stripe only checks the past)."""
+    event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET, TOLERANCE_SECONDS)
+    stamps = [part[2:] for part in (signature or "").split(",") if part.startswith("t=")]
+    if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + TOLERANCE_SECONDS:
+        raise ValueError("the signature's timestamp is outside the tolerance")
+    return event

@@ -32,14 +32,50 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+# IPv6 forms that carry an IPv4 address inside them (besides IPv4-mapped and 6to4/Teredo, which the standard
+# library unwraps): NAT64 prefixes translate to the embedded address, IPv4-compatible addresses (::a.b.c.d) are
+# routed to it by some stacks. Site-local (fec0::/10) is deprecated but still routed on some networks.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address
+    if any(ip in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _unicast_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # is_global excludes loopback, RFC 1918, link-local (169.254.169.254 metadata), CGNAT, ULA, reserved, ...
+    return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+
+
+RESPONSE_BODY_KEPT = 300
+
+
 def _address_allowed(address: str) -> bool:
+    """An allow-list: only globally routable unicast addresses, and for IPv6 only when every IPv4 address it embeds
+    is one too (so `[::127.0.0.1]`, `[64:ff9b::a9fe:a9fe]` or `[2002:a9fe:a9fe::1]` do not reach inside)."""
     if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         return True
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    # is_global excludes loopback, RFC 1918, link-local (169.254.169.254 metadata), CGNAT, ULA, reserved, ...
-    return ip.is_global and not ip.is_multicast
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _SITE_LOCAL or ip in _IPV4_COMPATIBLE:  # deprecated forms (RFC 3879, RFC 4291): never a target
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not _unicast_global(embedded):
+            return False
+    return _unicast_global(ip)
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -124,7 +160,8 @@ def deliver(url: str, secret: str, msg_id: str, timestamp: datetime, body: str) 
     try:
         with _client() as client:
             response = client.post(url, content=body.encode(), headers=sign_headers(secret, msg_id, timestamp, body))
-        return DeliveryResult(status=response.status_code, body=response.text[:2000], error="")
+        # A few hundred bytes are enough to debug a receiver, and too little to read a service through one.
+        return DeliveryResult(status=response.status_code, body=response.text[:RESPONSE_BODY_KEPT], error="")
     except ForbiddenTarget as exc:
         return DeliveryResult(status=None, body="", error=f"forbidden target: {exc}")
     except httpx.HTTPError as exc:

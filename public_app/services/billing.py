@@ -204,12 +204,15 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
         event = stripe_api.event_from_webhook(payload, signature)
     except (ValueError, stripe.SignatureVerificationError):
         raise errors.BadRequest("The Stripe signature is missing or wrong.", code="invalid_signature") from None
+    raw_event = event.to_dict()
+    event_id, event_type = raw_event.get("id"), raw_event.get("type")
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+        raise errors.BadRequest("The event has no id or type.", code="invalid_event")
     with transaction.atomic():
         _, created = StripeEvent.objects.get_or_create(
-            id=event.id, defaults={"type": event.type, "payload": event.to_dict()}
+            id=event_id, defaults={"type": event_type, "payload": raw_event}
         )
-        if created and event.type in HANDLED_EVENTS:
-            event_id = event.id
+        if created and event_type in HANDLED_EVENTS:
             transaction.on_commit(lambda: process_stripe_event.send(event_id))
     return created
 

@@ -73,11 +73,16 @@ def _rows_from_body(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 "body", f"The CSV header must use only: {', '.join(IMPORT_FIELDS)}."
             )
         # Empty CSV cells mean "not given".
-        return [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
+        try:
+            return [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
+        except csv.Error as exc:  # a cell over the csv module's field limit (128 KiB), a broken quote, ...
+            raise errors.ValidationFailed.for_field("body", f"The CSV is malformed: {exc}.") from None
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+    except RecursionError:
+        raise errors.ValidationFailed.for_field("body", "The JSON is nested too deeply.") from None
     rows = data.get("leads") if isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise errors.ValidationFailed.for_field("leads", 'Send a list of lead objects (or {"leads": [...]}).')
