@@ -25,6 +25,7 @@ def test_create_shows_the_key_once_and_stores_only_a_hash(acme, alice):
     key = ApiKey.objects.get()
     assert body == {
         "id": key.uid, "name": "admin key", "role": "admin", "prefix": key.prefix, "key": body["key"],
+        "created_by": {"id": alice.user.uid, "email": "alice@example.com", "name": "Alice Owner"},
         "created_at": body["created_at"], "expires_at": None, "last_used_at": None,
     }  # fmt: skip
     assert body["key"].startswith(key.prefix + "_")

@@ -210,3 +210,41 @@ def test_signed_stripe_events_without_id_or_from_the_future_are_refused(api, fak
     r = api.post(hook, raw=future, token=None, **{"Stripe-Signature": signature})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
     assert StripeEvent.objects.count() == 0
+
+
+def _admin_key(bob) -> tuple[str, str]:
+    created = bob.api.post("/api/v1/organizations/acme/api-keys", {"name": "bob's way back", "role": "admin"})
+    assert created.status_code == 201, created.content
+    return created.json()["id"], created.json()["key"]
+
+
+@pytest.mark.django_db
+def test_an_api_key_ends_with_its_creators_membership(acme, alice, bob):
+    from public_app.models import ApiKey
+    from tenant_apps.audit.models import AuditEntry
+
+    key_id, key = _admin_key(bob)
+    listed = alice.api.get("/api/v1/organizations/acme/api-keys").json()["items"]
+    assert listed[0]["created_by"] == {"id": bob.user.uid, "email": "bob@example.com", "name": "Bob Admin"}
+    assert Api(key).get("/api/v1/organizations/acme/members").status_code == 200
+    assert alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}").status_code == 204
+    assert Api(key).get("/api/v1/organizations/acme/members").status_code == 401
+    invite = Api(key).post("/api/v1/organizations/acme/invitations", {"email": "back@example.com", "role": "admin"})
+    assert invite.status_code == 401
+    assert ApiKey.objects.get(uid=key_id).revoked_at is not None
+    with acme:
+        entry = AuditEntry.objects.get(action="api_key.revoked")
+    assert (entry.target_id, entry.data) == (key_id, {"reason": "creator_removed"})
+
+
+@pytest.mark.django_db
+def test_an_owner_can_hand_a_departing_members_keys_to_an_owner_explicitly(acme, alice, bob):
+    key_id, key = _admin_key(bob)
+    refused = bob.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}?api_keys_to={alice.user.uid}")
+    assert refused.status_code == 403  # leaving admin cannot keep their own key alive
+    assert Api(key).get("/api/v1/organizations/acme/members").status_code == 200
+    r = alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}?api_keys_to={alice.user.uid}")
+    assert r.status_code == 204, r.content
+    assert Api(key).get("/api/v1/organizations/acme/members").status_code == 200
+    listed = alice.api.get("/api/v1/organizations/acme/api-keys").json()["items"]
+    assert [(k["id"], k["created_by"]["id"]) for k in listed] == [(key_id, alice.user.uid)]

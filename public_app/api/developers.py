@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from public_app.access import Capability
 from public_app.api.common import request_actor, request_user
@@ -24,11 +24,20 @@ class ApiKeyCreateIn(Schema):
     expires_at: Instant | None = None
 
 
+class ApiKeyCreatorOut(Schema):
+    id: str
+    email: str
+    name: str
+
+
 class ApiKeyOut(Schema):
     id: str
     name: str
     role: str
     prefix: str
+    created_by: ApiKeyCreatorOut | None = Field(
+        None, description="Who the key answers to; its keys are revoked when that member leaves the organization."
+    )
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -44,6 +53,10 @@ def api_key_out(key: ApiKey) -> dict:
         "name": key.name,
         "role": key.role,
         "prefix": key.prefix,
+        "created_by": (
+            {"id": key.created_by.uid, "email": key.created_by.email, "name": key.created_by.name}
+            if key.created_by else None
+        ),
         "created_at": key.created_at,
         "expires_at": key.expires_at,
         "last_used_at": key.last_used_at,

@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Query, Router, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from public_app import errors
 from public_app.access import Capability
@@ -51,6 +51,12 @@ def invitation_out(invitation: Invitation) -> dict:
     }
 
 
+class RemoveMemberQuery(Schema):
+    api_keys_to: str | None = Field(
+        None, max_length=40, description="The id of an owner to hand the member's API keys to (owners only)."
+    )
+
+
 def _target_user_id(request: HttpRequest, user_uid: str) -> int:
     membership = member_get(organization=request.org.organization, user_uid=user_uid)
     if membership is None:
@@ -79,14 +85,17 @@ def change_member_role(request: HttpRequest, slug: str, user_id: str, payload: M
 
 
 @router.delete("/{slug}/members/{user_id}", response={204: None}, auth=read)
-def remove_member(request: HttpRequest, slug: str, user_id: str) -> Status:
-    """Remove a member (owner, admin), or leave (any member, with your own id). Access ends with this response."""
+def remove_member(request: HttpRequest, slug: str, user_id: str, filters: Query[RemoveMemberQuery]) -> Status:
+    """Remove a member (owner, admin), or leave (any member, with your own id). Access ends with this response, for
+    the member's sessions and for the API keys they created in this organization (revoked), unless an owner passes
+    `api_keys_to` with the id of another owner, who then holds them."""
     membership_remove(
         organization=request.org.organization,
         actor=request_actor(request),
         actor_user_id=request.auth.user_id,
         actor_role=request.org.role,
         user_id=_target_user_id(request, user_id),
+        api_keys_to_user_id=_target_user_id(request, filters.api_keys_to) if filters.api_keys_to else None,
     )
     return Status(204, None)
 

@@ -58,3 +58,25 @@ def api_key_revoke(*, organization: Organization, actor: Actor, key_uid: str) ->
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at", "updated_at"])
     audit_record(organization=organization, actor=actor, action="api_key.revoked", **_target(key))
+
+
+def api_keys_of_departing_member(
+    *, organization: Organization, actor: Actor, user_id: int, hand_to_user_id: int | None = None
+) -> int:
+    """A member's access ends, and so do the keys they created here: revoked, or handed to an owner when an owner
+    chose that explicitly (the key then answers to that owner). Call inside the removal's transaction; returns how
+    many keys it touched."""
+    keys = list(ApiKey.objects.select_for_update().filter(organization=organization, created_by_id=user_id,
+                                                           revoked_at=None))  # fmt: skip
+    for key in keys:
+        if hand_to_user_id is not None:
+            key.created_by_id = hand_to_user_id
+            key.save(update_fields=["created_by", "updated_at"])
+            audit_record(organization=organization, actor=actor, action="api_key.transferred",
+                         data={"from_user_id": user_id, "to_user_id": hand_to_user_id}, **_target(key))  # fmt: skip
+        else:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at", "updated_at"])  # each save invalidates the key's cached lookup
+            audit_record(organization=organization, actor=actor, action="api_key.revoked",
+                         data={"reason": "creator_removed"}, **_target(key))  # fmt: skip
+    return len(keys)

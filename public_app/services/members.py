@@ -85,12 +85,28 @@ def membership_change_role(
 
 @transaction.atomic
 def membership_remove(
-    *, organization: Organization, actor: Actor, actor_user_id: int | None, actor_role: str, user_id: int
+    *,
+    organization: Organization,
+    actor: Actor,
+    actor_user_id: int | None,
+    actor_role: str,
+    user_id: int,
+    api_keys_to_user_id: int | None = None,
 ) -> None:
-    """Remove a member, or leave (`user_id` is the actor's own). Access ends when this commits."""
+    """Remove a member, or leave (`user_id` is the actor's own). Access ends when this commits, for the member's
+    tokens and for the API keys they created here: those are revoked, unless an owner hands them to an owner
+    (`api_keys_to_user_id`)."""
+    from public_app.services.api_keys import api_keys_of_departing_member
+
     _lock_organization(organization)
     current_role = _current_actor_role(organization, actor_user_id, actor_role)
     membership = _membership_of(organization, user_id)
+    if api_keys_to_user_id is not None:
+        if current_role != Role.OWNER:
+            raise errors.PermissionDenied("Only an owner can keep a departing member's API keys alive.")
+        if not Membership.objects.filter(organization=organization, user_id=api_keys_to_user_id,
+                                         role=Role.OWNER).exclude(user_id=user_id).exists():  # fmt: skip
+            raise errors.ValidationFailed.for_field("api_keys_to", "API keys can only be handed to another owner.")
     leaving = actor_user_id == user_id
     if not leaving:
         if not role_has(current_role, Capability.MEMBERS_MANAGE):
@@ -99,6 +115,8 @@ def membership_remove(
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     membership.delete()
+    api_keys_of_departing_member(organization=organization, actor=actor, user_id=user_id,
+                                 hand_to_user_id=api_keys_to_user_id)  # fmt: skip
     audit_record(
         organization=organization,
         actor=actor,
