@@ -1,9 +1,14 @@
 """`Idempotency-Key` on any POST under /api/ (API.md): a repeat with the same key and caller within 24 hours gets
 the first response without the work being done again; the same key with a different request is
 `409 idempotency_key_reused`; a repeat while the first is still running is `409 idempotency_request_in_progress`.
-Server errors (5xx) are not remembered, so the client may retry them with the same key."""
+Server errors (5xx) are not remembered, so the client may retry them with the same key.
+
+It runs after authentication: a request whose bearer credential is unknown, revoked or expired gets no replay (the
+operation then answers 401 itself). Secrets are shown once: what is stored, and replayed, is the response with its
+secret fields (`token`, `key`, `secret`) set to null, so no credential sits in the table in clear."""
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -14,6 +19,30 @@ from django.utils import timezone
 from public_app.models import IdempotencyRecord
 
 WINDOW = timedelta(hours=24)
+SECRET_FIELDS = ("token", "key", "secret")
+
+
+def _without_secrets(body: bytes, content_type: str) -> bytes:
+    if not content_type.startswith("application/json") or not body:
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict) and any(data.get(field) for field in SECRET_FIELDS):
+        data = {**data, **{field: None for field in SECRET_FIELDS if field in data}}
+        return json.dumps(data).encode()
+    return body
+
+
+def _credential_is_live(request: HttpRequest) -> bool:
+    from public_app.services.auth import principal_from_token
+
+    header = request.headers.get("Authorization")
+    if header is None:
+        return True  # anonymous callers (sign-up, log-in) are keyed by address
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and principal_from_token(token.strip()) is not None
 
 
 def _error(code: str, message: str) -> JsonResponse:
@@ -27,6 +56,8 @@ class IdempotencyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not key or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        if not _credential_is_live(request):
             return self.get_response(request)
         if len(key) > 255:
             return JsonResponse({"code": "validation_error", "message": "Idempotency-Key is too long.",
@@ -66,7 +97,7 @@ class IdempotencyMiddleware:
         IdempotencyRecord.objects.filter(pk=record.pk).update(
             completed=True,
             response_status=response.status_code,
-            response_body=response.content,
+            response_body=_without_secrets(response.content, response.get("Content-Type", "")),
             response_content_type=response.get("Content-Type", ""),
         )
         return response

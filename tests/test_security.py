@@ -248,3 +248,33 @@ def test_an_owner_can_hand_a_departing_members_keys_to_an_owner_explicitly(acme,
     assert Api(key).get("/api/v1/organizations/acme/members").status_code == 200
     listed = alice.api.get("/api/v1/organizations/acme/api-keys").json()["items"]
     assert [(k["id"], k["created_by"]["id"]) for k in listed] == [(key_id, alice.user.uid)]
+
+
+@pytest.mark.django_db
+def test_idempotency_keeps_no_secret_and_replays_nothing_to_a_revoked_credential(acme, alice):
+    from public_app.models import IdempotencyRecord
+
+    path = "/api/v1/organizations/acme/api-keys"
+    first = alice.api.post(path, {"name": "ci", "role": "member"}, **{"Idempotency-Key": "k-1"})
+    assert first.status_code == 201 and first.json()["key"].startswith("ak_")
+    stored = bytes(IdempotencyRecord.objects.get().response_body)
+    assert first.json()["key"].encode() not in stored  # the visible prefix is there; the key is not
+    replay = alice.api.post(path, {"name": "ci", "role": "member"}, **{"Idempotency-Key": "k-1"})
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == {**first.json(), "key": None}
+    # The caller signs out: its token replays nothing any more.
+    assert alice.api.post("/api/v1/auth/logout").status_code == 204
+    after = alice.api.post(path, {"name": "ci", "role": "member"}, **{"Idempotency-Key": "k-1"})
+    assert after.status_code == 401 and "Idempotent-Replayed" not in after
+
+
+@pytest.mark.django_db
+def test_a_replayed_sign_up_does_not_hand_out_the_token_again(api):
+    from public_app.models import IdempotencyRecord
+
+    body = {"email": "once@example.com", "password": PASSWORD, "name": "Once"}
+    first = api.post("/api/v1/auth/signup", body, **{"Idempotency-Key": "s-1"})
+    again = api.post("/api/v1/auth/signup", body, **{"Idempotency-Key": "s-1"})
+    assert first.json()["token"].startswith("ut_")
+    assert again["Idempotent-Replayed"] == "true" and again.json()["token"] is None
+    assert b"ut_" not in bytes(IdempotencyRecord.objects.get().response_body)
