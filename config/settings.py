@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "public_app.middleware.AdminLoginGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Parses multipart bodies of PUT/PATCH too (PUT .../logo).
@@ -193,6 +194,13 @@ RATELIMIT_LOGIN_PER_MINUTE = env_int("RATELIMIT_LOGIN_PER_MINUTE", 10, minimum=1
 RATELIMIT_SIGNUP_PER_HOUR = env_int("RATELIMIT_SIGNUP_PER_HOUR", 20, minimum=1)
 RATELIMIT_INVITES_PER_ORG_PER_DAY = env_int("RATELIMIT_INVITES_PER_ORG_PER_DAY", 100, minimum=1)
 RATELIMIT_INVITES_PER_EMAIL_PER_DAY = env_int("RATELIMIT_INVITES_PER_EMAIL_PER_DAY", 10, minimum=1)
+# Failed guesses (public_app.bruteforce): free failures per account, per client IP and per pair, then a wait that
+# doubles with each failure, up to the maximum; counts fade after the window.
+BRUTEFORCE_FREE_PER_ACCOUNT = env_int("BRUTEFORCE_FREE_PER_ACCOUNT", 10, minimum=1)
+BRUTEFORCE_FREE_PER_IP = env_int("BRUTEFORCE_FREE_PER_IP", 20, minimum=1)
+BRUTEFORCE_FREE_PER_PAIR = env_int("BRUTEFORCE_FREE_PER_PAIR", 5, minimum=1)
+BRUTEFORCE_MAX_LOCK_SECONDS = env_int("BRUTEFORCE_MAX_LOCK_SECONDS", 900, minimum=1)
+BRUTEFORCE_WINDOW_SECONDS = env_int("BRUTEFORCE_WINDOW_SECONDS", 3600, minimum=60)
 RATELIMIT_VERIFICATION_EMAILS_PER_HOUR = env_int("RATELIMIT_VERIFICATION_EMAILS_PER_HOUR", 5, minimum=1)
 # Email verification links (public_app.services.verification) work once, for this long.
 EMAIL_VERIFICATION_TTL_HOURS = env_int("EMAIL_VERIFICATION_TTL_HOURS", 72, minimum=1)

@@ -8,6 +8,7 @@ from public_app.models import Invitation, Membership, User
 from tests.conftest import Api, wait_for_jobs
 
 PASSWORD = "a-strong-pass-91"
+PASSWORD_OF_PERSONAS = "correct-horse-battery-staple"
 LINK = re.compile(r"/verify-email/(ev_[A-Za-z0-9_\-]+)")
 
 
@@ -278,3 +279,62 @@ def test_a_replayed_sign_up_does_not_hand_out_the_token_again(api):
     assert first.json()["token"].startswith("ut_")
     assert again["Idempotent-Replayed"] == "true" and again.json()["token"] is None
     assert b"ut_" not in bytes(IdempotencyRecord.objects.get().response_body)
+
+
+def _login(email: str, password: str = "wrong-password-1", forwarded: str | None = None):
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return Api().post("/api/v1/auth/login", {"email": email, "password": password}, token=None, **headers)
+
+
+@pytest.mark.django_db
+def test_password_spraying_from_one_address_is_slowed_down(settings):
+    settings.RATELIMIT_ENABLED = True
+    statuses = [_login(f"victim{i}@example.com").status_code for i in range(30)]
+    assert statuses[:20] == [401] * 20  # each account tried once: no per-account or per-pair limit applies
+    assert 429 in statuses[20:]
+    refused = _login("another@example.com")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+
+
+@pytest.mark.django_db
+def test_one_account_guessed_from_many_addresses_is_slowed_down(settings, alice):
+    settings.RATELIMIT_ENABLED = True
+    settings.TRUST_X_FORWARDED_FOR = True
+    statuses = [_login("alice@example.com", forwarded=f"203.0.113.{i}").status_code for i in range(30)]
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429] * 20
+    # the right password does not get through the lock either (no oracle while locked) ...
+    assert _login("alice@example.com", PASSWORD_OF_PERSONAS, forwarded="198.51.100.1").status_code == 429
+
+
+@pytest.mark.django_db
+def test_the_wait_doubles_with_each_failure(settings):
+    from public_app.bruteforce import guard_check, guard_failed
+    from public_app.errors import RateLimited
+
+    settings.RATELIMIT_ENABLED = True
+    settings.BRUTEFORCE_FREE_PER_PAIR = 1
+    waits = []
+    for _ in range(4):
+        guard_failed("login", account="x@example.com", ip="192.0.2.1")
+        with pytest.raises(RateLimited) as caught:
+            guard_check("login", account="x@example.com", ip="192.0.2.1")
+        waits.append(caught.value.retry_after)
+    assert waits == [2, 4, 8, 16]
+
+
+@pytest.mark.django_db
+def test_admin_login_is_slowed_down_too(settings, client):
+    settings.RATELIMIT_ENABLED = True
+    statuses = [client.post("/admin/login/", {"username": "staff@example.com", "password": "nope"}).status_code
+                for _ in range(8)]  # fmt: skip
+    assert statuses[:5] == [200] * 5  # the form again, with an error
+    assert statuses[-1] == 429
+
+
+@pytest.mark.django_db
+def test_guessing_invitation_links_is_slowed_down(settings):
+    settings.RATELIMIT_ENABLED = True
+    statuses = [Api().get(f"/api/v1/invitations/it_guess{i:04d}").status_code for i in range(25)]
+    assert statuses[:20] == [404] * 20
+    assert statuses[-1] == 429

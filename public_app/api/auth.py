@@ -47,7 +47,7 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status:
 def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
     """Follow the link from the verification email. For a sign-up that claimed an address, this creates the account
     and returns a token for it; otherwise `token` is null (the account already has its own)."""
-    user, created = email_verify(token=payload.token)
+    user, created = email_verify(token=payload.token, ip=client_ip(request))
     return {"user": user_out(user), "token": token_issue(user=user) if created else None}
 
 

@@ -78,7 +78,7 @@ def decline_my_invitation(request: HttpRequest, invitation_id: str) -> Status:
 @router.get("/invitations/{token}", response=InvitationPreviewOut, auth=None)
 def preview_invitation(request: HttpRequest, token: str) -> dict:
     """Public preview for the email link: which organization, which role, for which email."""
-    invitation = invitation_by_token(token)
+    invitation = invitation_by_token(token, ip=client_ip(request))
     invitation_raise_if_gone(invitation)
     if not invitation.organization.is_active:
         raise errors.NotFound("Invitation not found.")
@@ -94,7 +94,7 @@ def preview_invitation(request: HttpRequest, token: str) -> dict:
 def accept_invitation_link(request: HttpRequest, token: str) -> dict:
     """Accept from the email link, signed in with the invited email (403 `invitation_email_mismatch` otherwise);
     holding the emailed link also verifies that email."""
-    invitation = invitation_by_token(token)
+    invitation = invitation_by_token(token, ip=client_ip(request))
     user = request_user(request)
     return accepted_out(
         invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request), by_token=True)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.access import Principal
+from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.models import ApiKey, AuthToken, User, normalize_email
 from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import hash_secret, hashes_match, new_secret
@@ -83,14 +84,19 @@ def user_signup(*, email: str, password: str, name: str, ip: str | None = None) 
 
 
 def user_login(*, email: str, password: str, ip: str | None = None) -> tuple[User, str]:
-    ratelimit_hit(f"login:{normalize_email(email)}:{ip}", limit=settings.RATELIMIT_LOGIN_PER_MINUTE, window=60)
-    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    account = normalize_email(email)[:254]
+    ratelimit_hit(f"login:{account}:{ip}", limit=settings.RATELIMIT_LOGIN_PER_MINUTE, window=60)
+    guard_check("login", account=account, ip=ip)
+    user = User.objects.filter(email=account, is_active=True).first()
     if user is None:
         # Same work as a real check, so timing does not reveal whether the email has an account.
         User(password=_dummy_hash()).check_password(password)
+        guard_failed("login", account=account, ip=ip)
         raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
     if not user.check_password(password):
+        guard_failed("login", account=account, ip=ip)
         raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
+    guard_succeeded("login", account=account, ip=ip)
     return user, token_issue(user=user)
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.access import Actor
+from public_app.bruteforce import guard_check, guard_failed
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.plans import plan_get
 from public_app.ratelimit import ratelimit_check, ratelimit_record
@@ -207,13 +208,20 @@ _GONE = {
 }
 
 
-def invitation_by_token(token: str) -> Invitation:
-    """The invitation a link token points at, whatever its status; 404 for unknown or superseded tokens."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
-        raise errors.NotFound("Invitation not found.")
-    token_hash = hash_secret(token)
-    invitation = Invitation.objects.select_related("organization", "invited_by").filter(token_hash=token_hash).first()
-    if invitation is None or not hashes_match(invitation.token_hash, token_hash):
+def invitation_by_token(token: str, *, ip: str | None = None) -> Invitation:
+    """The invitation a link token points at, whatever its status; 404 for unknown or superseded tokens (each one
+    a failed guess from `ip`, which is slowed down after a few)."""
+    guard_check("link", ip=ip)
+    invitation = None
+    if token.startswith(TOKEN_PREFIX) and len(token) <= 100:
+        token_hash = hash_secret(token)
+        invitation = (
+            Invitation.objects.select_related("organization", "invited_by").filter(token_hash=token_hash).first()
+        )
+        if invitation is not None and not hashes_match(invitation.token_hash, token_hash):
+            invitation = None
+    if invitation is None:
+        guard_failed("link", ip=ip)
         raise errors.NotFound("Invitation not found.")
     return invitation
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
+from public_app.bruteforce import guard_check, guard_failed
 from public_app.models import AuthToken, EmailVerification, User
 from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import hash_secret, hashes_match
@@ -64,12 +65,16 @@ def email_verification_resend(*, user: User) -> EmailVerification | None:
     return email_verification_start(email=user.email, user=user)
 
 
-def _by_token(token: str) -> EmailVerification:
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
-        raise errors.NotFound("Verification link not found.")
-    token_hash = hash_secret(token)
-    verification = EmailVerification.objects.select_for_update().filter(token_hash=token_hash).first()
-    if verification is None or not hashes_match(verification.token_hash, token_hash):
+def _by_token(token: str, ip: str | None) -> EmailVerification:
+    guard_check("link", ip=ip)
+    verification = None
+    if token.startswith(TOKEN_PREFIX) and len(token) <= 100:
+        token_hash = hash_secret(token)
+        verification = EmailVerification.objects.select_for_update().filter(token_hash=token_hash).first()
+        if verification is not None and not hashes_match(verification.token_hash, token_hash):
+            verification = None
+    if verification is None:
+        guard_failed("link", ip=ip)
         raise errors.NotFound("Verification link not found.")
     if verification.used_at is not None:
         raise errors.Gone("This verification link was already used.", code="verification_used")
@@ -85,10 +90,10 @@ def user_mark_verified(*, user: User) -> None:
 
 
 @transaction.atomic
-def email_verify(*, token: str) -> tuple[User, bool]:
+def email_verify(*, token: str, ip: str | None = None) -> tuple[User, bool]:
     """Follow a link. Returns the verified user and whether it was created now (a claim), in which case the caller
     issues it a token."""
-    verification = _by_token(token)
+    verification = _by_token(token, ip)
     verification.used_at = timezone.now()
     verification.save(update_fields=["used_at", "updated_at"])
     if verification.user is not None:
