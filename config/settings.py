@@ -6,6 +6,7 @@ which makes SECRET_KEY mandatory.
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +35,8 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.admin",
+    # Listed so the API docs page loads Swagger UI from our own static files (WhiteNoise), not from a public CDN.
+    "ninja",
     "public_app",
     "jobs",
 ]
@@ -151,6 +154,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
 
 FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+# Where Stripe Checkout and the Billing Portal may send people back to (success/cancel/return URLs): hosts only.
+BILLING_REDIRECT_HOSTS = env_list("BILLING_REDIRECT_HOSTS", [urlsplit(FRONTEND_URL).hostname or "localhost"])
 
 # Each tenant schema has a NOLOGIN role `<prefix><schema>` (public_app.tenancy); the prefix keeps the roles of two
 # databases on one cluster apart. Unset: the database name and "_".
@@ -301,7 +306,9 @@ BILLING_SEAT_SYNC_DELAY_MS = env_int("BILLING_SEAT_SYNC_DELAY_MS", 1000, minimum
 # /metrics (Prometheus): with METRICS_TOKEN set, `Authorization: Bearer <token>` is required; otherwise only clients
 # in METRICS_ALLOW_NETWORKS may scrape (404 for everyone else).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-METRICS_ALLOW_NETWORKS = env_list("METRICS_ALLOW_NETWORKS", ["127.0.0.1/32", "::1/128"])
+# No default network: behind a reverse proxy on the same host every client would be 127.0.0.1. Development and the
+# tests name loopback explicitly (.env.example, settings_test).
+METRICS_ALLOW_NETWORKS = env_list("METRICS_ALLOW_NETWORKS", [])
 
 # Production hardening (manage.py check --deploy is clean with APP_ENV=production and a real SECRET_KEY).
 _prod = APP_ENV == "production"

@@ -12,6 +12,8 @@ os.environ.setdefault("TENANT_SPARE_SCHEMAS", "0")
 # Worker threads close their connection after each message, so the test database can be dropped at the end.
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("PROVISION_MIN_BACKOFF_MS", "50")
+os.environ.setdefault("METRICS_ALLOW_NETWORKS", "127.0.0.1/32")
+os.environ.setdefault("BILLING_REDIRECT_HOSTS", "localhost,app.example,a.example")
 
 from config.settings import *  # noqa: F403
 

@@ -129,6 +129,8 @@ def test_metrics_show_requests_and_jobs_and_organizations(worker, client, settin
 @pytest.mark.django_db
 def test_metrics_are_protected(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 404
+    settings.METRICS_ALLOW_NETWORKS = []  # the default: loopback is not trusted (a proxy on the host is loopback)
+    assert client.get("/metrics").status_code == 404
     settings.METRICS_TOKEN = "scrape-secret"
     assert client.get("/metrics").status_code == 404
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 404

@@ -338,3 +338,29 @@ def test_guessing_invitation_links_is_slowed_down(settings):
     statuses = [Api().get(f"/api/v1/invitations/it_guess{i:04d}").status_code for i in range(25)]
     assert statuses[:20] == [404] * 20
     assert statuses[-1] == 429
+
+
+@pytest.mark.django_db
+def test_the_docs_page_loads_only_assets_served_here(client):
+    page = client.get("/api/v1/docs").content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources and all(src.startswith("/") for src in sources), sources
+    assert "cdn." not in page
+
+
+@pytest.mark.django_db
+def test_metrics_need_a_token_or_an_explicit_network(client, settings):
+    settings.METRICS_ALLOW_NETWORKS = []
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 404  # from 127.0.0.1, which a local proxy would be
+
+
+@pytest.mark.django_db
+def test_checkout_and_portal_return_only_to_configured_hosts(acme, alice, fake_stripe):
+    org = "/api/v1/organizations/acme/billing"
+    r = alice.api.post(f"{org}/checkout", {"plan": "team", "success_url": "https://evil.example/ok",
+                                           "cancel_url": "https://app.example/no"})  # fmt: skip
+    assert (r.status_code, r.json()["details"][0]["field"]) == (422, "success_url")
+    r = alice.api.post(f"{org}/portal", {"return_url": "https://app.example.evil.example/"})
+    assert (r.status_code, r.json()["details"][0]["field"]) == (422, "return_url")
+    assert alice.api.post(f"{org}/portal", {"return_url": "https://app.example/settings"}).status_code == 200

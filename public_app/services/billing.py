@@ -80,6 +80,9 @@ def _check_return_url(value: str, field: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise errors.ValidationFailed.for_field(field, "Give an absolute http(s) URL.")
+    if (parts.hostname or "").lower() not in {host.lower() for host in settings.BILLING_REDIRECT_HOSTS}:
+        # Else a Stripe page on our account would forward people to any site (phishing through a trusted page).
+        raise errors.ValidationFailed.for_field(field, "This host is not one the application returns to.")
     return value
 
 
