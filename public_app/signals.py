@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 
 from public_app.cache import invalidate
-from public_app.models import ApiKey, AuthToken, Membership, Organization
+from public_app.models import ApiKey, AuthToken, Membership, Organization, User
 from public_app.selectors import api_key_cache_key, membership_cache_key, organization_cache_key, token_cache_key
 
 
@@ -26,7 +26,16 @@ def _api_key_changed(sender: Any, instance: ApiKey, **kwargs: Any) -> None:
     invalidate([api_key_cache_key(instance.key_hash)])
 
 
+def _user_changed(sender: Any, instance: User, created: bool = False, **kwargs: Any) -> None:
+    # Deactivated by any path (the admin, a retired unverified account): the keys it created stop working too.
+    if not created and not instance.is_active:
+        from public_app.services.api_keys import api_keys_of_deactivated_user
+
+        api_keys_of_deactivated_user(user=instance)
+
+
 def connect() -> None:
+    post_save.connect(_user_changed, sender=User, dispatch_uid="user-deactivated-keys")
     for signal in (post_save, post_delete):
         signal.connect(_organization_changed, sender=Organization, dispatch_uid="org-cache")
         signal.connect(_membership_changed, sender=Membership, dispatch_uid="membership-cache")

@@ -364,3 +364,12 @@ def test_checkout_and_portal_return_only_to_configured_hosts(acme, alice, fake_s
     r = alice.api.post(f"{org}/portal", {"return_url": "https://app.example.evil.example/"})
     assert (r.status_code, r.json()["details"][0]["field"]) == (422, "return_url")
     assert alice.api.post(f"{org}/portal", {"return_url": "https://app.example/settings"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_deactivating_an_account_ends_the_keys_it_created(acme, alice, bob):
+    _, key = _admin_key(bob)
+    assert Api(key).get("/api/v1/organizations/acme/members").status_code == 200
+    bob.user.is_active = False
+    bob.user.save()
+    assert Api(key).get("/api/v1/organizations/acme/members").status_code == 401

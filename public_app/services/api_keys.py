@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Actor
+from public_app.access import SYSTEM_ACTOR, Actor
 from public_app.models import ApiKey, ApiKeyRole, Organization, User
 from public_app.secrets import hash_secret
 from public_app.services.auth import API_KEY_PREFIX
@@ -79,4 +79,15 @@ def api_keys_of_departing_member(
             key.save(update_fields=["revoked_at", "updated_at"])  # each save invalidates the key's cached lookup
             audit_record(organization=organization, actor=actor, action="api_key.revoked",
                          data={"reason": "creator_removed"}, **_target(key))  # fmt: skip
+    return len(keys)
+
+
+def api_keys_of_deactivated_user(*, user: User) -> int:
+    """A deactivated account's keys end in every organization (recorded in each one's audit log)."""
+    keys = list(ApiKey.objects.filter(created_by=user, revoked_at=None).select_related("organization"))
+    for key in keys:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(organization=key.organization, actor=SYSTEM_ACTOR,
+                     action="api_key.revoked", data={"reason": "creator_deactivated"}, **_target(key))  # fmt: skip
     return len(keys)
