@@ -4,7 +4,6 @@ a PostgreSQL-backed broker, and serve the whole signup → organization → agen
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,28 +12,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.pooler import free_port, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check, timeout: float, what: str, process=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the service exited with {process.returncode} while waiting for {what}")
-        try:
-            result = check()
-            if result:
-                return result
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_fresh_machine_gets_embedded_postgres_and_a_postgres_broker(tmp_path):
