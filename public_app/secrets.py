@@ -1,5 +1,7 @@
-"""Random secrets shown once and stored as a hash (user tokens; later invitation tokens and API keys)."""
+"""Random secrets shown once and stored as a hash (user tokens, API keys), and link tokens derived from a server key
+(invitations, email verification) so that a job can rebuild the link while a copy of the database cannot."""
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -17,3 +19,13 @@ def hash_secret(raw: str) -> str:
 
 def hashes_match(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def derived_token(prefix: str, purpose: str, message: str) -> str:
+    """`prefix` + HMAC-SHA256(key for `purpose` from SECRET_KEY, `message`), URL-safe. Rotating SECRET_KEY
+    invalidates every such token."""
+    from django.conf import settings
+
+    key = hashlib.sha256(f"{purpose}:".encode() + settings.SECRET_KEY.encode()).digest()
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return prefix + base64.urlsafe_b64encode(digest).decode().rstrip("=")

@@ -5,8 +5,6 @@ the salt and SHA-256(token), never the token: the email job can rebuild the link
 A resend draws a new salt (and bumps `token_version`), so the old link stops matching at once.
 """
 
-import base64
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
@@ -23,7 +21,7 @@ from public_app.bruteforce import guard_check, guard_failed
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.plans import plan_get
 from public_app.ratelimit import ratelimit_check, ratelimit_record
-from public_app.secrets import hash_secret, hashes_match
+from public_app.secrets import derived_token, hash_secret, hashes_match
 from public_app.services.members import _check_can_act_on, _lock_organization, membership_add
 from public_app.services.verification import require_verified_email, user_mark_verified
 from tenant_apps.audit.services import audit_record
@@ -33,13 +31,8 @@ TOKEN_PREFIX = "it_"  # noqa: S105 - a prefix, not a secret
 DAY = 24 * 3600
 
 
-def _token_key() -> bytes:
-    return hashlib.sha256(b"invitation-token:" + settings.SECRET_KEY.encode()).digest()
-
-
 def invitation_token(invitation: Invitation) -> str:
-    digest = hmac.new(_token_key(), f"{invitation.uid}:{invitation.token_salt}".encode(), hashlib.sha256).digest()
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return derived_token(TOKEN_PREFIX, "invitation-token", f"{invitation.uid}:{invitation.token_salt}")
 
 
 def _new_token(invitation: Invitation) -> None:

@@ -6,9 +6,6 @@ cannot hold an address against its owner: a later sign-up with the same address 
 following it retires the unverified account (its sessions end, the address is released) and creates the new one.
 """
 
-import base64
-import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
@@ -20,19 +17,13 @@ from public_app import errors
 from public_app.bruteforce import guard_check, guard_failed
 from public_app.models import AuthToken, EmailVerification, User
 from public_app.ratelimit import ratelimit_hit
-from public_app.secrets import hash_secret, hashes_match
+from public_app.secrets import derived_token, hash_secret, hashes_match
 
 TOKEN_PREFIX = "ev_"  # noqa: S105 - a prefix, not a secret
 
 
-def _token_key() -> bytes:
-    return hashlib.sha256(b"email-verification-token:" + settings.SECRET_KEY.encode()).digest()
-
-
 def verification_token(verification: EmailVerification) -> str:
-    message = f"{verification.uid}:{verification.token_salt}".encode()
-    digest = hmac.new(_token_key(), message, hashlib.sha256).digest()
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return derived_token(TOKEN_PREFIX, "email-verification-token", f"{verification.uid}:{verification.token_salt}")
 
 
 def verification_link(verification: EmailVerification) -> str:
