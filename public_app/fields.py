@@ -1,5 +1,6 @@
 """Reusable pydantic field types for request schemas: API.md text limits and NUL rejection in one place."""
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,8 +19,9 @@ Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_n
 
 
 def _no_control(value: str) -> str:
-    # Names end up in email headers (an inviter's name in the subject): CR/LF there breaks every email they send.
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    # Names end up in email headers (an inviter's or organization's name in the subject): any line break there
+    # (CR/LF, but also NEL and the Unicode line/paragraph separators) breaks every email they send.
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise ValueError("Control characters are not allowed")
     return value
 

@@ -166,12 +166,21 @@ def test_registering_an_ipv6_form_of_the_metadata_address_is_refused(acme, bob, 
         assert WebhookEndpoint.objects.count() == 0
 
 
-def test_crlf_in_a_signup_name_is_refused(db):
+@pytest.mark.parametrize("breaker", ["\r\n", "\n", "\x85", "\u2028", "\u2029", "\x1b"])
+def test_line_breaks_in_a_signup_name_are_refused(db, breaker):
     response = Api().post("/api/v1/auth/signup", {"email": "crlf@example.com", "password": PASSWORD,
-                                                  "name": "Eve\r\nBcc: everyone@example.com"})  # fmt: skip
+                                                  "name": f"Eve{breaker}Bcc: everyone@example.com"})  # fmt: skip
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "name"
     assert not User.objects.filter(email="crlf@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_unicode_line_separators_in_an_organization_name_are_refused(acme, alice):
+    r = alice.api.patch("/api/v1/organizations/acme", {"name": "Acme\u2028Bcc: x@example.com"})
+    assert r.status_code == 422
+    acme.refresh_from_db()
+    assert acme.name == "Acme"
 
 
 @pytest.mark.django_db
