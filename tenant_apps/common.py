@@ -30,6 +30,15 @@ def get_or_404(queryset: QuerySet[M], object_id: str, label: str) -> M:
     return found
 
 
+def save_existing(instance: M, label: str) -> M:
+    """Write an edited row back with an UPDATE only; a row another request deleted meanwhile is 404. (Model.save()
+    would INSERT it again, bringing back what was just deleted; save(update_fields=...) would raise: a 500.)"""
+    values = {f.attname: f.pre_save(instance, False) for f in instance._meta.concrete_fields if not f.primary_key}
+    if not type(instance)._base_manager.filter(pk=instance.pk).update(**values):
+        raise errors.NotFound(f"{label} not found.")
+    return instance
+
+
 def reference_or_422(queryset: QuerySet[M], object_id: str | None, field: str, label: str) -> M | None:
     """A referenced row (e.g. a lead's campaign) that must exist in this organization, else 422 on `field`."""
     if object_id is None:

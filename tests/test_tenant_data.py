@@ -278,3 +278,38 @@ def test_reference_filters_with_impossible_ids_match_nothing(acme, alice, query)
     r = alice.api.get(f"{ORG}/{query}")
     assert r.status_code == 200
     assert r.json() == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "body", "change"),
+    [("agents", {"name": "A"}, {"name": "B"}), ("campaigns", {"name": "C"}, {"name": "D"}),
+     ("leads", {"first_name": "L", "email": "l@example.com"}, {"first_name": "M"}),
+     ("phone-numbers", {"e164": "+14155550100", "label": "x"}, {"label": "y"})],
+)  # fmt: skip
+def test_an_update_racing_a_delete_does_not_bring_the_row_back(acme, alice, kind, body, change, monkeypatch):
+    """The edit loaded the row, then another request deleted it before the edit was written."""
+    from tenant_apps import common
+
+    created = alice.api.post(f"{ORG}/{kind}", body).json()
+    real_get = common.get_or_404
+
+    def get_then_deleted_by_someone_else(queryset, object_id, label):
+        found = real_get(queryset, object_id, label)
+        queryset.model.objects.filter(pk=found.pk).delete()
+        return found
+
+    import importlib
+
+    for module in ("agents.selectors", "campaigns.api", "leads.api", "phone_numbers.api", "campaigns.selectors",
+                   "leads.selectors"):  # fmt: skip
+        try:
+            loaded = importlib.import_module(f"tenant_apps.{module}")
+        except ImportError:
+            continue
+        if hasattr(loaded, "get_or_404"):
+            monkeypatch.setattr(loaded, "get_or_404", get_then_deleted_by_someone_else)
+    r = alice.api.patch(f"{ORG}/{kind}/{created['id']}", change)
+    assert r.status_code == 404, r.content
+    monkeypatch.undo()
+    assert alice.api.get(f"{ORG}/{kind}/{created['id']}").status_code == 404

@@ -1,6 +1,7 @@
 from typing import Any
 
 from tenant_apps.agents.models import Agent
+from tenant_apps.common import save_existing
 
 _UPDATABLE = ("name", "status", "language", "voice", "prompt")
 
@@ -14,7 +15,7 @@ def agent_update(*, agent: Agent, changes: dict[str, Any]) -> Agent:
     for field in fields:
         setattr(agent, field, changes[field])
     if fields:
-        agent.save(update_fields=[*fields, "updated_at"])
+        save_existing(agent, "Agent")
     return agent
 
 

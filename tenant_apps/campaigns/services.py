@@ -3,7 +3,7 @@ from typing import Any
 from public_app import errors
 from tenant_apps.agents.models import Agent
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import reference_or_422
+from tenant_apps.common import reference_or_422, save_existing
 
 
 def _check_window(campaign: Campaign) -> None:
@@ -35,5 +35,4 @@ def campaign_update(*, campaign: Campaign, changes: dict[str, Any]) -> Campaign:
         if field in changes:
             setattr(campaign, field, changes[field])
     _check_window(campaign)
-    campaign.save()
-    return campaign
+    return save_existing(campaign, "Campaign")

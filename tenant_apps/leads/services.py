@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from public_app import errors
 from public_app.models import Organization
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import as_id, reference_or_422
+from tenant_apps.common import as_id, reference_or_422, save_existing
 from tenant_apps.leads.models import Lead, LeadSource
 from tenant_apps.leads.schemas import LeadIn
 
@@ -56,8 +56,7 @@ def lead_update(*, lead: Lead, changes: dict[str, Any]) -> Lead:
     if "campaign_id" in changes:
         lead.campaign = reference_or_422(Campaign.objects.all(), changes["campaign_id"], "campaign_id", "campaign")
     _require_contact({f: getattr(lead, f) for f in ("first_name", "last_name", "email", "phone")})
-    lead.save()
-    return lead
+    return save_existing(lead, "Lead")
 
 
 def _rows_from_body(body: bytes, content_type: str) -> list[dict[str, Any]]:

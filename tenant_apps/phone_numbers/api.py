@@ -18,6 +18,7 @@ from tenant_apps.common import (
     filter_created_after,
     get_or_404,
     reference_or_422,
+    save_existing,
     str_id,
 )
 from tenant_apps.leads.schemas import Phone
@@ -64,7 +65,10 @@ def phone_out(number: PhoneNumber) -> dict:
 def _save(number: PhoneNumber) -> PhoneNumber:
     try:
         with transaction.atomic():
-            number.save()
+            if number.pk is None:
+                number.save()
+            else:
+                save_existing(number, "Phone number")
     except IntegrityError:
         raise errors.Conflict("This number is already in this organization.", code="phone_number_taken") from None
     return number
