@@ -17,6 +17,12 @@ accesslog = None  # our RequestContext/metrics middleware logs requests with the
 errorlog = "-"
 
 
+def post_worker_init(worker):
+    from config import gunicorn_errors
+
+    gunicorn_errors.install()
+
+
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

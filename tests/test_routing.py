@@ -97,8 +97,10 @@ def test_outside_a_transaction_every_statement_carries_the_pin(tenant_template, 
             assert eve.api.get("/api/v1/me/organizations").status_code == 200
         assert public.captured_queries
         assert all(
-            q["sql"].startswith("SELECT pg_catalog.set_config('search_path', 'public', true), "
-                                "pg_catalog.set_config('role', 'none', true);")
+            q["sql"].startswith(
+                "SELECT pg_catalog.set_config('search_path', 'public', true), "
+                "pg_catalog.set_config('role', 'none', true);"
+            )
             for q in public.captured_queries
         )
     finally:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from public_app.models import Invitation, Membership, User
+from public_app.models import Invitation, Membership, Organization, User
 from tests.conftest import Api, wait_for_jobs
 
 PASSWORD = "a-strong-pass-91"
@@ -18,8 +18,11 @@ def signup(email: str, name: str = "Someone") -> tuple[int, dict]:
 
 
 def verification_links(mailbox: list, email: str) -> list[str]:
-    return [LINK.search(m.get_body(preferencelist=("plain",)).get_content()).group(1)
-            for m in mailbox if m["To"] == email and LINK.search(m.get_body(preferencelist=("plain",)).get_content())]
+    return [
+        LINK.search(m.get_body(preferencelist=("plain",)).get_content()).group(1)
+        for m in mailbox
+        if m["To"] == email and LINK.search(m.get_body(preferencelist=("plain",)).get_content())
+    ]
 
 
 def own_and_claim(links: list[str]) -> tuple[str, str]:
@@ -63,6 +66,7 @@ def test_squatting_an_invited_address_grants_nothing(invited, worker, mailbox, a
 def test_the_real_owner_of_the_address_takes_it_back_by_verifying(invited, worker, mailbox, acme):
     _, squat = signup("newhire@example.com", "Attacker")
     attacker = Api(squat["token"])
+    assert attacker.post("/api/v1/organizations", {"name": "Squat", "slug": "squat"}).status_code == 202
     status, body = signup("newhire@example.com", "New Hire")
     assert (status, body) == (202, {"status": "verification_sent", "email": "newhire@example.com"})
     wait_for_jobs(worker)
@@ -77,6 +81,9 @@ def test_the_real_owner_of_the_address_takes_it_back_by_verifying(invited, worke
     # The squatter's sessions ended with the claim; the address is the owner's now.
     assert attacker.get("/api/v1/me").status_code == 401
     assert User.objects.filter(email="newhire@example.com").get().name == "New Hire"
+    # The organization only the squatter belonged to does not linger, owned by an account that cannot sign in.
+    squatted = Organization.objects.get(slug="squat")
+    assert squatted.status == "deleting" and squatted.purge_at is not None
     # The link works once.
     again = Api().post("/api/v1/auth/verify-email", {"token": claim_token})
     assert (again.status_code, again.json()["code"]) == (410, "verification_used")
@@ -260,6 +267,30 @@ def test_an_owner_can_hand_a_departing_members_keys_to_an_owner_explicitly(acme,
     assert [(k["id"], k["created_by"]["id"]) for k in listed] == [(key_id, alice.user.uid)]
 
 
+def test_rotating_a_handed_over_key_ends_the_secret_the_departed_member_knows(acme, globex, alice, bob, eve):
+    key_id, old = _admin_key(bob)
+    assert (
+        alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}?api_keys_to={alice.user.uid}").status_code
+        == 204
+    )
+    assert Api(old).get("/api/v1/organizations/acme/members").status_code == 200  # cached, and still valid
+    # Nobody outside the organization rotates it.
+    assert eve.api.post(f"/api/v1/organizations/globex/api-keys/{key_id}/rotate").status_code == 404
+    assert eve.api.post(f"/api/v1/organizations/acme/api-keys/{key_id}/rotate").status_code == 404
+    rotated = alice.api.post(f"/api/v1/organizations/acme/api-keys/{key_id}/rotate")
+    assert rotated.status_code == 200, rotated.content
+    new = rotated.json()["key"]
+    assert rotated.json()["id"] == key_id and rotated.json()["role"] == "admin" and new != old
+    assert new.startswith(rotated.json()["prefix"] + "_")
+    assert Api(old).get("/api/v1/organizations/acme/members").status_code == 401
+    assert Api(new).get("/api/v1/organizations/acme/members").status_code == 200
+    assert Api(new).get("/api/v1/organizations/globex/members").status_code in (403, 404)
+    listed = alice.api.get("/api/v1/organizations/acme/api-keys").json()["items"]
+    assert [(k["id"], k["created_by"]["id"]) for k in listed] == [(key_id, alice.user.uid)]
+    entries = alice.api.get("/api/v1/organizations/acme/audit-log").json()["items"]
+    assert "api_key.rotated" in [e["action"] for e in entries]
+
+
 @pytest.mark.django_db
 def test_idempotency_keeps_no_secret_and_replays_nothing_to_a_revoked_credential(acme, alice):
     from public_app.models import IdempotencyRecord
@@ -382,3 +413,30 @@ def test_deactivating_an_account_ends_the_keys_it_created(acme, alice, bob):
     bob.user.is_active = False
     bob.user.save()
     assert Api(key).get("/api/v1/organizations/acme/members").status_code == 401
+
+
+def test_requests_gunicorn_refuses_itself_get_the_api_error_shape(db, tmp_path):
+    """An over-long request line or too many headers never reach Django: gunicorn answers them, and used to with
+    an HTML page."""
+    import httpx
+
+    from tests.pooler import Processes, service_env, start_web
+
+    processes = Processes(tmp_path)
+    try:
+        base = start_web(processes, service_env(5432), workers=1, threads=1)
+        cases = [
+            (lambda c: c.get(f"{base}/api/v1/me?q={'x' * 9000}"), 414, "uri_too_long"),
+            (lambda c: c.get(f"{base}/api/v1/me", headers={f"x-h{i}": "1" for i in range(150)}), 431,
+             "request_header_fields_too_large"),
+            (lambda c: c.get(f"{base}/api/v1/me", headers={"x-big": "y" * 9000}), 431,
+             "request_header_fields_too_large"),
+        ]  # fmt: skip
+        with httpx.Client(timeout=10) as client:
+            for send, status, code in cases:
+                response = send(client)
+                assert response.status_code == status, response.text
+                assert response.headers["content-type"] == "application/json"
+                assert response.json() == {"code": code, "message": response.reason_phrase, "details": None}
+    finally:
+        processes.stop_all()

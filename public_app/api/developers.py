@@ -12,7 +12,7 @@ from public_app.fields import Instant, Name
 from public_app.models import ApiKey, ApiKeyRole
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.selectors import api_key_list
-from public_app.services.api_keys import api_key_create, api_key_revoke
+from public_app.services.api_keys import api_key_create, api_key_revoke, api_key_rotate
 
 router = Router(tags=["developers"])
 keys_auth = OrgAuth(Capability.DEVELOPERS, users_only=True)
@@ -55,7 +55,8 @@ def api_key_out(key: ApiKey) -> dict:
         "prefix": key.prefix,
         "created_by": (
             {"id": key.created_by.uid, "email": key.created_by.email, "name": key.created_by.name}
-            if key.created_by else None
+            if key.created_by
+            else None
         ),
         "created_at": key.created_at,
         "expires_at": key.expires_at,
@@ -82,6 +83,16 @@ def create_api_key(request: HttpRequest, slug: str, payload: ApiKeyCreateIn) -> 
         expires_at=payload.expires_at,
     )
     return Status(201, {**api_key_out(key), "key": raw})
+
+
+@router.post("/{slug}/api-keys/{key_id}/rotate", response={200: ApiKeyCreatedOut}, auth=keys_auth)
+def rotate_api_key(request: HttpRequest, slug: str, key_id: str) -> Status:
+    """Replace the key's secret: the new full `key` is returned only in this response and the old one stops
+    working on the next request. The key then answers to whoever rotated it (their removal revokes it)."""
+    user = request_user(request)
+    key, raw = api_key_rotate(organization=request.org.organization, actor=request_actor(request, user),
+                              key_uid=key_id, rotated_by=user)  # fmt: skip
+    return Status(200, {**api_key_out(key), "key": raw})
 
 
 @router.delete("/{slug}/api-keys/{key_id}", response={204: None}, auth=keys_auth)

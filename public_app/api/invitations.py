@@ -96,6 +96,4 @@ def accept_invitation_link(request: HttpRequest, token: str) -> dict:
     holding the emailed link also verifies that email."""
     invitation = invitation_by_token(token, ip=client_ip(request))
     user = request_user(request)
-    return accepted_out(
-        invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request), by_token=True)
-    )
+    return accepted_out(invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request), by_token=True))

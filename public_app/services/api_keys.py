@@ -8,8 +8,10 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.access import SYSTEM_ACTOR, Actor
+from public_app.cache import invalidate
 from public_app.models import ApiKey, ApiKeyRole, Organization, User
 from public_app.secrets import hash_secret
+from public_app.selectors import api_key_cache_key
 from public_app.services.auth import API_KEY_PREFIX
 from tenant_apps.audit.services import audit_record
 
@@ -18,6 +20,12 @@ _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
 
 def _target(key: ApiKey) -> dict:
     return {"target_type": "api_key", "target_id": key.uid, "target_label": key.name}
+
+
+def _new_secret() -> tuple[str, str]:
+    """(the visible prefix, the full key)."""
+    visible = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return f"{API_KEY_PREFIX}{visible}", f"{API_KEY_PREFIX}{visible}_{secrets.token_urlsafe(32)}"
 
 
 @transaction.atomic
@@ -35,13 +43,12 @@ def api_key_create(
         raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
     if expires_at is not None and expires_at <= timezone.now():
         raise errors.ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
-    visible = "".join(secrets.choice(_ALPHABET) for _ in range(8))
-    raw = f"{API_KEY_PREFIX}{visible}_{secrets.token_urlsafe(32)}"
+    prefix, raw = _new_secret()
     key = ApiKey.objects.create(
         organization=organization,
         name=name,
         role=role,
-        prefix=f"{API_KEY_PREFIX}{visible}",
+        prefix=prefix,
         key_hash=hash_secret(raw),
         created_by=created_by,
         expires_at=expires_at,
@@ -58,6 +65,29 @@ def api_key_revoke(*, organization: Organization, actor: Actor, key_uid: str) ->
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at", "updated_at"])
     audit_record(organization=organization, actor=actor, action="api_key.revoked", **_target(key))
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, organization: Organization, actor: Actor, key_uid: str, rotated_by: User | None
+) -> tuple[ApiKey, str]:
+    """A new secret for the same key (same id, name, role and expiry); the old secret stops working on the next
+    request. Whoever rotates it knows the new secret, so the key now answers to them: their removal revokes it
+    (a key handed over from a departing member is rotated so that its old secret, which they know, ends)."""
+    key = ApiKey.objects.select_for_update().filter(organization=organization, uid=key_uid, revoked_at=None).first()
+    if key is None:
+        raise errors.NotFound("API key not found.")
+    old_hash = key.key_hash
+    key.prefix, raw = _new_secret()
+    key.key_hash = hash_secret(raw)
+    fields = ["prefix", "key_hash", "updated_at"]
+    if rotated_by is not None:
+        key.created_by = rotated_by
+        fields.append("created_by")
+    key.save(update_fields=fields)
+    invalidate([api_key_cache_key(old_hash)])  # the save signal only knows the new hash
+    audit_record(organization=organization, actor=actor, action="api_key.rotated", **_target(key))
+    return key, raw
 
 
 def api_keys_of_departing_member(

@@ -212,9 +212,7 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
         raise errors.BadRequest("The event has no id or type.", code="invalid_event")
     with transaction.atomic():
-        _, created = StripeEvent.objects.get_or_create(
-            id=event_id, defaults={"type": event_type, "payload": raw_event}
-        )
+        _, created = StripeEvent.objects.get_or_create(id=event_id, defaults={"type": event_type, "payload": raw_event})
         if created and event_type in HANDLED_EVENTS:
             transaction.on_commit(lambda: process_stripe_event.send(event_id))
     return created

@@ -114,6 +114,24 @@ def _retire_unverified(user: User) -> None:
     user.is_active = False
     user.set_unusable_password()
     user.save(update_fields=["email", "is_active", "password", "updated_at"])
+    _organizations_of_retired_delete(user)
+
+
+def _organizations_of_retired_delete(user: User) -> None:
+    """An organization nobody else belongs to would stay forever, owned by an account that can never sign in again
+    (and hold its slug): schedule its deletion like an owner's DELETE (restorable by staff until the grace period
+    ends). Organizations with other members are left to them; the retired account's membership stays for the audit
+    trail and grants nothing (the account is inactive)."""
+    from public_app.access import SYSTEM_ACTOR
+    from public_app.models import Membership, OrganizationStatus
+    from public_app.services.organizations import organization_delete
+
+    for membership in Membership.objects.filter(user=user).select_related("organization"):
+        organization = membership.organization
+        if organization.status == OrganizationStatus.DELETING:
+            continue
+        if not Membership.objects.filter(organization=organization).exclude(user=user).exists():
+            organization_delete(organization=organization, actor=SYSTEM_ACTOR)
 
 
 def verification_email_send(*, verification_id: int) -> bool:
