@@ -13,13 +13,18 @@ _broker: Broker | None = None
 
 def build_broker(url: str, namespace: str) -> Broker:
     from config.metrics import JobMetricsMiddleware
-    from jobs.middleware import DjangoConnectionsMiddleware, LogContextMiddleware
+    from jobs.middleware import DjangoConnectionsMiddleware, LogContextMiddleware, OutboxMiddleware
 
     broker: Broker
     if url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url, namespace=namespace)
+        broker = RedisBroker(
+            url=url, namespace=namespace, heartbeat_timeout=settings.BROKER_HEARTBEAT_TIMEOUT_SECONDS * 1000,
+            # An unreachable Redis fails a send in seconds (the outbox keeps the job) instead of hanging the caller.
+            socket_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
+            socket_connect_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
+        )  # fmt: skip
     elif url.startswith(("postgres://", "postgresql://")):
         # No Redis or RabbitMQ around: queues in PostgreSQL (dramatiq-postgres), durable like the rest of our data.
         from dramatiq_postgres import PostgresBroker
@@ -30,11 +35,15 @@ def build_broker(url: str, namespace: str) -> Broker:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         # Publisher confirms: `send` returns only once RabbitMQ has the message, so nothing is lost on a crash.
+        if "?" not in url:  # fail fast on an unreachable RabbitMQ (the outbox keeps the job), unless the URL says
+            t = settings.DEPENDENCY_TIMEOUT_SECONDS
+            url += f"?socket_timeout={t}&stack_timeout={t}&blocked_connection_timeout={t}&connection_attempts=1"
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(DjangoConnectionsMiddleware())
     broker.add_middleware(LogContextMiddleware())
     broker.add_middleware(JobMetricsMiddleware())
+    broker.add_middleware(OutboxMiddleware())
     return broker
 
 

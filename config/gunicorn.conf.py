@@ -13,6 +13,10 @@ keepalive = 5
 # (roughly 290 KB each), and a long-lived worker's connections would grow with the fleet.
 max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl): two instances on a machine
+# would take each other's. Off unless a path is given.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 accesslog = None  # our RequestContext/metrics middleware logs requests with their context
 errorlog = "-"
 

@@ -136,6 +136,18 @@ BROKER_URL = env_str("BROKER_URL", "redis://127.0.0.1:6379/0")
 if not BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "amqps://", "postgres://", "postgresql://")):
     raise ImproperlyConfigured("BROKER_URL must be a redis://, amqp:// or postgres:// URL")
 BROKER_NAMESPACE = env_str("BROKER_NAMESPACE", "orgs")
+# Fault recovery (README, "Failure behaviour"). Jobs go through the outbox (public_app.outbox): relayed right after
+# commit, or by the scheduler's relay loop every OUTBOX_RELAY_INTERVAL_SECONDS while the broker is unreachable.
+OUTBOX_RELAY_INTERVAL_SECONDS = env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 1, minimum=1)
+# A relayed job not finished this long after it was due (or started) is sent again: its message was lost (a broker
+# restarted empty). Jobs are idempotent, so a slow one sent twice costs a no-op.
+OUTBOX_REDELIVER_SECONDS = env_int("OUTBOX_REDELIVER_SECONDS", 120, minimum=1)
+# After a failed hand-off, requests stop trying the broker themselves for this long (the relay loop carries on).
+OUTBOX_BREAKER_SECONDS = env_int("OUTBOX_BREAKER_SECONDS", 5, minimum=0)
+# Redis broker: a worker that stopped sending heartbeats this long ago is dead; its unfinished messages come back.
+BROKER_HEARTBEAT_TIMEOUT_SECONDS = env_int("BROKER_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=1)
+# Connecting to / waiting on the broker, cache and SMTP: an unreachable dependency fails fast instead of hanging.
+DEPENDENCY_TIMEOUT_SECONDS = env_int("DEPENDENCY_TIMEOUT_SECONDS", 5, minimum=1)
 
 AUTH_USER_MODEL = "public_app.User"
 PASSWORD_HASHERS = [
@@ -274,6 +286,10 @@ ORG_DELETION_GRACE_DAYS = env_int("ORG_DELETION_GRACE_DAYS", 7, minimum=0)
 ORG_SLUG_REDIRECT_DAYS = env_int("ORG_SLUG_REDIRECT_DAYS", 90, minimum=0)
 # Organizations in `provisioning` for longer than this are re-enqueued by the scheduler.
 PROVISIONING_STUCK_SECONDS = env_int("PROVISIONING_STUCK_SECONDS", 300, minimum=10)
+# Work whose job is undone in the database this long (an invitation email not sent, a Stripe event not processed,
+# seats not synced, a webhook delivery overdue) gets its job again, whatever happened to the first one.
+REDRIVE_AFTER_SECONDS = env_int("REDRIVE_AFTER_SECONDS", 120, minimum=1)
+WEBHOOK_REDRIVE_INTERVAL_SECONDS = env_int("WEBHOOK_REDRIVE_INTERVAL_SECONDS", 600, minimum=1)
 SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 60, minimum=1)
 # The leader's lease (public_app.leases): renewed every third of it; a stopped or stuck leader is replaced after it.
 SCHEDULER_LEASE_SECONDS = env_int("SCHEDULER_LEASE_SECONDS", 15, minimum=3)

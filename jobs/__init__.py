@@ -1,5 +1,1 @@
-"""Dramatiq actors. Importing this package configures the broker (before any actor is declared)."""
-
-from config.dramatiq import setup_broker
-
-setup_broker()
+"""Dramatiq actors: the jobs layer. Actors are declared when Django sets up (jobs.apps), after the broker is."""

@@ -39,3 +39,33 @@ class LogContextMiddleware(Middleware):
         log_context_clear()
 
     after_skip_message = after_process_message
+
+
+class OutboxMiddleware(Middleware):
+    """The worker's half of public_app.outbox: a job's row is kept until the job is finished or given up on, and
+    pushed back while it runs or waits for a retry, so only a message that really went missing is sent again."""
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        from public_app.outbox import job_started
+
+        actor = broker.get_actor(message.actor_name)
+        job_started(message.message_id, message.options.get("time_limit") or actor.options.get("time_limit", 600_000))
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+        if exception is None:
+            from public_app.outbox import job_finished
+
+            job_finished(message.message_id)
+
+    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        if message.options.get("retries"):  # Dramatiq's Retries putting a failed job back
+            from public_app.outbox import job_retry_scheduled
+
+            job_retry_scheduled(message.message_id, delay or 0)
+
+    def after_nack(self, broker: Any, message: Any) -> None:
+        from public_app.outbox import job_finished
+
+        job_finished(message.message_id)  # retries exhausted: the actor's give-up hook has the last word
+
+    after_skip_message = after_nack

@@ -54,13 +54,13 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry provisioning")
     def retry_provisioning(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
-        from jobs.provisioning import provision_organization
+        from public_app.outbox import enqueue
 
         targets = queryset.filter(status__in=[OrganizationStatus.FAILED, OrganizationStatus.PROVISIONING])
         for organization in targets:
             Organization.objects.filter(id=organization.id).update(status=OrganizationStatus.PROVISIONING,
                                                                    status_reason="")  # fmt: skip
-            provision_organization.send(organization.id)
+            enqueue("provision_organization", organization.id, organization=organization, unique=True)
         self.message_user(request, f"Provisioning re-enqueued for {targets.count()} organization(s).")
 
     @admin.action(description="Schedule deletion (grace period, then purge)")

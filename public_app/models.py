@@ -356,3 +356,25 @@ class EmailVerification(TimestampedModel):
 
     def __str__(self) -> str:
         return self.email
+
+
+class OutboxMessage(models.Model):
+    """A job a committed write asked for (public_app.outbox): written in the write's own transaction, relayed to the
+    broker after commit (or by the relay loop once the broker is back), and deleted when a worker has finished it
+    (or given up on it). A row whose message went missing (a broker restarted empty, a killed worker) is sent again
+    once `redeliver_at` passes."""
+
+    message_id = models.UUIDField(unique=True)
+    actor_name = models.CharField(max_length=100)
+    args = models.JSONField(default=list)
+    organization_id = models.BigIntegerField(null=True, blank=True)  # whose work this is (no FK: no lock on it)
+    eta = models.DateTimeField(null=True, blank=True)  # not before (a delayed job)
+    created_at = models.DateTimeField(default=timezone.now)
+    relayed_at = models.DateTimeField(null=True, blank=True)  # last handed to the broker
+    started_at = models.DateTimeField(null=True, blank=True)  # a worker took it (last time)
+    relay_count = models.PositiveIntegerField(default=0)
+    redeliver_at = models.DateTimeField(default=timezone.now, db_index=True)  # due for (another) relay from then
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.actor_name}{self.args}"

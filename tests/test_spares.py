@@ -27,7 +27,8 @@ def pool(transactional_db, tenant_template, settings):
 
 def test_refill_builds_the_pool_and_provisioning_claims_a_spare(pool, monkeypatch):
     refills = []
-    monkeypatch.setattr(provisioning, "_refill_request", lambda: refills.append(1))  # we refill by hand below
+    # we refill by hand below
+    monkeypatch.setattr(provisioning, "enqueue", lambda name, *args, **kwargs: refills.append(name))
     assert provisioning.spares_refill() == 2
     assert provisioning.spares_refill() == 0
     spare_names = set(SpareSchema.objects.values_list("name", flat=True))
@@ -37,7 +38,7 @@ def test_refill_builds_the_pool_and_provisioning_claims_a_spare(pool, monkeypatc
     provisioning.organization_provision(organization_id=organization.id)
     organization.refresh_from_db()
     assert organization.status == OrganizationStatus.ACTIVE
-    assert refills == [1]  # a claim asks for a refill after commit
+    assert refills == ["refill_spare_schemas"]  # a claim asks for a refill
     assert SpareSchema.objects.count() == 1
     assert organization.schema_name in schemas()
     assert len(spare_names & schemas()) == 1  # one spare became the organization's schema
@@ -58,7 +59,7 @@ def test_refill_builds_the_pool_and_provisioning_claims_a_spare(pool, monkeypatc
 
 
 def test_stale_or_missing_spares_are_replaced(pool, monkeypatch):
-    monkeypatch.setattr(provisioning, "_refill_request", lambda: None)
+    monkeypatch.setattr(provisioning, "enqueue", lambda *args, **kwargs: None)
     provisioning.spares_refill()
     stale, broken = SpareSchema.objects.order_by("id")
     SpareSchema.objects.filter(id=stale.id).update(migration_state="old")

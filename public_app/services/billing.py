@@ -7,13 +7,12 @@ locked or deleted for non-payment: reading and writing continue, only the free p
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from public_app import errors
 from public_app.access import SYSTEM_ACTOR
 from public_app.clients import stripe_api
 from public_app.models import BillingAccount, Membership, Organization, OrganizationStatus, StripeEvent
+from public_app.outbox import enqueue
 from public_app.plans import plan_get, plans
 from tenant_apps.audit.services import audit_record
 
@@ -144,31 +144,17 @@ def invoices_page(*, organization: Organization, limit: int, cursor: str | None)
 # --- Seat sync -----------------------------------------------------------------------------------------------------
 
 
-def _pending_key(organization_id: int) -> str:
-    return f"seat-sync-pending:{organization_id}"
-
-
 def seats_sync_request(*, organization: Organization) -> None:
-    """After commit, make sure one seat sync is queued. Changes arriving while one is queued ride along with it; a
-    change after the queued job has started queues the trailing run that picks it up."""
-    from jobs.billing import sync_billing_seats
-
+    """Make sure one seat sync is queued (with the caller's commit). Changes arriving while one is queued ride along
+    with it; a change after the queued job has started queues the trailing run that picks it up."""
     if not settings.STRIPE_SECRET_KEY:
         return
-    organization_id = organization.id
-
-    def enqueue() -> None:
-        if cache.add(_pending_key(organization_id), 1, 300):
-            sync_billing_seats.send_with_options(
-                args=(organization_id,), delay=settings.BILLING_SEAT_SYNC_DELAY_MS or None
-            )
-
-    transaction.on_commit(enqueue)
+    delay = timedelta(milliseconds=settings.BILLING_SEAT_SYNC_DELAY_MS) if settings.BILLING_SEAT_SYNC_DELAY_MS else None
+    enqueue("sync_billing_seats", organization.id, organization=organization, delay=delay, unique=True)
 
 
 def seats_sync(*, organization_id: int) -> int | None:
     """Set the subscription item's quantity to the live member count. Returns the quantity pushed, or None."""
-    cache.delete(_pending_key(organization_id))  # from here on, a new change queues a trailing run
     with transaction.atomic():
         account = BillingAccount.objects.select_for_update().filter(organization_id=organization_id).first()
         if (
@@ -199,7 +185,6 @@ def seats_sync(*, organization_id: int) -> int | None:
 
 def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
     """Verify and store the event (once per id); returns False for a duplicate. Processing happens in a job."""
-    from jobs.billing import process_stripe_event
 
     if not settings.STRIPE_WEBHOOK_SECRET:
         raise errors.ServiceUnavailable("Billing is not configured here.", code="billing_not_configured")
@@ -214,7 +199,7 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
     with transaction.atomic():
         _, created = StripeEvent.objects.get_or_create(id=event_id, defaults={"type": event_type, "payload": raw_event})
         if created and event_type in HANDLED_EVENTS:
-            transaction.on_commit(lambda: process_stripe_event.send(event_id))
+            enqueue("process_stripe_event", event_id)
     return created
 
 
@@ -314,22 +299,16 @@ def billing_status(*, organization: Organization) -> dict[str, Any]:
 
 def customer_create_request(*, organization: Organization) -> None:
     """After commit, create the organization's Stripe customer in a job (when billing is configured)."""
-    from jobs.billing import create_stripe_customer
-
     if settings.STRIPE_SECRET_KEY:
-        organization_id = organization.id
-        transaction.on_commit(lambda: create_stripe_customer.send(organization_id))
+        enqueue("create_stripe_customer", organization.id, organization=organization)
 
 
 def subscription_cancellation_request(*, organization: Organization, cancel: bool) -> None:
-    from jobs.billing import set_subscription_cancellation
-
     if (
         settings.STRIPE_SECRET_KEY
         and BillingAccount.objects.filter(organization=organization, stripe_subscription_id__gt="").exists()
     ):
-        organization_id = organization.id
-        transaction.on_commit(lambda: set_subscription_cancellation.send(organization_id, cancel))
+        enqueue("set_subscription_cancellation", organization.id, cancel, organization=organization)
 
 
 def subscription_cancel_for_deletion(*, organization_id: int, cancel: bool) -> None:

@@ -19,6 +19,7 @@ from public_app import errors
 from public_app.access import Actor
 from public_app.bruteforce import guard_check, guard_failed
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
+from public_app.outbox import enqueue
 from public_app.plans import plan_get
 from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import derived_token, hash_secret, hashes_match
@@ -53,10 +54,8 @@ def _event_data(invitation: Invitation) -> dict:
 
 
 def _enqueue_email(invitation: Invitation) -> None:
-    from jobs.emails import send_invitation_email
-
-    invitation_id, version = invitation.id, invitation.token_version
-    transaction.on_commit(lambda: send_invitation_email.send(invitation_id, version))
+    enqueue("send_invitation_email", invitation.id, invitation.token_version,
+            organization_id=invitation.organization_id)  # fmt: skip
 
 
 def _check_rate_limits(organization: Organization, email: str) -> None:

@@ -26,6 +26,7 @@ from public_app.models import (
     User,
     normalize_email,
 )
+from public_app.outbox import enqueue
 from public_app.services.billing import subscription_cancellation_request
 from public_app.tenancy import role_drop
 from tenant_apps.audit.services import audit_record
@@ -66,8 +67,6 @@ def name_validate(name: str) -> str:
 
 def organization_create(*, user: User, name: str, slug: str) -> Organization:
     """Create the organization (status `provisioning`) with the caller as owner; the schema comes from a job."""
-    from jobs.provisioning import provision_organization
-
     cleaned_name = name_validate(name)
     slug_validate(slug)
     try:
@@ -75,11 +74,10 @@ def organization_create(*, user: User, name: str, slug: str) -> Organization:
             _slug_check_available(slug)
             organization = Organization.objects.create(name=cleaned_name, slug=slug)
             Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
+            enqueue("provision_organization", organization.id, organization=organization)
     except IntegrityError:
         # The unique constraint on slug decides races: exactly one concurrent create wins.
         raise errors.Conflict("This slug is already taken.", code="slug_taken") from None
-    org_id = organization.id
-    transaction.on_commit(lambda: provision_organization.send(org_id))
     return organization
 
 

@@ -28,6 +28,7 @@ from django_tenants.utils import quote_schema_name, schema_exists
 from public_app.ids import new_ulid
 from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
+from public_app.outbox import enqueue
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing import customer_create_request
 from public_app.services.organizations import organization_mark_active
@@ -162,7 +163,7 @@ def organization_provision(*, organization_id: int) -> Organization | None:
         organization_mark_active(organization=organization)
         customer_create_request(organization=organization)
         if used_spare:
-            transaction.on_commit(_refill_request)
+            enqueue("refill_spare_schemas", unique=True)
     logger.info("organization %s provisioned in schema %s", organization.slug, organization.schema_name)
     return organization
 
@@ -231,9 +232,3 @@ def spares_refill() -> int:
                 SpareSchema.objects.create(name=name, migration_state=state)
             built += 1
         return built
-
-
-def _refill_request() -> None:
-    from jobs.provisioning import refill_spare_schemas
-
-    refill_spare_schemas.send()

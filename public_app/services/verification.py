@@ -16,6 +16,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.bruteforce import guard_check, guard_failed
 from public_app.models import AuthToken, EmailVerification, User
+from public_app.outbox import enqueue
 from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import derived_token, hash_secret, hashes_match
 
@@ -35,8 +36,6 @@ def email_verification_start(
 ) -> EmailVerification:
     """Record a link for `email` and send it after commit (by a job). At most a few per address an hour, so the
     sign-up form cannot be used to flood somebody's inbox."""
-    from jobs.emails import send_verification_email
-
     ratelimit_hit(f"verify-email:{email}", limit=settings.RATELIMIT_VERIFICATION_EMAILS_PER_HOUR, window=3600)
     verification = EmailVerification(
         email=email, user=user, name=name, password=password_hash, token_salt=secrets.token_hex(32),
@@ -44,8 +43,7 @@ def email_verification_start(
     )  # fmt: skip
     verification.token_hash = hash_secret(verification_token(verification))
     verification.save()
-    verification_id = verification.id
-    transaction.on_commit(lambda: send_verification_email.send(verification_id))
+    enqueue("send_verification_email", verification.id)
     return verification
 
 

@@ -16,6 +16,7 @@ from public_app.clients import leadsforce
 from public_app.crypto import decrypt, encrypt
 from public_app.leases import lease
 from public_app.models import Organization
+from public_app.outbox import enqueue
 from tenant_apps.audit.services import audit_record
 from tenant_apps.integrations.models import Integration
 from tenant_apps.leads.models import Lead, LeadSource
@@ -76,12 +77,9 @@ def leadsforce_disconnect(*, organization: Organization, actor: Actor) -> None:
 
 
 def leadsforce_sync_request(*, organization: Organization) -> None:
-    from jobs.integrations import sync_leadsforce
-
     if leadsforce_get() is None:
         raise errors.Conflict("Connect Leadsforce first.", code="integration_not_connected")
-    organization_id = organization.id
-    transaction.on_commit(lambda: sync_leadsforce.send(organization_id))
+    enqueue("sync_leadsforce", organization.id, organization=organization)
 
 
 def _clean(row: dict[str, Any]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from public_app.access import Actor
 from public_app.clients import webhooks as webhook_client
 from public_app.crypto import decrypt, encrypt
 from public_app.models import Organization, OrganizationStatus
+from public_app.outbox import enqueue
 from public_app.tenancy import tenant_context
 from tenant_apps.audit.services import audit_record
 from tenant_apps.webhooks.models import (
@@ -134,12 +135,8 @@ def endpoint_delete(*, organization: Organization, actor: Actor, endpoint_uid: s
 
 
 def _enqueue(organization: Organization, delivery_id: int, delay_seconds: float = 0) -> None:
-    from jobs.webhooks import deliver_webhook
-
-    deliver_webhook.send_with_options(
-        args=(organization.id, delivery_id),
-        delay=int(delay_seconds * 1000) or None,
-    )
+    enqueue("deliver_webhook", organization.id, delivery_id, organization=organization,
+            delay=timedelta(seconds=delay_seconds) if delay_seconds else None)  # fmt: skip
 
 
 def event_emit(
@@ -173,7 +170,7 @@ def event_emit(
             if endpoint or event_type in target.events
         ]
     for delivery_id in delivery_ids:
-        transaction.on_commit(lambda delivery_id=delivery_id: _enqueue(organization, delivery_id))
+        _enqueue(organization, delivery_id)
     return event_id
 
 
@@ -246,7 +243,7 @@ def _record(
         delivery.status = DeliveryStatus.RETRYING
         delay = schedule[delivery.attempts]
         delivery.next_attempt_at = now + timedelta(seconds=delay)
-        transaction.on_commit(lambda: _enqueue(organization, delivery.id, delay))
+        _enqueue(organization, delivery.id, delay)
     else:
         delivery.status = DeliveryStatus.FAILED
         delivery.next_attempt_at = None
@@ -265,7 +262,4 @@ def _note_failure(organization: Organization, endpoint: WebhookEndpoint, now: An
         endpoint.enabled = False
         endpoint.disabled_reason = "Disabled after failing continuously."
         endpoint.save(update_fields=["enabled", "disabled_reason", "updated_at"])
-        from jobs.emails import send_webhook_disabled_email
-
-        org_id, endpoint_uid = organization.id, endpoint.uid
-        transaction.on_commit(lambda: send_webhook_disabled_email.send(org_id, endpoint_uid))
+        enqueue("send_webhook_disabled_email", organization.id, endpoint.uid, organization=organization)
