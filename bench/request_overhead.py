@@ -81,8 +81,10 @@ def main(requests: int) -> None:
     for label, statements in (("same tenant as the previous request", same), ("after another tenant", switched)):
         pins = sum(1 for s in statements if s.startswith("SELECT pg_catalog.set_config('search_path'"))
         sets = sum(1 for s in statements if s.startswith("SET search_path"))
-        print(f"GET agents, {label}: {len(statements)} statement(s) = round trip(s), {pins} carrying the pin, "
-              f"{sets} session-level SET search_path")
+        print(
+            f"GET agents, {label}: {len(statements)} statement(s) = round trip(s), {pins} carrying the pin, "
+            f"{sets} session-level SET search_path"
+        )
         for statement in statements:
             print(f"    {statement[:110]}")
 

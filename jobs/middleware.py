@@ -57,15 +57,20 @@ class OutboxMiddleware(Middleware):
 
             job_finished(message.message_id)
 
+    # These two run after DjangoConnectionsMiddleware has tidied up the message's connection, so they tidy up the
+    # one they open (closed at once with DB_CONN_MAX_AGE=0, kept otherwise).
+
     def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
         if message.options.get("retries"):  # Dramatiq's Retries putting a failed job back
             from public_app.outbox import job_retry_scheduled
 
             job_retry_scheduled(message.message_id, delay or 0)
+            close_old_connections()
 
     def after_nack(self, broker: Any, message: Any) -> None:
         from public_app.outbox import job_finished
 
         job_finished(message.message_id)  # retries exhausted: the actor's give-up hook has the last word
+        close_old_connections()
 
     after_skip_message = after_nack

@@ -8,13 +8,41 @@ counts (not the address's: a sprayer who knows one password is still a sprayer).
 BRUTEFORCE_WINDOW_SECONDS without failures.
 """
 
+import contextlib
+import functools
+import logging
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
 from public_app import errors
+
+logger = logging.getLogger(__name__)
+
+
+def _fail_open(function: Callable[..., None]) -> Callable[..., None]:
+    """With the cache unreachable, sign-ins keep working unguarded (logged) rather than all failing: an outage
+    of seconds to minutes gives a guesser little, an outage that locks everybody out costs everyone."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            function(*args, **kwargs)
+        except errors.ApplicationError:
+            raise
+        except Exception:
+            logger.warning("brute-force guard unavailable (cache down?); %s not applied", function.__name__,
+                           exc_info=True)  # fmt: skip
+
+    return wrapper
+
+
+def _now() -> float:
+    return time.time()
 
 
 def _scopes(kind: str, account: str | None, ip: str | None) -> list[tuple[str, int]]:
@@ -28,38 +56,62 @@ def _scopes(kind: str, account: str | None, ip: str | None) -> list[tuple[str, i
     return scopes
 
 
-def _wait(state: dict | None, free: int, now: float) -> int:
-    if not state or state["n"] < free:
+def _wait(n: int, at: float | None, free: int, now: float) -> int:
+    """Seconds the next attempt must wait after `n` failures, the last one at `at`."""
+    if n < free or at is None:
         return 0
-    lock = min(2 ** (state["n"] - free + 1), settings.BRUTEFORCE_MAX_LOCK_SECONDS)
-    return max(0, math.ceil(state["at"] + lock - now))
+    lock = min(2 ** (n - free + 1), settings.BRUTEFORCE_MAX_LOCK_SECONDS)
+    return max(0, math.ceil(at + lock - now))
 
 
+@_fail_open
 def guard_check(kind: str, *, account: str | None = None, ip: str | None = None) -> None:
-    """Refuse (429) while any scope of this attempt is locked."""
+    """Refuse (429) while any scope of this attempt is locked; otherwise reserve the attempt.
+
+    The reservation counts the attempt as a failure before the credential is checked (an atomic increment), so
+    concurrent guesses cannot all pass a check that only saw the failures already recorded. `guard_succeeded`
+    gives it back; `guard_failed` keeps it."""
     if not settings.RATELIMIT_ENABLED:
         return
     scopes = _scopes(kind, account, ip)
-    states = cache.get_many([key for key, _ in scopes])
-    now = time.time()
-    wait = max((_wait(states.get(key), free, now) for key, free in scopes), default=0)
+    now = _now()
+    found = cache.get_many([k for key, _ in scopes for k in (f"{key}:n", f"{key}:at")])
+    wait = max((_wait(found.get(f"{key}:n") or 0, found.get(f"{key}:at"), free, now) for key, free in scopes),
+               default=0)  # fmt: skip
     if wait > 0:
+        raise errors.RateLimited("Too many failed attempts; wait before trying again.", retry_after=wait)
+    reserved = []
+    for key, free in scopes:
+        cache.add(f"{key}:n", 0, settings.BRUTEFORCE_WINDOW_SECONDS)
+        reserved.append((key, free, cache.incr(f"{key}:n")))
+    ats = cache.get_many([f"{key}:at" for key, _ in scopes])
+    # Attempts in flight ahead of this one count as failures that happened just now.
+    wait = max((_wait(n - 1, now if n - 1 > (found.get(f"{key}:n") or 0) else ats.get(f"{key}:at"), free, now)
+                for key, free, n in reserved), default=0)  # fmt: skip
+    if wait > 0:
+        for key, _, _ in reserved:
+            cache.decr(f"{key}:n")
         raise errors.RateLimited("Too many failed attempts; wait before trying again.", retry_after=wait)
 
 
+@_fail_open
 def guard_failed(kind: str, *, account: str | None = None, ip: str | None = None) -> None:
+    """The reserved attempt failed: it stays counted, and the back-off runs from now."""
     if not settings.RATELIMIT_ENABLED:
         return
-    now = time.time()
-    scopes = _scopes(kind, account, ip)
-    states = cache.get_many([key for key, _ in scopes])
-    cache.set_many(
-        {key: {"n": (states.get(key) or {"n": 0})["n"] + 1, "at": now} for key, _ in scopes},
-        settings.BRUTEFORCE_WINDOW_SECONDS,
-    )
+    now = _now()
+    cache.set_many({f"{key}:at": now for key, _ in _scopes(kind, account, ip)}, settings.BRUTEFORCE_WINDOW_SECONDS)
 
 
+@_fail_open
 def guard_succeeded(kind: str, *, account: str | None = None, ip: str | None = None) -> None:
+    """The reserved attempt succeeded: the account's and the pair's counts clear; the address gives back only
+    this attempt (a sprayer who knows one password is still a sprayer; an office behind one address is not)."""
     if not settings.RATELIMIT_ENABLED:
         return
-    cache.delete_many([key for key, _ in _scopes(kind, account, ip) if ":ip:" not in key])
+    for key, _ in _scopes(kind, account, ip):
+        if ":ip:" in key:
+            with contextlib.suppress(ValueError):  # expired meanwhile
+                cache.decr(f"{key}:n")
+        else:
+            cache.delete_many([f"{key}:n", f"{key}:at"])

@@ -18,10 +18,16 @@ LongText = Annotated[str, StringConstraints(max_length=20000), AfterValidator(_n
 Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
 
 
+# Bidirectional embeddings, overrides and isolates: in a name they reorder what the reader sees ("X invited you to
+# join Y" in an email subject can be made to read as something else). Other format characters (ZWJ in emoji, ZWNJ
+# in Persian) are legitimate in names and stay.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _no_control(value: str) -> str:
     # Names end up in email headers (an inviter's or organization's name in the subject): any line break there
     # (CR/LF, but also NEL and the Unicode line/paragraph separators) breaks every email they send.
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS for ch in value):
         raise ValueError("Control characters are not allowed")
     return value
 

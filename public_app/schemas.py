@@ -33,6 +33,10 @@ class VerificationSentOut(Schema):
 
 class VerifyEmailIn(Schema):
     token: ShortText
+    # Only for a link that claims an address held by an unconfirmed account: the password (and optionally the name)
+    # the account will have. Chosen by whoever follows the link, never by whoever asked for it.
+    password: Secret | None = None
+    name: OptionalName | None = None
 
 
 class VerifiedOut(Schema):

@@ -67,33 +67,71 @@ def test_the_real_owner_of_the_address_takes_it_back_by_verifying(invited, worke
     _, squat = signup("newhire@example.com", "Attacker")
     attacker = Api(squat["token"])
     assert attacker.post("/api/v1/organizations", {"name": "Squat", "slug": "squat"}).status_code == 202
+    wait_for_jobs(worker)
+    key = attacker.post("/api/v1/organizations/squat/api-keys", {"name": "way back", "role": "admin"}).json()["key"]
     status, body = signup("newhire@example.com", "New Hire")
     assert (status, body) == (202, {"status": "verification_sent", "email": "newhire@example.com"})
     wait_for_jobs(worker)
     links = verification_links(mailbox, "newhire@example.com")
     assert len(links) == 2  # the attacker's own sign-up link, and the claim's
     _, claim_token = own_and_claim(links)
-    verified = Api().post("/api/v1/auth/verify-email", {"token": claim_token})
+    claim_mail = [m for m in mailbox if claim_token in m.get_body(preferencelist=("plain",)).get_content()]
+    assert claim_mail[0]["Subject"] == "Someone tried to sign up with your email address"
+    # The link alone does nothing: whoever follows it chooses the password then.
+    bare = Api().post("/api/v1/auth/verify-email", {"token": claim_token})
+    assert (bare.status_code, bare.json()["code"]) == (422, "validation_error")
+    verified = Api().post("/api/v1/auth/verify-email", {"token": claim_token, "password": "the-hires-own-pass-7",
+                                                        "name": "New Hire"})  # fmt: skip
     assert verified.status_code == 200, verified.content
     assert verified.json()["user"] == {"id": verified.json()["user"]["id"], "email": "newhire@example.com",
                                        "name": "New Hire", "email_verified": True}  # fmt: skip
     owner = Api(verified.json()["token"])
-    # The squatter's sessions ended with the claim; the address is the owner's now.
+    # Every earlier credential of the account ended: the squatter's sessions and the key it made.
     assert attacker.get("/api/v1/me").status_code == 401
-    assert User.objects.filter(email="newhire@example.com").get().name == "New Hire"
-    # The organization only the squatter belonged to does not linger, owned by an account that cannot sign in.
-    squatted = Organization.objects.get(slug="squat")
-    assert squatted.status == "deleting" and squatted.purge_at is not None
+    assert Api(key).get("/api/v1/organizations/squat/members").status_code == 401
     # The link works once.
-    again = Api().post("/api/v1/auth/verify-email", {"token": claim_token})
+    again = Api().post("/api/v1/auth/verify-email", {"token": claim_token, "password": "another-pass-123"})
     assert (again.status_code, again.json()["code"]) == (410, "verification_used")
     listed = owner.get("/api/v1/me/invitations").json()["items"]
     assert [i["id"] for i in listed] == [invited.uid]
     assert owner.post(f"/api/v1/me/invitations/{invited.uid}/accept").status_code == 200
     assert Membership.objects.get(organization=acme, user__email="newhire@example.com").role == "admin"
-    # The password of the claim is the account's password; the squatter's is gone.
-    login = Api().post("/api/v1/auth/login", {"email": "newhire@example.com", "password": PASSWORD})
+    # Neither password typed at a sign-up works: only the one chosen with the link.
+    assert Api().post("/api/v1/auth/login", {"email": "newhire@example.com", "password": PASSWORD}).status_code == 401
+    login = Api().post("/api/v1/auth/login", {"email": "newhire@example.com", "password": "the-hires-own-pass-7"})
     assert login.status_code == 200 and login.json()["user"]["name"] == "New Hire"
+
+
+def test_a_claim_cannot_take_the_account_of_the_person_who_reads_the_mailbox(worker, mailbox):
+    """The probe's takeover: the real (not yet confirmed) person follows the claim an attacker triggered, thinking
+    it is their own confirmation. They keep their account and everything in it; the attacker's password is void."""
+    _, own = signup("legacy@example.com", "Real Victim")
+    victim = Api(own["token"])
+    assert victim.post("/api/v1/organizations", {"name": "Victim Co", "slug": "victimco"}).status_code == 202
+    wait_for_jobs(worker)
+    attack = Api().post("/api/v1/auth/signup", {"email": "legacy@example.com", "password": "attacker-pass-666",
+                                                "name": "Real Victim"})  # fmt: skip
+    assert attack.status_code == 202
+    wait_for_jobs(worker)
+    _, claim_token = own_and_claim(verification_links(mailbox, "legacy@example.com"))
+    followed = Api().post("/api/v1/auth/verify-email", {"token": claim_token, "password": "victims-new-pass-9"})
+    assert followed.status_code == 200, followed.content
+    user = User.objects.get(email="legacy@example.com")
+    assert followed.json()["user"]["id"] == user.uid == own["user"]["id"]  # the same account, now confirmed
+    assert Organization.objects.get(slug="victimco").status == "active"
+    assert Api(followed.json()["token"]).get("/api/v1/organizations/victimco").status_code == 200
+    refused = Api().post("/api/v1/auth/login", {"email": "legacy@example.com", "password": "attacker-pass-666"})
+    assert refused.status_code == 401
+
+
+def test_the_holders_resends_do_not_use_up_the_claim(worker, mailbox, settings):
+    settings.RATELIMIT_ENABLED = True
+    _, squat = signup("victim1@example.com", "Eve")
+    squatter = Api(squat["token"])
+    codes = [squatter.post("/api/v1/auth/verify-email/resend").status_code for _ in range(8)]
+    assert codes[-1] == 429  # the account's own budget
+    status, _ = signup("victim1@example.com", "V")
+    assert status == 202  # the owner of the address still gets a claim link
 
 
 def test_a_verified_address_cannot_be_claimed(worker, mailbox):
@@ -114,7 +152,7 @@ def test_a_claim_loses_when_the_holder_verifies_first(worker, mailbox):
     wait_for_jobs(worker)
     own_link, claim_link = own_and_claim(verification_links(mailbox, "race@example.com"))
     assert Api().post("/api/v1/auth/verify-email", {"token": own_link}).status_code == 200
-    lost = Api().post("/api/v1/auth/verify-email", {"token": claim_link})
+    lost = Api().post("/api/v1/auth/verify-email", {"token": claim_link, "password": "late-claimer-pass-1"})
     assert (lost.status_code, lost.json()["code"]) == (409, "email_taken")
     assert User.objects.get(email="race@example.com").name == "First"
 
@@ -173,7 +211,7 @@ def test_registering_an_ipv6_form_of_the_metadata_address_is_refused(acme, bob, 
         assert WebhookEndpoint.objects.count() == 0
 
 
-@pytest.mark.parametrize("breaker", ["\r\n", "\n", "\x85", "\u2028", "\u2029", "\x1b"])
+@pytest.mark.parametrize("breaker", ["\r\n", "\n", "\x85", "\u2028", "\u2029", "\x1b", "\u202e", "\u2066"])
 def test_line_breaks_in_a_signup_name_are_refused(db, breaker):
     response = Api().post("/api/v1/auth/signup", {"email": "crlf@example.com", "password": PASSWORD,
                                                   "name": f"Eve{breaker}Bcc: everyone@example.com"})  # fmt: skip
@@ -203,6 +241,14 @@ def test_a_csv_cell_over_the_field_limit_is_a_422_not_a_500(acme, alice):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("body", ["first_name\ra\r", '"' + "a" * (200 * 1024) + '"\nx\n'])
+def test_a_malformed_csv_header_is_a_422_not_a_500(acme, alice, body):
+    r = alice.api.post("/api/v1/organizations/acme/leads/import", raw=body.encode(), content_type="text/csv")
+    assert r.status_code == 422, r.content
+    assert r.json()["details"][0]["field"] == "body"
+
+
+@pytest.mark.django_db
 def test_json_nested_100k_deep_is_a_422_not_a_500(acme, alice):
     body = ("[" * 100_000 + "]" * 100_000).encode()
     r = alice.api.post("/api/v1/organizations/acme/leads/import", raw=body)
@@ -226,6 +272,12 @@ def test_signed_stripe_events_without_id_or_from_the_future_are_refused(api, fak
     signature = fake_stripe.sign(future, STRIPE_WEBHOOK_SECRET, timestamp=int(time.time()) + 3600)
     r = api.post(hook, raw=future, token=None, **{"Stripe-Signature": signature})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
+    malformed = [b"[]", b"null", json.dumps({"id": "e" * 300, "type": "ping", "data": {"object": {}}}).encode(),
+                 json.dumps({"id": "evt_nodata", "type": "customer.subscription.updated", "data": None}).encode(),
+                 json.dumps({"id": "evt_list", "type": "ping", "data": {"object": [1]}}).encode()]  # fmt: skip
+    for body in malformed:
+        r = api.post(hook, raw=body, token=None, **{"Stripe-Signature": fake_stripe.sign(body, STRIPE_WEBHOOK_SECRET)})
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_event"), body
     assert StripeEvent.objects.count() == 0
 
 
@@ -255,6 +307,20 @@ def test_an_api_key_ends_with_its_creators_membership(acme, alice, bob):
 
 
 @pytest.mark.django_db
+def test_a_key_ends_when_its_creator_is_demoted_below_it(acme, globex, alice, bob, eve):
+    _, admin_key = _admin_key(bob)
+    member_key = bob.api.post("/api/v1/organizations/acme/api-keys", {"name": "m", "role": "member"}).json()["key"]
+    eve_key = eve.api.post("/api/v1/organizations/globex/api-keys", {"name": "e", "role": "admin"}).json()["key"]
+    demoted = alice.api.patch(f"/api/v1/organizations/acme/members/{bob.user.uid}", {"role": "member"})
+    assert demoted.status_code == 200, demoted.content
+    assert Api(admin_key).get("/api/v1/organizations/acme/invitations").status_code == 401
+    assert Api(member_key).get("/api/v1/organizations/acme/members").status_code == 200  # within the new role
+    assert Api(eve_key).get("/api/v1/organizations/globex/members").status_code == 200  # another organization's
+    entries = alice.api.get("/api/v1/organizations/acme/audit-log").json()["items"]
+    assert any(e["action"] == "api_key.revoked" and e["data"].get("reason") == "creator_role_changed"
+               for e in entries)  # fmt: skip
+
+
 def test_an_owner_can_hand_a_departing_members_keys_to_an_owner_explicitly(acme, alice, bob):
     key_id, key = _admin_key(bob)
     refused = bob.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}?api_keys_to={alice.user.uid}")
@@ -347,19 +413,55 @@ def test_one_account_guessed_from_many_addresses_is_slowed_down(settings, alice)
     assert _login("alice@example.com", PASSWORD_OF_PERSONAS, forwarded="198.51.100.1").status_code == 429
 
 
+def test_concurrent_guesses_cannot_overshoot_the_allowance(settings):
+    """The probe: 60 parallel wrong guesses at one account got 18 password checks through (allowance 10), because
+    the guard checked before and counted after. Attempts are reserved atomically now."""
+    import threading
+    import time
+
+    from public_app import errors
+    from public_app.bruteforce import guard_check, guard_failed
+
+    settings.RATELIMIT_ENABLED = True
+    barrier, passed, lock = threading.Barrier(60), [], threading.Lock()
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        try:
+            guard_check("login", account="carol-parallel@example.com", ip=f"203.0.113.{i}")
+        except errors.RateLimited:
+            return
+        with lock:
+            passed.append(i)
+        time.sleep(0.2)  # the password hash
+        guard_failed("login", account="carol-parallel@example.com", ip=f"203.0.113.{i}")
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(passed) == settings.BRUTEFORCE_FREE_PER_ACCOUNT
+
+
 @pytest.mark.django_db
-def test_the_wait_doubles_with_each_failure(settings):
+def test_the_wait_doubles_with_each_failure(settings, monkeypatch):
+    from public_app import bruteforce
     from public_app.bruteforce import guard_check, guard_failed
     from public_app.errors import RateLimited
 
     settings.RATELIMIT_ENABLED = True
     settings.BRUTEFORCE_FREE_PER_PAIR = 1
+    clock = [1_000_000.0]
+    monkeypatch.setattr(bruteforce, "_now", lambda: clock[0])
     waits = []
     for _ in range(4):
+        guard_check("login", account="x@example.com", ip="192.0.2.1")  # allowed: the previous wait has passed
         guard_failed("login", account="x@example.com", ip="192.0.2.1")
         with pytest.raises(RateLimited) as caught:
             guard_check("login", account="x@example.com", ip="192.0.2.1")
         waits.append(caught.value.retry_after)
+        clock[0] += caught.value.retry_after
     assert waits == [2, 4, 8, 16]
 
 

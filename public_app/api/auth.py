@@ -45,9 +45,11 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status:
 
 @router.post("/auth/verify-email", response=VerifiedOut, auth=None)
 def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
-    """Follow the link from the verification email. For a sign-up that claimed an address, this creates the account
-    and returns a token for it; otherwise `token` is null (the account already has its own)."""
-    user, created = email_verify(token=payload.token, ip=client_ip(request))
+    """Follow the link from the verification email. A link that claims an address (a sign-up met an unconfirmed
+    account holding it) needs `password`: the account becomes the reader's, with that password, and a token is
+    returned; every earlier session and API key of it ends. Otherwise `token` is null (the account has its own)."""
+    user, created = email_verify(token=payload.token, ip=client_ip(request), password=payload.password,
+                                 name=payload.name)  # fmt: skip
     return {"user": user_out(user), "token": token_issue(user=user) if created else None}
 
 

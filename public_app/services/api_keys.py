@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import SYSTEM_ACTOR, Actor
+from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor
 from public_app.cache import invalidate
 from public_app.models import ApiKey, ApiKeyRole, Organization, User
 from public_app.secrets import hash_secret
@@ -112,12 +112,32 @@ def api_keys_of_departing_member(
     return len(keys)
 
 
+def api_keys_beyond_role_revoke(*, organization: Organization, actor: Actor, user_id: int, role: str) -> int:
+    """A member's role changed: the keys they created here that can do something the new role cannot end (a key
+    never outranks the person answering for it). Call inside the change's transaction."""
+    allowed = ROLE_CAPABILITIES.get(role, frozenset())
+    keys = [key for key in ApiKey.objects.select_for_update().filter(organization=organization, created_by_id=user_id,
+                                                                      revoked_at=None)
+            if not ROLE_CAPABILITIES.get(key.role, frozenset()) <= allowed]  # fmt: skip
+    for key in keys:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(organization=organization, actor=actor, action="api_key.revoked",
+                     data={"reason": "creator_role_changed", "creator_role": role}, **_target(key))  # fmt: skip
+    return len(keys)
+
+
 def api_keys_of_deactivated_user(*, user: User) -> int:
     """A deactivated account's keys end in every organization (recorded in each one's audit log)."""
+    return api_keys_of_user_revoke(user=user, reason="creator_deactivated")
+
+
+def api_keys_of_user_revoke(*, user: User, reason: str) -> int:
+    """Every live key `user` created, in every organization, ends (recorded in each one's audit log)."""
     keys = list(ApiKey.objects.filter(created_by=user, revoked_at=None).select_related("organization"))
     for key in keys:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
         audit_record(organization=key.organization, actor=SYSTEM_ACTOR,
-                     action="api_key.revoked", data={"reason": "creator_deactivated"}, **_target(key))  # fmt: skip
+                     action="api_key.revoked", data={"reason": reason}, **_target(key))  # fmt: skip
     return len(keys)

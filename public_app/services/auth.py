@@ -18,7 +18,7 @@ from public_app.models import ApiKey, AuthToken, User, normalize_email
 from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import hash_secret, hashes_match, new_secret
 from public_app.selectors import api_key_lookup_cached, auth_token_lookup_cached
-from public_app.services.verification import email_verification_start
+from public_app.services.verification import email_verification_claim_start, email_verification_start
 
 TOKEN_PREFIX = "ut_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "ak_"
@@ -55,8 +55,9 @@ def token_issue(*, user: User) -> str:
 
 def user_signup(*, email: str, password: str, name: str, ip: str | None = None) -> tuple[User | None, str | None]:
     """A new account (and a token) with a verification link sent to its address. When an account whose address
-    was never verified holds the address, no account is made yet: the link goes to the address, and following it
-    creates this account and retires the other one (None, None). A verified address is taken (409)."""
+    was never verified holds the address, no account is made (None, None): a claim link goes to the address, and
+    whoever follows it takes that account with a password chosen then (public_app.services.verification). What was
+    typed here is not kept. A verified address is taken (409)."""
     ratelimit_hit(f"signup:{ip}", limit=settings.RATELIMIT_SIGNUP_PER_HOUR, window=3600)
     normalized = _validate_email(email)
     candidate = User(email=normalized, name=name.strip())
@@ -71,7 +72,7 @@ def user_signup(*, email: str, password: str, name: str, ip: str | None = None) 
     if holder is not None:
         if holder.email_verified_at is not None or not holder.is_active:
             raise errors.Conflict("An account with this email already exists.", code="email_taken")
-        email_verification_start(email=normalized, name=candidate.name, password_hash=candidate.password)
+        email_verification_claim_start(email=normalized, ip=ip)
         return None, None
     try:
         with transaction.atomic():

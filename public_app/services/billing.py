@@ -192,10 +192,16 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
         event = stripe_api.event_from_webhook(payload, signature)
     except (ValueError, stripe.SignatureVerificationError):
         raise errors.BadRequest("The Stripe signature is missing or wrong.", code="invalid_signature") from None
+    except (AttributeError, TypeError):  # signed, but JSON that is not an object (`[]`, `null`)
+        raise errors.BadRequest("The event is not a JSON object.", code="invalid_event") from None
     raw_event = event.to_dict()
-    event_id, event_type = raw_event.get("id"), raw_event.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
-        raise errors.BadRequest("The event has no id or type.", code="invalid_event")
+    event_id, event_type, data = raw_event.get("id"), raw_event.get("type"), raw_event.get("data")
+    if (
+        not isinstance(event_id, str) or not 0 < len(event_id) <= 255
+        or not isinstance(event_type, str) or not 0 < len(event_type) <= 100
+        or not isinstance(data, dict) or not isinstance(data.get("object"), dict)
+    ):  # fmt: skip
+        raise errors.BadRequest("The event needs an id, a type and a data.object.", code="invalid_event")
     with transaction.atomic():
         _, created = StripeEvent.objects.get_or_create(id=event_id, defaults={"type": event_type, "payload": raw_event})
         if created and event_type in HANDLED_EVENTS:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.access import Actor
-from public_app.bruteforce import guard_check, guard_failed
+from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.outbox import enqueue
 from public_app.plans import plan_get
@@ -215,6 +215,7 @@ def invitation_by_token(token: str, *, ip: str | None = None) -> Invitation:
     if invitation is None:
         guard_failed("link", ip=ip)
         raise errors.NotFound("Invitation not found.")
+    guard_succeeded("link", ip=ip)
     return invitation
 
 

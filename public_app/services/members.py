@@ -8,6 +8,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.access import ROLE_RANK, Actor, Capability, role_has
 from public_app.models import Membership, Organization, Role, User
+from public_app.services.api_keys import api_keys_beyond_role_revoke
 from public_app.services.events import membership_changed
 from tenant_apps.audit.services import audit_record
 
@@ -79,6 +80,7 @@ def membership_change_role(
         data={"from": previous, "to": role},
         **_member_target(membership),
     )
+    api_keys_beyond_role_revoke(organization=organization, actor=actor, user_id=user_id, role=role)
     membership_changed(organization=organization, event="member.role_changed", membership=membership)
     return membership
 

@@ -10,11 +10,13 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.bruteforce import guard_check, guard_failed
+from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.models import AuthToken, EmailVerification, User
 from public_app.outbox import enqueue
 from public_app.ratelimit import ratelimit_hit
@@ -31,14 +33,25 @@ def verification_link(verification: EmailVerification) -> str:
     return f"{settings.FRONTEND_URL}/verify-email/{verification_token(verification)}"
 
 
-def email_verification_start(
-    *, email: str, user: User | None = None, name: str = "", password_hash: str = ""
-) -> EmailVerification:
-    """Record a link for `email` and send it after commit (by a job). At most a few per address an hour, so the
-    sign-up form cannot be used to flood somebody's inbox."""
-    ratelimit_hit(f"verify-email:{email}", limit=settings.RATELIMIT_VERIFICATION_EMAILS_PER_HOUR, window=3600)
+def email_verification_start(*, email: str, user: User) -> EmailVerification:
+    """Record a link confirming `user`'s address and send it after commit (by a job). At most a few per account an
+    hour (the account's own budget: nobody else's requests use it up)."""
+    ratelimit_hit(f"verify-email:{user.uid}", limit=settings.RATELIMIT_VERIFICATION_EMAILS_PER_HOUR, window=3600)
+    return _link_create(email=email, user=user)
+
+
+def email_verification_claim_start(*, email: str, ip: str | None) -> EmailVerification:
+    """A sign-up met an unconfirmed account holding `email`: send the address a claim link. Budgets of their own,
+    per address and asking client and per address, so neither the holder's resends nor one client's requests can
+    keep the owner of the address from claiming it, and the form cannot flood an inbox."""
+    ratelimit_hit(f"verify-claim:{email}:{ip}", limit=settings.RATELIMIT_VERIFICATION_EMAILS_PER_HOUR, window=3600)
+    ratelimit_hit(f"verify-claim:{email}", limit=settings.RATELIMIT_VERIFICATION_EMAILS_PER_HOUR * 4, window=3600)
+    return _link_create(email=email, user=None)
+
+
+def _link_create(*, email: str, user: User | None) -> EmailVerification:
     verification = EmailVerification(
-        email=email, user=user, name=name, password=password_hash, token_salt=secrets.token_hex(32),
+        email=email, user=user, token_salt=secrets.token_hex(32),
         expires_at=timezone.now() + timedelta(hours=settings.EMAIL_VERIFICATION_TTL_HOURS),
     )  # fmt: skip
     verification.token_hash = hash_secret(verification_token(verification))
@@ -65,6 +78,7 @@ def _by_token(token: str, ip: str | None) -> EmailVerification:
     if verification is None:
         guard_failed("link", ip=ip)
         raise errors.NotFound("Verification link not found.")
+    guard_succeeded("link", ip=ip)
     if verification.used_at is not None:
         raise errors.Gone("This verification link was already used.", code="verification_used")
     if verification.expires_at <= timezone.now():
@@ -79,57 +93,63 @@ def user_mark_verified(*, user: User) -> None:
 
 
 @transaction.atomic
-def email_verify(*, token: str, ip: str | None = None) -> tuple[User, bool]:
-    """Follow a link. Returns the verified user and whether it was created now (a claim), in which case the caller
-    issues it a token."""
+def email_verify(
+    *, token: str, ip: str | None = None, password: str | None = None, name: str | None = None
+) -> tuple[User, bool]:
+    """Follow a link. Returns the verified user and whether the caller should issue it a token (a claim).
+
+    A claim link (a sign-up met an unconfirmed account holding the address) hands that account to whoever reads the
+    mailbox, like a password reset by email: it is confirmed, gets the password given here (the one typed at the
+    claiming sign-up is never kept, so asking for a claim gains nothing), and every session and API key it had ends
+    (they may be a squatter's). Nothing of the account is deleted: if it was the reader's own, they keep it."""
     verification = _by_token(token, ip)
-    verification.used_at = timezone.now()
-    verification.save(update_fields=["used_at", "updated_at"])
     if verification.user is not None:
+        verification.used_at = timezone.now()
+        verification.save(update_fields=["used_at", "updated_at"])
         user = User.objects.select_for_update().get(id=verification.user_id)
         if user.email != verification.email:
             raise errors.Gone("The account's email has changed since this link was sent.", code="verification_expired")
         user_mark_verified(user=user)
         return user, False
+    if not password:
+        raise errors.ValidationFailed.for_field("password", "Choose the account's password to follow this link.")
+    candidate = User(email=verification.email, name=(name or "").strip())
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise errors.ValidationFailed(
+            "The password is too weak.", details=[{"field": "password", "message": m} for m in exc.messages]
+        ) from None
+    verification.used_at = timezone.now()
+    verification.save(update_fields=["used_at", "updated_at"])
     holder = User.objects.select_for_update().filter(email=verification.email).first()
-    if holder is not None:
-        if holder.email_verified_at is not None:
-            raise errors.Conflict("An account with this email already exists.", code="email_taken")
-        _retire_unverified(holder)
-    user = User(email=verification.email, name=verification.name, password=verification.password,
-                email_verified_at=timezone.now())  # fmt: skip
-    user.save()
-    return user, True
+    if holder is None:  # the unconfirmed account is gone since: this becomes a plain sign-up
+        candidate.set_password(password)
+        candidate.email_verified_at = timezone.now()
+        candidate.save()
+        return candidate, True
+    if holder.email_verified_at is not None or not holder.is_active:
+        raise errors.Conflict("An account with this email already exists.", code="email_taken")
+    _hand_over(holder, password=password, name=name)
+    return holder, True
 
 
-def _retire_unverified(user: User) -> None:
-    """The address was claimed by its verified owner: end every session of the squatting account and release the
-    address (the account keeps nothing it could use; its rows stay for the audit trail)."""
+def _hand_over(user: User, *, password: str, name: str | None) -> None:
+    """The reader of the mailbox takes the unconfirmed account: new password, confirmed, nothing of its past access
+    left (sessions and the API keys it created end; a key is a credential its previous holder may know)."""
+    from public_app.services.api_keys import api_keys_of_user_revoke
+
     for auth_token in AuthToken.objects.filter(user=user, revoked_at__isnull=True):
         auth_token.revoked_at = timezone.now()
         auth_token.save(update_fields=["revoked_at"])  # one by one: each save invalidates its cached lookup
-    user.email = f"{user.uid}@retired.invalid"
-    user.is_active = False
-    user.set_unusable_password()
-    user.save(update_fields=["email", "is_active", "password", "updated_at"])
-    _organizations_of_retired_delete(user)
-
-
-def _organizations_of_retired_delete(user: User) -> None:
-    """An organization nobody else belongs to would stay forever, owned by an account that can never sign in again
-    (and hold its slug): schedule its deletion like an owner's DELETE (restorable by staff until the grace period
-    ends). Organizations with other members are left to them; the retired account's membership stays for the audit
-    trail and grants nothing (the account is inactive)."""
-    from public_app.access import SYSTEM_ACTOR
-    from public_app.models import Membership, OrganizationStatus
-    from public_app.services.organizations import organization_delete
-
-    for membership in Membership.objects.filter(user=user).select_related("organization"):
-        organization = membership.organization
-        if organization.status == OrganizationStatus.DELETING:
-            continue
-        if not Membership.objects.filter(organization=organization).exclude(user=user).exists():
-            organization_delete(organization=organization, actor=SYSTEM_ACTOR)
+    api_keys_of_user_revoke(user=user, reason="account_claimed")
+    user.set_password(password)
+    user.email_verified_at = timezone.now()
+    fields = ["password", "email_verified_at", "updated_at"]
+    if name is not None and name.strip():
+        user.name = name.strip()
+        fields.append("name")
+    user.save(update_fields=fields)
 
 
 def verification_email_send(*, verification_id: int) -> bool:
@@ -146,13 +166,8 @@ def verification_email_send(*, verification_id: int) -> bool:
         ):
             return False
         EmailMessage(
-            subject="Confirm your email address",
-            body=(
-                "Follow this link to confirm that this address is yours:\n\n"
-                f"{verification_link(verification)}\n\n"
-                f"It works once, for {settings.EMAIL_VERIFICATION_TTL_HOURS} hours. If you did not sign up, ignore "
-                "this email: nothing happens without the link.\n"
-            ),
+            subject=_subject(verification),
+            body=_body(verification),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[verification.email],
             headers={"Message-ID": f"<{verification.uid}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"},
@@ -160,6 +175,32 @@ def verification_email_send(*, verification_id: int) -> bool:
         verification.email_sent_at = timezone.now()
         verification.save(update_fields=["email_sent_at", "updated_at"])
     return True
+
+
+def _subject(verification: EmailVerification) -> str:
+    if verification.user_id is None:
+        return "Someone tried to sign up with your email address"
+    return "Confirm your email address"
+
+
+def _body(verification: EmailVerification) -> str:
+    link, hours = verification_link(verification), settings.EMAIL_VERIFICATION_TTL_HOURS
+    if verification.user_id is None:
+        return (
+            "Someone just tried to create an account with this address. An account that was never confirmed "
+            "already uses it.\n\n"
+            "If you want that account, follow this link: you will choose its password, the address will be "
+            "confirmed, and every earlier sign-in and API key of the account will end:\n\n"
+            f"{link}\n\n"
+            f"It works once, for {hours} hours. If it was not you, ignore this email: nothing changes without the "
+            "link, and nobody else can use it.\n"
+        )
+    return (
+        "Follow this link to confirm that this address is yours:\n\n"
+        f"{link}\n\n"
+        f"It works once, for {hours} hours. If you did not sign up, ignore this email: nothing happens without the "
+        "link.\n"
+    )
 
 
 def require_verified_email(user: User) -> None:

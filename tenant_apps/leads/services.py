@@ -66,15 +66,18 @@ def _rows_from_body(body: bytes, content_type: str) -> list[dict[str, Any]]:
         except UnicodeDecodeError:
             raise errors.ValidationFailed.for_field("body", "The CSV must be UTF-8.") from None
         reader = csv.DictReader(io.StringIO(text))
-        unknown = set(reader.fieldnames or []) - set(IMPORT_FIELDS)
-        if not reader.fieldnames or unknown:
-            raise errors.ValidationFailed.for_field(
-                "body", f"The CSV header must use only: {', '.join(IMPORT_FIELDS)}."
-            )
-        # Empty CSV cells mean "not given".
+        # Reading the header parses the first line, and any line can be malformed (a cell over the csv module's
+        # field limit of 128 KiB, a bare carriage return inside a field, a broken quote).
         try:
+            fieldnames = reader.fieldnames
+            unknown = set(fieldnames or []) - set(IMPORT_FIELDS)
+            if not fieldnames or unknown:
+                raise errors.ValidationFailed.for_field(
+                    "body", f"The CSV header must use only: {', '.join(IMPORT_FIELDS)}."
+                )
+            # Empty CSV cells mean "not given".
             return [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
-        except csv.Error as exc:  # a cell over the csv module's field limit (128 KiB), a broken quote, ...
+        except csv.Error as exc:
             raise errors.ValidationFailed.for_field("body", f"The CSV is malformed: {exc}.") from None
     try:
         data = json.loads(body)
