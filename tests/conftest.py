@@ -89,6 +89,29 @@ def tenant_template(django_db_setup: Any, django_db_blocker: Any) -> None:
         template_get()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_dns_off_the_machine() -> Iterator[None]:
+    """Tests never send traffic off the loopback, DNS queries included: a name that is not an address literal or
+    `localhost` does not resolve here (as for a name that does not exist). Tests that need names serve them."""
+    import ipaddress
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in (None, "localhost"):
+            try:
+                ipaddress.ip_address(str(name).split("%")[0])
+            except ValueError:
+                raise socket.gaierror(socket.EAI_NONAME, f"{name}: no DNS in tests") from None
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+    yield
+    socket.getaddrinfo = real
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     cache.clear()
