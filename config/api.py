@@ -4,6 +4,7 @@ import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -151,8 +152,24 @@ def _permission_denied(request: HttpRequest, exc: DjangoPermissionDenied) -> Htt
     return error_response(403, "permission_denied", errors.PermissionDenied.default_message)
 
 
+def database_unavailable_response() -> HttpResponse:
+    response = error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
+    response["Retry-After"] = str(settings.DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not a bad query): worth a retry later."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return database_unavailable_response()
     logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
 

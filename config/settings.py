@@ -110,6 +110,8 @@ _db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 _db["CONN_HEALTH_CHECKS"] = True
 # A server-side cursor outside a transaction is `WITH HOLD`, i.e. session state a transaction pooler loses.
 _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+# An unreachable database fails a request in seconds (503 database_unavailable), instead of hanging a worker.
+_db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1))
 _db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "test_" + str(_db["NAME"]))
 DATABASES = {"default": _db}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -129,6 +131,11 @@ CACHES = {
         "LOCATION": _cache_location,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "orgs"),
         "TIMEOUT": 300,
+        # The cache is on every request's path: an unreachable one must cost milliseconds, not a hung worker
+        # (every caller falls back to the database or skips the best-effort write).
+        "OPTIONS": (
+            {"socket_connect_timeout": 1, "socket_timeout": 1} if _cache_backend.endswith("RedisCache") else {}
+        ),
     }
 }
 
@@ -148,6 +155,8 @@ OUTBOX_BREAKER_SECONDS = env_int("OUTBOX_BREAKER_SECONDS", 5, minimum=0)
 BROKER_HEARTBEAT_TIMEOUT_SECONDS = env_int("BROKER_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=1)
 # Connecting to / waiting on the broker, cache and SMTP: an unreachable dependency fails fast instead of hanging.
 DEPENDENCY_TIMEOUT_SECONDS = env_int("DEPENDENCY_TIMEOUT_SECONDS", 5, minimum=1)
+# What a client is told to wait (Retry-After) when the database is unreachable (503 database_unavailable).
+DATABASE_RETRY_AFTER_SECONDS = env_int("DATABASE_RETRY_AFTER_SECONDS", 5, minimum=1)
 
 AUTH_USER_MODEL = "public_app.User"
 PASSWORD_HASHERS = [
@@ -248,6 +257,9 @@ elif EMAIL_BACKEND_PATH.endswith("filebased.EmailBackend"):
 MAILERS = {"default": {"BACKEND": EMAIL_BACKEND_PATH, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Organizations <no-reply@localhost>")
 EMAIL_MESSAGE_ID_DOMAIN = env_str("EMAIL_MESSAGE_ID_DOMAIN", "orgs.localhost")
+# An email is claimed before it is sent; a sender that died mid-send leaves a claim that expires after this long, and
+# only then may the email go out again (public_app.mail). Longer than any SMTP conversation (EMAIL_TIMEOUT).
+EMAIL_CLAIM_SECONDS = env_int("EMAIL_CLAIM_SECONDS", 300, minimum=1)
 
 # Encryption at rest (public_app.crypto): comma-separated Fernet keys, the first one encrypts. Required in production.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])

@@ -21,6 +21,23 @@ def api_not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
     return error_response(404, "not_found", "No such API endpoint.")
 
 
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's last resort, for exceptions outside the API's own handlers (middleware: idempotency records,
+    sessions). Called inside the `except` block, so the exception is at hand: an unreachable database is a 503
+    with Retry-After, in our error shape, never a stack trace."""
+    import sys
+
+    from config.api import database_unavailable_response, is_database_unavailable
+
+    exc = sys.exc_info()[1]
+    if exc is not None and is_database_unavailable(exc):
+        return database_unavailable_response()
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+handler500 = server_error
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

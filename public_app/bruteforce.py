@@ -8,7 +8,6 @@ counts (not the address's: a sprayer who knows one password is still a sprayer).
 BRUTEFORCE_WINDOW_SECONDS without failures.
 """
 
-import contextlib
 import functools
 import logging
 import math
@@ -81,10 +80,12 @@ def guard_check(kind: str, *, account: str | None = None, ip: str | None = None)
     if wait > 0:
         raise errors.RateLimited("Too many failed attempts; wait before trying again.", retry_after=wait)
     reserved = []
-    for key, free in scopes:
+    # The account and the pair are reserved; the address is not: many people behind one address (an office)
+    # signing in at once must not count as failures in flight. A sprayer's overshoot is bounded by concurrency.
+    for key, free in [(k, f) for k, f in scopes if ":ip:" not in k]:
         cache.add(f"{key}:n", 0, settings.BRUTEFORCE_WINDOW_SECONDS)
         reserved.append((key, free, cache.incr(f"{key}:n")))
-    ats = cache.get_many([f"{key}:at" for key, _ in scopes])
+    ats = cache.get_many([f"{key}:at" for key, _, _ in reserved])
     # Attempts in flight ahead of this one count as failures that happened just now.
     wait = max((_wait(n - 1, now if n - 1 > (found.get(f"{key}:n") or 0) else ats.get(f"{key}:at"), free, now)
                 for key, free, n in reserved), default=0)  # fmt: skip
@@ -96,22 +97,25 @@ def guard_check(kind: str, *, account: str | None = None, ip: str | None = None)
 
 @_fail_open
 def guard_failed(kind: str, *, account: str | None = None, ip: str | None = None) -> None:
-    """The reserved attempt failed: it stays counted, and the back-off runs from now."""
+    """The reserved attempt failed: it stays counted (the address's count goes up now), and the back-off runs from
+    now."""
     if not settings.RATELIMIT_ENABLED:
         return
     now = _now()
-    cache.set_many({f"{key}:at": now for key, _ in _scopes(kind, account, ip)}, settings.BRUTEFORCE_WINDOW_SECONDS)
+    scopes = _scopes(kind, account, ip)
+    for key, _ in scopes:
+        if ":ip:" in key:
+            cache.add(f"{key}:n", 0, settings.BRUTEFORCE_WINDOW_SECONDS)
+            cache.incr(f"{key}:n")
+    cache.set_many({f"{key}:at": now for key, _ in scopes}, settings.BRUTEFORCE_WINDOW_SECONDS)
 
 
 @_fail_open
 def guard_succeeded(kind: str, *, account: str | None = None, ip: str | None = None) -> None:
-    """The reserved attempt succeeded: the account's and the pair's counts clear; the address gives back only
-    this attempt (a sprayer who knows one password is still a sprayer; an office behind one address is not)."""
+    """The reserved attempt succeeded: the account's and the pair's counts clear; the address's stays (a sprayer
+    who knows one password is still a sprayer)."""
     if not settings.RATELIMIT_ENABLED:
         return
-    for key, _ in _scopes(kind, account, ip):
-        if ":ip:" in key:
-            with contextlib.suppress(ValueError):  # expired meanwhile
-                cache.decr(f"{key}:n")
-        else:
-            cache.delete_many([f"{key}:n", f"{key}:at"])
+    cache.delete_many(
+        [k for key, _ in _scopes(kind, account, ip) if ":ip:" not in key for k in (f"{key}:n", f"{key}:at")]
+    )

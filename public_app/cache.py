@@ -100,6 +100,14 @@ def invalidations_replay(keys: list[str]) -> None:
         _bump_one(key)
 
 
+def cache_add_or_false(key: str, timeout: int) -> bool:
+    """`cache.add` for best-effort throttled writes (last-used stamps): with the cache down, skip them."""
+    try:
+        return bool(cache.add(key, 1, timeout))
+    except Exception:
+        return False
+
+
 def cache_add_or_true(key: str, timeout: int) -> bool:
     """`cache.add` for "at most every N seconds" throttles: with the cache down, do the work (more often is safe)."""
     try:

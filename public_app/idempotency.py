@@ -9,16 +9,19 @@ secret fields (`token`, `key`, `secret`) set to null, so no credential sits in t
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from public_app.models import IdempotencyRecord
 
 WINDOW = timedelta(hours=24)
+logger = logging.getLogger(__name__)
 SECRET_FIELDS = ("token", "key", "secret")
 
 
@@ -47,6 +50,24 @@ def _credential_is_live(request: HttpRequest) -> bool:
 
 def _error(code: str, message: str) -> JsonResponse:
     return JsonResponse({"code": code, "message": message, "details": None}, status=409)
+
+
+# A record still "in progress" this long after it was made belongs to a request that died (longer than any request
+# may run: gunicorn's WEB_TIMEOUT).
+ABANDONED_AFTER = timedelta(seconds=90)
+
+
+def _robustly(write: Callable[[], Any]) -> None:
+    """Idempotency bookkeeping after the request: through one reconnect (the request's connection may be the one
+    that was killed), then given up, logged (an unreleased key is taken over after ABANDONED_AFTER)."""
+    for attempt in range(2):
+        try:
+            write()
+            return
+        except DatabaseError:
+            connection.close()
+            if attempt:
+                logger.warning("idempotency: could not record the outcome of a request", exc_info=True)
 
 
 class IdempotencyMiddleware:
@@ -78,6 +99,11 @@ class IdempotencyMiddleware:
                 return _error("idempotency_request_in_progress", "Retry this request.")
             if existing.fingerprint != fingerprint:
                 return _error("idempotency_key_reused", "This Idempotency-Key was used for a different request.")
+            if not existing.completed and existing.created_at < timezone.now() - ABANDONED_AFTER:
+                # The first request died without being able to release its key (its database connection was
+                # killed, its process with it): it never answered, so this one runs it.
+                IdempotencyRecord.objects.filter(pk=existing.pk, completed=False).delete()
+                return self(request)
             if not existing.completed:
                 return _error("idempotency_request_in_progress", "The first request with this key is still running.")
             replay = HttpResponse(
@@ -89,15 +115,16 @@ class IdempotencyMiddleware:
         try:
             response = self.get_response(request)
         except BaseException:
-            record.delete()
+            _robustly(lambda: IdempotencyRecord.objects.filter(pk=record.pk).delete())
             raise
         if response.status_code >= 500 or getattr(response, "streaming", False):
-            record.delete()
+            # Not acknowledged (a 503 when the database went away mid-request): the client may retry with the key.
+            _robustly(lambda: IdempotencyRecord.objects.filter(pk=record.pk).delete())
             return response
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            completed=True,
-            response_status=response.status_code,
-            response_body=_without_secrets(response.content, response.get("Content-Type", "")),
+        body = _without_secrets(response.content, response.get("Content-Type", ""))
+        # The write is committed: whatever happens to this bookkeeping, the client gets its answer.
+        _robustly(lambda: IdempotencyRecord.objects.filter(pk=record.pk).update(
+            completed=True, response_status=response.status_code, response_body=body,
             response_content_type=response.get("Content-Type", ""),
-        )
+        ))  # fmt: skip
         return response

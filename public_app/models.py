@@ -378,3 +378,19 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name}{self.args}"
+
+
+class SentEmail(models.Model):
+    """One outgoing email, at most once (public_app.mail.send_once): claimed and committed before it is sent,
+    recorded after. A claim whose sender died mid-send expires after EMAIL_CLAIM_SECONDS and may be sent again
+    with the same Message-ID (so a receiving system can recognise the duplicate)."""
+
+    key = models.CharField(max_length=200, unique=True)  # what the email is about, e.g. invitation:<uid>:<version>
+    message_id = models.CharField(max_length=300)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -137,7 +137,7 @@ def role_drop(schema_name: str) -> None:
 
 
 def role_drop_by_name(role_name: str) -> None:
-    if not role_name.startswith(tenant_role_prefix()):
+    if not role_name.startswith(tenant_role_prefix() + "t_"):
         raise ValueError(f"refusing to drop {role_name!r}: not a tenant role of this database")
     role = quote_schema_name(role_name)
     with connection.cursor() as cursor:
@@ -183,8 +183,9 @@ def role_has_own_grants(schema_name: str) -> bool:
 
 
 def roles_with_prefix() -> set[str]:
-    """Every tenant role of this database (by prefix)."""
-    prefix = tenant_role_prefix()
+    """Every tenant role of this database: the prefix and `t_`, with which every tenant schema name starts (the
+    prefix alone would also match the roles of a database whose name extends this one's: `orgs_` and `orgs_dev_`)."""
+    prefix = tenant_role_prefix() + "t_"
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [prefix])
         return {row[0] for row in cursor.fetchall()}

@@ -276,7 +276,7 @@ def test_signup_with_the_invited_email_sees_the_invitation_once_verified_and_acc
     fresh = Api(signup.json()["token"])
     assert fresh.get("/api/v1/me/invitations").json()["code"] == "email_not_verified"
     link = verification_token(EmailVerification.objects.get(email="fresh@example.com"))
-    assert api.post("/api/v1/auth/verify-email", {"token": link}).status_code == 200
+    assert fresh.post("/api/v1/auth/verify-email", {"token": link}).status_code == 200
     mine = fresh.get("/api/v1/me/invitations").json()
     assert mine == {
         "items": [

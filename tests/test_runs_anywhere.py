@@ -47,7 +47,8 @@ def test_fresh_machine_gets_embedded_postgres_and_a_postgres_broker(tmp_path):
         output = log_path.read_text()
         assert "embedded PostgreSQL 16 (pgserver)" in output
         assert "broker: PostgreSQL (dramatiq-postgres)" in output
-        assert httpx.get(f"{base}/readyz").json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        ready = httpx.get(f"{base}/readyz").json()
+        assert (ready["status"], ready["checks"]) == ("ok", {"database": "ok", "broker": "ok", "cache": "ok"})
         client = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
         signup = client.post("/auth/signup", json={"email": "fresh@example.com", "password": "a-strong-pass-91",
                                                    "name": "Fresh"})  # fmt: skip

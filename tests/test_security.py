@@ -132,6 +132,7 @@ def test_the_holders_resends_do_not_use_up_the_claim(worker, mailbox, settings):
     assert codes[-1] == 429  # the account's own budget
     status, _ = signup("victim1@example.com", "V")
     assert status == 202  # the owner of the address still gets a claim link
+    wait_for_jobs(worker)
 
 
 def test_a_verified_address_cannot_be_claimed(worker, mailbox):
@@ -139,19 +140,59 @@ def test_a_verified_address_cannot_be_claimed(worker, mailbox):
     assert status == 201
     wait_for_jobs(worker)
     (token,) = verification_links(mailbox, "owner@example.com")
-    verified = Api().post("/api/v1/auth/verify-email", {"token": token})
+    verified = Api(body["token"]).post("/api/v1/auth/verify-email", {"token": token})
     assert verified.status_code == 200 and verified.json()["token"] is None
     assert Api(body["token"]).get("/api/v1/me").json()["email_verified"] is True
     status, body = signup("owner@example.com")
     assert (status, body["code"]) == (409, "email_taken")
 
 
+def test_a_confirmation_link_followed_without_the_accounts_session_hands_it_to_the_reader(worker, mailbox):
+    """Round 2 of the probe: the attacker signs up with the victim's address; the victim follows the
+    "Confirm your email address" link; the attacker's account became verified with the attacker's password."""
+    _, attacker = signup("vic4@example.com", "Attacker")
+    wait_for_jobs(worker)
+    (link,) = verification_links(mailbox, "vic4@example.com")
+    bare = Api().post("/api/v1/auth/verify-email", {"token": link})
+    assert (bare.status_code, bare.json()["details"][0]["field"]) == (422, "password")
+    taken = Api().post("/api/v1/auth/verify-email", {"token": link, "password": "the-victims-pass-4"})
+    assert taken.status_code == 200 and taken.json()["token"]
+    assert Api(attacker["token"]).get("/api/v1/me").status_code == 401
+    assert Api().post("/api/v1/auth/login", {"email": "vic4@example.com", "password": PASSWORD}).status_code == 401
+    assert Api(taken.json()["token"]).get("/api/v1/me").json()["email_verified"] is True
+
+
+def test_a_login_racing_a_claim_keeps_no_session(worker, mailbox, monkeypatch):
+    """Round 2: a login whose password check was in flight while the claim ran inserted its token after the claim
+    had ended every session. The token is issued only if the password is still the one checked."""
+    from public_app.services import auth
+
+    signup("race3@example.com", "Attacker")
+    signup("race3@example.com", "Owner")
+    wait_for_jobs(worker)
+    _, claim = own_and_claim(verification_links(mailbox, "race3@example.com"))
+    real_check = User.check_password
+
+    def check_then_lose_the_race(self: User, raw: str) -> bool:
+        ok = real_check(self, raw)
+        # While this login hashed the old password, the owner followed the claim link.
+        followed = Api().post("/api/v1/auth/verify-email", {"token": claim, "password": "owners-pass-33"})
+        assert followed.status_code == 200
+        return ok
+
+    monkeypatch.setattr(User, "check_password", check_then_lose_the_race)
+    late = Api().post("/api/v1/auth/login", {"email": "race3@example.com", "password": PASSWORD})
+    monkeypatch.setattr(User, "check_password", real_check)
+    assert (late.status_code, late.json()["code"]) == (401, "invalid_credentials")
+    assert not auth.AuthToken.objects.filter(user__email="race3@example.com", revoked_at__isnull=True).count() > 1
+
+
 def test_a_claim_loses_when_the_holder_verifies_first(worker, mailbox):
-    signup("race@example.com", "First")
+    _, first = signup("race@example.com", "First")
     signup("race@example.com", "Second")
     wait_for_jobs(worker)
     own_link, claim_link = own_and_claim(verification_links(mailbox, "race@example.com"))
-    assert Api().post("/api/v1/auth/verify-email", {"token": own_link}).status_code == 200
+    assert Api(first["token"]).post("/api/v1/auth/verify-email", {"token": own_link}).status_code == 200
     lost = Api().post("/api/v1/auth/verify-email", {"token": claim_link, "password": "late-claimer-pass-1"})
     assert (lost.status_code, lost.json()["code"]) == (409, "email_taken")
     assert User.objects.get(email="race@example.com").name == "First"
@@ -180,7 +221,8 @@ def test_verification_links_refuse_garbage_and_unknown_tokens():
     "address",
     ["::127.0.0.1", "::169.254.169.254", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:a9fe:a9fe::1",
      "2001:0:4136:e378:8000:63bf:f5ff:fffe", "fec0::1", "::ffff:10.0.0.1", "::1", "::", "fe80::1%eth0", "fd00::1",
-     "127.0.0.1", "169.254.169.254", "10.1.2.3", "100.64.0.1", "0.0.0.0", "224.0.0.1", "not-an-ip"],  # noqa: S104
+     "127.0.0.1", "169.254.169.254", "10.1.2.3", "100.64.0.1", "0.0.0.0", "224.0.0.1", "not-an-ip",  # noqa: S104
+     "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe"],
 )  # fmt: skip
 def test_ssrf_guard_refuses_every_internal_form(settings, address):
     from public_app.clients.webhooks import _address_allowed
@@ -274,11 +316,25 @@ def test_signed_stripe_events_without_id_or_from_the_future_are_refused(api, fak
     assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
     malformed = [b"[]", b"null", json.dumps({"id": "e" * 300, "type": "ping", "data": {"object": {}}}).encode(),
                  json.dumps({"id": "evt_nodata", "type": "customer.subscription.updated", "data": None}).encode(),
-                 json.dumps({"id": "evt_list", "type": "ping", "data": {"object": [1]}}).encode()]  # fmt: skip
+                 json.dumps({"id": "evt_list", "type": "ping", "data": {"object": [1]}}).encode(),
+                 b'{"id": "evt_nan", "type": "ping", "data": {"object": {"x": NaN}}}',
+                 b'{"id": "evt_\\ud800", "type": "ping", "data": {"object": {}}}',
+                 b'{"id": "evt_\\u0000", "type": "ping", "data": {"object": {}}}',
+                 b'{"id": "evt_deep", "type": "ping", "data": {"object": {"a": '
+                 + b"[" * 50000 + b"]" * 50000 + b"}}}"]  # fmt: skip
     for body in malformed:
         r = api.post(hook, raw=body, token=None, **{"Stripe-Signature": fake_stripe.sign(body, STRIPE_WEBHOOK_SECRET)})
-        assert (r.status_code, r.json()["code"]) == (400, "invalid_event"), body
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_event"), body[:80]
     assert StripeEvent.objects.count() == 0
+    # Signed events whose fields have the wrong types are stored, and processing them is a no-op, not a crash.
+    from public_app.services.billing import stripe_event_process
+
+    odd = json.dumps({"id": "evt_odd", "type": "customer.subscription.updated", "data": {"object": {
+        "metadata": "x", "client_reference_id": {"a": 1}, "customer": [1], "subscription": 5}}}).encode()  # fmt: skip
+    r = api.post(hook, raw=odd, token=None, **{"Stripe-Signature": fake_stripe.sign(odd, STRIPE_WEBHOOK_SECRET)})
+    assert r.status_code == 200, r.content
+    stripe_event_process(event_id="evt_odd")
+    assert StripeEvent.objects.get(id="evt_odd").processed_at is not None
 
 
 def _admin_key(bob) -> tuple[str, str]:

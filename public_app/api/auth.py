@@ -21,7 +21,7 @@ from public_app.schemas import (
     VerifyEmailIn,
 )
 from public_app.selectors import organization_list_for_user, user_get
-from public_app.services.auth import token_issue, token_revoke, user_login, user_signup
+from public_app.services.auth import principal_from_token, token_issue, token_revoke, user_login, user_signup
 from public_app.services.verification import email_verification_resend, email_verify
 
 router = Router(tags=["auth"])
@@ -45,11 +45,17 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status:
 
 @router.post("/auth/verify-email", response=VerifiedOut, auth=None)
 def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
-    """Follow the link from the verification email. A link that claims an address (a sign-up met an unconfirmed
-    account holding it) needs `password`: the account becomes the reader's, with that password, and a token is
-    returned; every earlier session and API key of it ends. Otherwise `token` is null (the account has its own)."""
+    """Follow the link from a verification email. Sent with the account's own bearer token, it confirms the
+    address (`token` null: the account has its own). Otherwise, whoever follows it reads the mailbox: `password`
+    is required, the account becomes theirs with that password, every earlier session and API key of it ends,
+    and a new `token` is returned. Claim links (a sign-up met an unconfirmed account holding the address) work
+    the same way."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    caller = principal_from_token(raw.strip()) if scheme.lower() == "bearer" and raw.strip() else None
     user, created = email_verify(token=payload.token, ip=client_ip(request), password=payload.password,
-                                 name=payload.name)  # fmt: skip
+                                 name=payload.name,
+                                 caller_user_id=caller.user_id if caller and caller.is_user else None)  # fmt: skip
     return {"user": user_out(user), "token": token_issue(user=user) if created else None}
 
 

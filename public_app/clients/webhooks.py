@@ -35,7 +35,11 @@ def new_secret() -> str:
 # IPv6 forms that carry an IPv4 address inside them (besides IPv4-mapped and 6to4/Teredo, which the standard
 # library unwraps): NAT64 prefixes translate to the embedded address, IPv4-compatible addresses (::a.b.c.d) are
 # routed to it by some stacks. Site-local (fec0::/10) is deprecated but still routed on some networks.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),  # IPv4-translated (RFC 2765 SIIT)
+)
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 

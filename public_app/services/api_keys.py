@@ -7,9 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor
+from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor, Capability, role_has
 from public_app.cache import invalidate
-from public_app.models import ApiKey, ApiKeyRole, Organization, User
+from public_app.models import ApiKey, ApiKeyRole, Membership, Organization, User
 from public_app.secrets import hash_secret
 from public_app.selectors import api_key_cache_key
 from public_app.services.auth import API_KEY_PREFIX
@@ -38,9 +38,22 @@ def api_key_create(
     role: str,
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """Returns the key row and the full key, which is never retrievable again."""
+    """Returns the key row and the full key, which is never retrievable again.
+
+    Under the organization's lock, like role changes and removals: a key created while its creator is being
+    demoted or removed either exists before the change (and is revoked by it) or sees the new role (and is
+    refused). The creator's role at this moment must cover the key's."""
     if role not in ApiKeyRole.values:
         raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
+    if created_by is not None:
+        Organization.objects.select_for_update().filter(id=organization.id).first()
+        creator_role = (
+            Membership.objects.filter(organization=organization, user=created_by).values_list("role", flat=True).first()
+        )
+        if creator_role is None or not role_has(creator_role, Capability.DEVELOPERS):
+            raise errors.PermissionDenied()
+        if not ROLE_CAPABILITIES.get(role, frozenset()) <= ROLE_CAPABILITIES.get(creator_role, frozenset()):
+            raise errors.PermissionDenied("A key cannot do more than its creator.", code="role_too_high")
     if expires_at is not None and expires_at <= timezone.now():
         raise errors.ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
     prefix, raw = _new_secret()

@@ -5,7 +5,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
-from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -14,6 +13,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.access import Principal
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
+from public_app.cache import cache_add_or_false
 from public_app.models import ApiKey, AuthToken, User, normalize_email
 from public_app.ratelimit import ratelimit_hit
 from public_app.secrets import hash_secret, hashes_match, new_secret
@@ -98,7 +98,15 @@ def user_login(*, email: str, password: str, ip: str | None = None) -> tuple[Use
         guard_failed("login", account=account, ip=ip)
         raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
     guard_succeeded("login", account=account, ip=ip)
-    return user, token_issue(user=user)
+    checked = user.password
+    with transaction.atomic():
+        # The password was checked without a lock (Argon2 is slow): issue the token only if it is still the
+        # account's password, under the row lock a claim or a password change holds while it ends every session.
+        # Otherwise a login racing a claim would keep a session in an account that just changed hands.
+        user = User.objects.select_for_update().filter(id=user.id, is_active=True).first()
+        if user is None or user.password != checked:
+            raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
+        return user, token_issue(user=user)
 
 
 def token_revoke(*, token_id: int) -> None:
@@ -134,7 +142,7 @@ def _principal_from_api_key(raw: str) -> Principal | None:
     if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     # last_used_at is kept to the minute without a write on every request.
-    if cache.add(f"apikey-used:{row['id']}", 1, 60):
+    if cache_add_or_false(f"apikey-used:{row['id']}", 60):  # skipped while the cache is down
         ApiKey.objects.filter(id=row["id"]).update(last_used_at=now)
     return Principal(
         kind="api_key",

@@ -6,6 +6,7 @@ locked or deleted for non-payment: reading and writing continue, only the free p
 (existing members keep access; new invitations beyond the cap are refused).
 """
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,9 +193,15 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
         event = stripe_api.event_from_webhook(payload, signature)
     except (ValueError, stripe.SignatureVerificationError):
         raise errors.BadRequest("The Stripe signature is missing or wrong.", code="invalid_signature") from None
-    except (AttributeError, TypeError):  # signed, but JSON that is not an object (`[]`, `null`)
+    except (AttributeError, TypeError, RecursionError):  # signed, but not a JSON object (`[]`, `null`, too deep)
         raise errors.BadRequest("The event is not a JSON object.", code="invalid_event") from None
     raw_event = event.to_dict()
+    try:  # what PostgreSQL's jsonb refuses: NaN/Infinity, NUL characters, lone surrogates
+        json.dumps(raw_event, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        if "\\u0000" in json.dumps(raw_event):
+            raise ValueError("NUL")
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        raise errors.BadRequest("The event holds values JSON storage refuses.", code="invalid_event") from None
     event_id, event_type, data = raw_event.get("id"), raw_event.get("type"), raw_event.get("data")
     if (
         not isinstance(event_id, str) or not 0 < len(event_id) <= 255
@@ -209,11 +216,17 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
     return created
 
 
+def _text(value: Any) -> str | None:
+    """A field an event should carry as a short string; anything else (a signed but malformed event) is absent."""
+    return value if isinstance(value, str) and 0 < len(value) <= 255 and "\x00" not in value else None
+
+
 def _organization_for(data: dict[str, Any]) -> Organization | None:
-    uid = data.get("client_reference_id") or (data.get("metadata") or {}).get("organization_id")
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    uid = _text(data.get("client_reference_id")) or _text(metadata.get("organization_id"))
     if uid:
         return Organization.objects.filter(uid=uid).first()
-    customer = data.get("customer")
+    customer = _text(data.get("customer"))
     if customer:
         account = BillingAccount.objects.filter(stripe_customer_id=customer).select_related("organization").first()
         return account.organization if account else None
@@ -226,13 +239,13 @@ def stripe_event_process(*, event_id: str) -> None:
     event = StripeEvent.objects.filter(id=event_id).first()
     if event is None or event.processed_at is not None:
         return
-    data = event.payload.get("data", {}).get("object", {})
+    data = (event.payload.get("data") or {}).get("object") or {}
     organization = _organization_for(data)
     if organization is not None and organization.status != OrganizationStatus.PROVISIONING:
-        subscription_id = data.get("subscription") if data.get("object") != "subscription" else data.get("id")
+        subscription_id = _text(data.get("subscription") if data.get("object") != "subscription" else data.get("id"))
         if subscription_id:
             subscription_refresh(
-                organization=organization, subscription_id=subscription_id, customer=data.get("customer")
+                organization=organization, subscription_id=subscription_id, customer=_text(data.get("customer"))
             )
     StripeEvent.objects.filter(id=event_id).update(processed_at=timezone.now())
 

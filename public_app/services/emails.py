@@ -2,56 +2,60 @@
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
+from public_app.mail import message_id, send_once
 from public_app.models import Invitation, InvitationStatus
 from public_app.services.invitations import invitation_link
 from public_app.tenancy import tenant_context
 
 
 def invitation_email_send(*, invitation_id: int, token_version: int) -> bool:
-    """Send the email for this token version, at most once. Returns whether an email went out.
+    """Send the email for this token version, at most once (public_app.mail.send_once). Returns whether an email
+    went out.
 
     Skipped when the invitation is no longer pending, when a resend has replaced this token (its own job sends the
-    new one), or when this version's email already went out (a retry after the send was recorded).
+    new one), or when this version's email already went out.
     """
-    invitation = Invitation.objects.select_related("organization", "invited_by").filter(id=invitation_id).first()
-    if (
-        invitation is None
-        or invitation.status != InvitationStatus.PENDING
-        or invitation.token_version != token_version
-        or invitation.email_sent_version >= token_version
-    ):
-        return False
-    inviter = invitation.invited_by
-    context = {
-        "inviter_name": (inviter.name or inviter.email) if inviter else invitation.organization.name,
-        "inviter_email": inviter.email if inviter else "",
-        "organization_name": invitation.organization.name,
-        "role": invitation.role,
-        "email": invitation.email,
-        "expires_at": invitation.expires_at,
-        "link": invitation_link(invitation),
-    }
-    message = EmailMultiAlternatives(
-        subject=f"{context['inviter_name']} invited you to join {invitation.organization.name}",
-        body=render_to_string("email/invitation.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[invitation.email],
-        # Stable per token version: a duplicate after a crash between sending and recording is recognisable.
-        headers={"Message-ID": f"<{invitation.uid}.{token_version}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"},
-    )
-    message.attach_alternative(render_to_string("email/invitation.html", context), "text/html")
-    with transaction.atomic():
-        # Lock first so two concurrent runs of the same job cannot both send.
-        locked = Invitation.objects.select_for_update().get(id=invitation_id)
-        if locked.email_sent_version >= token_version or locked.token_version != token_version:
-            return False
-        message.send()
-        locked.email_sent_version = token_version
-        locked.save(update_fields=["email_sent_version", "updated_at"])
-    return True
+
+    def build() -> EmailMultiAlternatives | None:
+        invitation = Invitation.objects.select_related("organization", "invited_by").filter(id=invitation_id).first()
+        if (
+            invitation is None
+            or invitation.status != InvitationStatus.PENDING
+            or invitation.token_version != token_version
+            or invitation.email_sent_version >= token_version
+        ):
+            return None
+        inviter = invitation.invited_by
+        context = {
+            "inviter_name": (inviter.name or inviter.email) if inviter else invitation.organization.name,
+            "inviter_email": inviter.email if inviter else "",
+            "organization_name": invitation.organization.name,
+            "role": invitation.role,
+            "email": invitation.email,
+            "expires_at": invitation.expires_at,
+            "link": invitation_link(invitation),
+        }
+        message = EmailMultiAlternatives(
+            subject=f"{context['inviter_name']} invited you to join {invitation.organization.name}",
+            body=render_to_string("email/invitation.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[invitation.email],
+        )
+        message.attach_alternative(render_to_string("email/invitation.html", context), "text/html")
+        return message
+
+    def record() -> None:
+        Invitation.objects.filter(id=invitation_id, email_sent_version__lt=token_version).update(
+            email_sent_version=token_version, updated_at=timezone.now()
+        )
+
+    key = f"invitation:{invitation_id}:{token_version}"
+    invitation_uid = Invitation.objects.filter(id=invitation_id).values_list("uid", flat=True).first() or key
+    # Stable per token version: a duplicate after a crash between sending and recording is recognisable.
+    return send_once(key, build, msg_id=message_id(f"{invitation_uid}.{token_version}"), on_sent=record)
 
 
 def webhook_disabled_email_send(*, organization_id: int, endpoint_uid: str) -> bool:
@@ -70,7 +74,7 @@ def webhook_disabled_email_send(*, organization_id: int, endpoint_uid: str) -> b
     owners = list(
         Membership.objects.filter(organization=organization, role=Role.OWNER).values_list("user__email", flat=True)
     )
-    EmailMultiAlternatives(
+    message = EmailMultiAlternatives(
         subject=f"A webhook endpoint of {organization.name} was disabled",
         body=(
             f"The webhook endpoint {endpoint.url} of {organization.name} failed on every attempt for "
@@ -79,5 +83,7 @@ def webhook_disabled_email_send(*, organization_id: int, endpoint_uid: str) -> b
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=owners,
-    ).send()
-    return True
+    )
+    # Once per time it was disabled (re-enabled and disabled again later is a new email).
+    return send_once(f"webhook-disabled:{organization.id}:{endpoint_uid}:{endpoint.updated_at.timestamp():.0f}",
+                     lambda: message)  # fmt: skip

@@ -1,12 +1,12 @@
 """Membership rules: change role, remove, leave. Hierarchy and last-owner rules live here, under a lock on the
 organization row so concurrent changes (two owners demoting each other) are serialized and re-checked."""
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
 from public_app.access import ROLE_RANK, Actor, Capability, role_has
+from public_app.cache import cache_add_or_false
 from public_app.models import Membership, Organization, Role, User
 from public_app.services.api_keys import api_keys_beyond_role_revoke
 from public_app.services.events import membership_changed
@@ -141,7 +141,7 @@ def membership_add(*, organization: Organization, user: User, role: str, actor: 
 
 def membership_touch(*, organization_id: int, user_id: int) -> None:
     """Record that the user used this organization (the switcher's order), at most once a minute."""
-    if cache.add(f"membership-touch:{organization_id}:{user_id}", 1, 60):
+    if cache_add_or_false(f"membership-touch:{organization_id}:{user_id}", 60):  # skipped while the cache is down
         Membership.objects.filter(organization_id=organization_id, user_id=user_id).update(
             last_accessed_at=timezone.now()
         )

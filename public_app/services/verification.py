@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
+from public_app.mail import message_id, send_once
 from public_app.models import AuthToken, EmailVerification, User
 from public_app.outbox import enqueue
 from public_app.ratelimit import ratelimit_hit
@@ -94,32 +95,46 @@ def user_mark_verified(*, user: User) -> None:
 
 @transaction.atomic
 def email_verify(
-    *, token: str, ip: str | None = None, password: str | None = None, name: str | None = None
+    *,
+    token: str,
+    ip: str | None = None,
+    password: str | None = None,
+    name: str | None = None,
+    caller_user_id: int | None = None,
 ) -> tuple[User, bool]:
     """Follow a link. Returns the verified user and whether the caller should issue it a token (a claim).
 
     A claim link (a sign-up met an unconfirmed account holding the address) hands that account to whoever reads the
     mailbox, like a password reset by email: it is confirmed, gets the password given here (the one typed at the
     claiming sign-up is never kept, so asking for a claim gains nothing), and every session and API key it had ends
-    (they may be a squatter's). Nothing of the account is deleted: if it was the reader's own, they keep it."""
+    (they may be a squatter's). Nothing of the account is deleted: if it was the reader's own, they keep it.
+
+    The same holds for an account's own confirmation link followed by anyone but that account (no bearer token of
+    it): whoever typed the address at sign-up may not be who reads the mailbox, so the reader chooses the password
+    and every earlier session ends. Followed with the account's own token, it just confirms the address."""
     verification = _by_token(token, ip)
     if verification.user is not None:
-        verification.used_at = timezone.now()
-        verification.save(update_fields=["used_at", "updated_at"])
         user = User.objects.select_for_update().get(id=verification.user_id)
         if user.email != verification.email:
             raise errors.Gone("The account's email has changed since this link was sent.", code="verification_expired")
-        user_mark_verified(user=user)
-        return user, False
+        if caller_user_id == user.id or user.email_verified_at is not None:
+            verification.used_at = timezone.now()
+            verification.save(update_fields=["used_at", "updated_at"])
+            user_mark_verified(user=user)
+            return user, False
+        if not password:
+            raise errors.ValidationFailed.for_field(
+                "password", "Sign in to confirm your address, or choose the account's password to follow this link."
+            )
+        _password_validate(password, User(email=user.email, name=name or user.name))
+        verification.used_at = timezone.now()
+        verification.save(update_fields=["used_at", "updated_at"])
+        _hand_over(user, password=password, name=name)
+        return user, True
     if not password:
         raise errors.ValidationFailed.for_field("password", "Choose the account's password to follow this link.")
     candidate = User(email=verification.email, name=(name or "").strip())
-    try:
-        password_validation.validate_password(password, user=candidate)
-    except DjangoValidationError as exc:
-        raise errors.ValidationFailed(
-            "The password is too weak.", details=[{"field": "password", "message": m} for m in exc.messages]
-        ) from None
+    _password_validate(password, candidate)
     verification.used_at = timezone.now()
     verification.save(update_fields=["used_at", "updated_at"])
     holder = User.objects.select_for_update().filter(email=verification.email).first()
@@ -132,6 +147,15 @@ def email_verify(
         raise errors.Conflict("An account with this email already exists.", code="email_taken")
     _hand_over(holder, password=password, name=name)
     return holder, True
+
+
+def _password_validate(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise errors.ValidationFailed(
+            "The password is too weak.", details=[{"field": "password", "message": m} for m in exc.messages]
+        ) from None
 
 
 def _hand_over(user: User, *, password: str, name: str | None) -> None:
@@ -153,28 +177,27 @@ def _hand_over(user: User, *, password: str, name: str | None) -> None:
 
 
 def verification_email_send(*, verification_id: int) -> bool:
-    """Send the link at most once (claimed under a row lock, like invitation emails)."""
+    """Send the link at most once (public_app.mail.send_once)."""
     from django.core.mail import EmailMessage
 
-    with transaction.atomic():
-        verification = EmailVerification.objects.select_for_update().filter(id=verification_id).first()
+    def build() -> EmailMessage | None:
+        verification = EmailVerification.objects.filter(id=verification_id).first()
         if (
             verification is None
             or verification.email_sent_at is not None
             or verification.used_at is not None
             or verification.expires_at <= timezone.now()
         ):
-            return False
-        EmailMessage(
-            subject=_subject(verification),
-            body=_body(verification),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[verification.email],
-            headers={"Message-ID": f"<{verification.uid}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"},
-        ).send()
-        verification.email_sent_at = timezone.now()
-        verification.save(update_fields=["email_sent_at", "updated_at"])
-    return True
+            return None
+        return EmailMessage(subject=_subject(verification), body=_body(verification),
+                            from_email=settings.DEFAULT_FROM_EMAIL, to=[verification.email])  # fmt: skip
+
+    def record() -> None:
+        EmailVerification.objects.filter(id=verification_id).update(email_sent_at=timezone.now())
+
+    verification_uid = EmailVerification.objects.filter(id=verification_id).values_list("uid", flat=True).first()
+    return send_once(f"verification:{verification_id}", build, msg_id=message_id(str(verification_uid)),
+                     on_sent=record)  # fmt: skip
 
 
 def _subject(verification: EmailVerification) -> str:
