@@ -29,3 +29,8 @@ def derived_token(prefix: str, purpose: str, message: str) -> str:
     key = hashlib.sha256(f"{purpose}:".encode() + settings.SECRET_KEY.encode()).digest()
     digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
     return prefix + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+# The visible prefixes of the credentials (what a leaked-secret scanner and a reader of logs recognise).
+USER_TOKEN_PREFIX = "ut_"  # noqa: S105 - a prefix, not a secret
+API_KEY_PREFIX = "ak_"

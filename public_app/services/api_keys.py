@@ -10,9 +10,8 @@ from public_app import errors
 from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor, Capability, role_has
 from public_app.cache import invalidate
 from public_app.models import ApiKey, ApiKeyRole, Membership, Organization, User
-from public_app.secrets import hash_secret
+from public_app.secrets import API_KEY_PREFIX, hash_secret
 from public_app.selectors import api_key_cache_key
-from public_app.services.auth import API_KEY_PREFIX
 from tenant_apps.audit.services import audit_record
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
@@ -16,12 +15,15 @@ from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.cache import cache_add_or_false
 from public_app.models import ApiKey, AuthToken, User, normalize_email
 from public_app.ratelimit import ratelimit_hit
-from public_app.secrets import hash_secret, hashes_match, new_secret
+from public_app.secrets import API_KEY_PREFIX, USER_TOKEN_PREFIX, hash_secret, hashes_match, new_secret
 from public_app.selectors import api_key_lookup_cached, auth_token_lookup_cached
-from public_app.services.verification import email_verification_claim_start, email_verification_start
+from public_app.services.verification import (
+    email_verification_claim_start,
+    email_verification_start,
+    password_validate,
+)
 
-TOKEN_PREFIX = "ut_"  # noqa: S105 - a prefix, not a secret
-API_KEY_PREFIX = "ak_"
+TOKEN_PREFIX = USER_TOKEN_PREFIX
 
 # Hashing a throwaway password when the email is unknown keeps login timing the same whether or not it exists.
 _DUMMY_PASSWORD_HASH: str | None = None
@@ -61,12 +63,7 @@ def user_signup(*, email: str, password: str, name: str, ip: str | None = None) 
     ratelimit_hit(f"signup:{ip}", limit=settings.RATELIMIT_SIGNUP_PER_HOUR, window=3600)
     normalized = _validate_email(email)
     candidate = User(email=normalized, name=name.strip())
-    try:
-        password_validation.validate_password(password, user=candidate)
-    except DjangoValidationError as exc:
-        raise errors.ValidationFailed(
-            "The password is too weak.", details=[{"field": "password", "message": m} for m in exc.messages]
-        ) from None
+    password_validate(password, candidate)
     candidate.set_password(password)
     holder = User.objects.filter(email=normalized).first()
     if holder is not None:

@@ -126,7 +126,7 @@ def email_verify(
             raise errors.ValidationFailed.for_field(
                 "password", "Sign in to confirm your address, or choose the account's password to follow this link."
             )
-        _password_validate(password, User(email=user.email, name=name or user.name))
+        password_validate(password, User(email=user.email, name=name or user.name))
         verification.used_at = timezone.now()
         verification.save(update_fields=["used_at", "updated_at"])
         _hand_over(user, password=password, name=name)
@@ -134,7 +134,7 @@ def email_verify(
     if not password:
         raise errors.ValidationFailed.for_field("password", "Choose the account's password to follow this link.")
     candidate = User(email=verification.email, name=(name or "").strip())
-    _password_validate(password, candidate)
+    password_validate(password, candidate)
     verification.used_at = timezone.now()
     verification.save(update_fields=["used_at", "updated_at"])
     holder = User.objects.select_for_update().filter(email=verification.email).first()
@@ -149,7 +149,8 @@ def email_verify(
     return holder, True
 
 
-def _password_validate(password: str, user: User) -> None:
+def password_validate(password: str, user: User) -> None:
+    """Django's password validators, as a 422 naming the field (sign-up, claims)."""
     try:
         password_validation.validate_password(password, user=user)
     except DjangoValidationError as exc:
