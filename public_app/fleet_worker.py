@@ -16,6 +16,6 @@ def init(settings_module: str, database_name: str) -> None:
 
 
 def migrate_one(schema: str) -> tuple[str, str | None, float]:
-    from public_app.services.ops import migrate_one as run
+    from public_app.services.provisioning import migrate_one as run
 
     return run(schema)

@@ -13,7 +13,7 @@ roles of two databases on one cluster apart (roles are cluster-wide).
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -22,8 +22,17 @@ from django_tenants.utils import quote_schema_name
 
 from config.logging import log_context
 
-if TYPE_CHECKING:
-    from public_app.models import Organization
+
+class Tenant(Protocol):
+    """What tenant work needs of an organization (public_app.models.Organization is one; this module sits below
+    the models and does not import them)."""
+
+    schema_name: str
+    slug: str
+
+    @property
+    def db_role(self) -> str: ...
+
 
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 
@@ -51,7 +60,7 @@ class TenantSchema(FakeTenant):
 
 
 @contextmanager
-def tenant_context(organization: "Organization") -> Iterator[None]:
+def tenant_context(organization: Tenant) -> Iterator[None]:
     """Run tenant work in the organization's schema, as its role; back to whatever it was on exit, even on error."""
     previous = connection.tenant
     connection.set_tenant(organization)

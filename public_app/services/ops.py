@@ -7,7 +7,6 @@ import os
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,12 @@ from public_app.models import (
     User,
 )
 from public_app.pgtools import pg_connection_args, pg_tool
-from public_app.services.provisioning import migrate_schema, migration_state, organization_provision, tenant_migrations
+from public_app.services.provisioning import (
+    migrate_one,
+    migration_state,
+    organization_provision,
+    tenant_migrations,
+)
 from public_app.tenancy import (
     role_create,
     role_drop,
@@ -211,19 +215,6 @@ def _role_drift(report: DriftReport, slugs_by_schema: dict[str, str], existing_s
 
 
 # --- fleet migrations ----------------------------------------------------------------------------------------------
-
-
-def migrate_one(schema: str) -> tuple[str, str | None, float]:
-    started = time.monotonic()
-    try:
-        migrate_schema(schema)
-        Organization.objects.filter(schema_name=schema).update(migration_state=migration_state())
-        return schema, None, time.monotonic() - started
-    except Exception as exc:
-        logger.exception("migrating %s failed", schema)
-        return schema, f"{type(exc).__name__}: {exc}", time.monotonic() - started
-    finally:
-        connection.set_schema_to_public()
 
 
 def migrate_fleet(

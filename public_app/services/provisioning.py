@@ -67,6 +67,23 @@ def migrate_schema(schema_name: str) -> None:
     call_command("migrate_schemas", tenant=True, schema_name=schema_name, interactive=False, verbosity=0)
 
 
+def migrate_one(schema: str) -> tuple[str, str | None, float]:
+    """Migrate one schema and record its state; never raises (the fleet run reports every failure at the end).
+    Runs in `orgs migrate --jobs N` worker processes too (public_app.fleet_worker)."""
+    import time
+
+    started = time.monotonic()
+    try:
+        migrate_schema(schema)
+        Organization.objects.filter(schema_name=schema).update(migration_state=migration_state())
+        return schema, None, time.monotonic() - started
+    except Exception as exc:
+        logger.exception("migrating %s failed", schema)
+        return schema, f"{type(exc).__name__}: {exc}", time.monotonic() - started
+    finally:
+        connection.set_schema_to_public()
+
+
 def _pg_dump_ddl(schema_name: str) -> str:
     env, args = pg_connection_args()
     command = [pg_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", "--no-comments",
