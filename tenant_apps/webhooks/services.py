@@ -263,3 +263,19 @@ def _note_failure(organization: Organization, endpoint: WebhookEndpoint, now: An
         endpoint.disabled_reason = "Disabled after failing continuously."
         endpoint.save(update_fields=["enabled", "disabled_reason", "updated_at"])
         enqueue("send_webhook_disabled_email", organization.id, endpoint.uid, organization=organization)
+
+
+def deliveries_redrive(*, organization: Organization) -> int:
+    """Inside one organization's schema: deliveries overdue for more than REDRIVE_AFTER_SECONDS (and not being
+    attempted) get their job again."""
+    from django.db.models import Q
+
+    cutoff = timezone.now() - timedelta(seconds=settings.REDRIVE_AFTER_SECONDS)
+    with tenant_context(organization):
+        due = list(WebhookDelivery.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lt=timezone.now()),
+            status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lt=cutoff,
+        ).values_list("id", flat=True)[:500])  # fmt: skip
+    for delivery_id in due:
+        enqueue("deliver_webhook", organization.id, delivery_id, organization=organization, unique=True)
+    return len(due)
