@@ -151,3 +151,12 @@ def resolve_org(
             "The organization is still being set up; try again shortly.", code="organization_provisioning"
         )
     return OrgContext(organization=organization, principal=principal, role=role)
+
+
+def role_check_can_act_on(actor_role: str, target_role: str, new_role: str | None = None) -> None:
+    """The role hierarchy: nobody acts on a role above their own, nor grants one; admins never touch owners nor
+    grant `owner`."""
+    if ROLE_RANK[target_role] > ROLE_RANK[actor_role] or (new_role and ROLE_RANK[new_role] > ROLE_RANK[actor_role]):
+        raise errors.PermissionDenied("You cannot act on or grant a role above your own.", code="role_escalation")
+    if actor_role != Role.OWNER and Role.OWNER in (target_role, new_role):
+        raise errors.PermissionDenied("Only owners can change owners or grant `owner`.", code="role_escalation")

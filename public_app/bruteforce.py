@@ -86,12 +86,27 @@ def guard_check(kind: str, *, account: str | None = None, ip: str | None = None)
         cache.add(f"{key}:n", 0, settings.BRUTEFORCE_WINDOW_SECONDS)
         reserved.append((key, free, cache.incr(f"{key}:n")))
     ats = cache.get_many([f"{key}:at" for key, _, _ in reserved])
-    # Attempts in flight ahead of this one count as failures that happened just now.
-    wait = max((_wait(n - 1, now if n - 1 > (found.get(f"{key}:n") or 0) else ats.get(f"{key}:at"), free, now)
-                for key, free, n in reserved), default=0)  # fmt: skip
+    # Beyond the free allowance, attempts in flight ahead of this one count as failures that happened just now
+    # (there is no failure time yet, or a newer count than this request saw), and only one attempt per scope may
+    # be in flight at a time (a marker taken with `add`, dropped when the attempt resolves).
+    wait, taken = 0, []
+    for key, free, n in reserved:
+        ahead = n - 1
+        if ahead < free:
+            continue
+        at = ats.get(f"{key}:at")
+        if at is None or ahead > (found.get(f"{key}:n") or 0):
+            at = now
+        wait = max(wait, _wait(ahead, at, free, now))
+        if wait == 0:
+            if cache.add(f"{key}:inflight", 1, 30):
+                taken.append(key)
+            else:
+                wait = 1
     if wait > 0:
         for key, _, _ in reserved:
             cache.decr(f"{key}:n")
+        cache.delete_many([f"{key}:inflight" for key in taken])
         raise errors.RateLimited("Too many failed attempts; wait before trying again.", retry_after=wait)
 
 
@@ -103,6 +118,7 @@ def guard_failed(kind: str, *, account: str | None = None, ip: str | None = None
         return
     now = _now()
     scopes = _scopes(kind, account, ip)
+    cache.delete_many([f"{key}:inflight" for key, _ in scopes])
     for key, _ in scopes:
         if ":ip:" in key:
             cache.add(f"{key}:n", 0, settings.BRUTEFORCE_WINDOW_SECONDS)
@@ -117,5 +133,10 @@ def guard_succeeded(kind: str, *, account: str | None = None, ip: str | None = N
     if not settings.RATELIMIT_ENABLED:
         return
     cache.delete_many(
-        [k for key, _ in _scopes(kind, account, ip) if ":ip:" not in key for k in (f"{key}:n", f"{key}:at")]
+        [
+            k
+            for key, _ in _scopes(kind, account, ip)
+            if ":ip:" not in key
+            for k in (f"{key}:n", f"{key}:at", f"{key}:inflight")
+        ]
     )

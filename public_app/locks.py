@@ -16,3 +16,11 @@ def advisory_xact_lock(name: str) -> None:
         raise RuntimeError("advisory_xact_lock outside a transaction would be released at once")
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(name)])
+
+
+def organization_lock(organization_id: int) -> None:
+    """The organization row's lock: membership changes, invitations and key creation serialise on it (a demotion
+    and a key created at the same moment see each other). Inside the caller's transaction."""
+    from public_app.models import Organization
+
+    Organization.objects.select_for_update().filter(id=organization_id).values_list("id").first()

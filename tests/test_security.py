@@ -1,6 +1,7 @@
 """The findings of the security probe (issue 23), each as the attack that worked before the fix."""
 
 import re
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,16 @@ def own_and_claim(links: list[str]) -> tuple[str, str]:
     (claim,) = claims
     (own,) = set(links) - claims
     return own, claim
+
+
+@pytest.fixture
+def frozen_guard_clock(monkeypatch):
+    """The brute-force guard's clock stands still: a lock cannot run out while a slow (loaded) machine is still
+    sending the attempts the test counts."""
+    from public_app import bruteforce
+
+    now = bruteforce._now()
+    monkeypatch.setattr(bruteforce, "_now", lambda: now)
 
 
 @pytest.fixture
@@ -162,29 +173,50 @@ def test_a_confirmation_link_followed_without_the_accounts_session_hands_it_to_t
     assert Api(taken.json()["token"]).get("/api/v1/me").json()["email_verified"] is True
 
 
-def test_a_login_racing_a_claim_keeps_no_session(worker, mailbox, monkeypatch):
-    """Round 2: a login whose password check was in flight while the claim ran inserted its token after the claim
-    had ended every session. The token is issued only if the password is still the one checked."""
+@pytest.mark.parametrize("hasher", ["current", "outdated"])
+def test_a_login_racing_a_claim_keeps_no_session(worker, mailbox, monkeypatch, settings, hasher):
+    """Rounds 2 and 3 of the probe: a login whose password check was in flight while the claim ran inserted its
+    token after the claim had ended every session; and with an outdated hash, Django's check re-hashed and saved
+    the old password over the one the claim had just set. The token is issued only if the password is still the
+    one checked, and a hash is upgraded only under the lock."""
+    from django.contrib.auth.hashers import make_password
+
     from public_app.services import auth
 
+    settings.PASSWORD_HASHERS = [*settings.PASSWORD_HASHERS, "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     signup("race3@example.com", "Attacker")
+    if hasher == "outdated":
+        User.objects.filter(email="race3@example.com").update(password=make_password(PASSWORD, hasher="pbkdf2_sha256"))
     signup("race3@example.com", "Owner")
     wait_for_jobs(worker)
     _, claim = own_and_claim(verification_links(mailbox, "race3@example.com"))
-    real_check = User.check_password
+    real_check = auth.check_password
 
-    def check_then_lose_the_race(self: User, raw: str) -> bool:
-        ok = real_check(self, raw)
+    def check_then_lose_the_race(raw: str, encoded: str, *args: Any, **kwargs: Any) -> bool:
+        ok = real_check(raw, encoded, *args, **kwargs)
         # While this login hashed the old password, the owner followed the claim link.
         followed = Api().post("/api/v1/auth/verify-email", {"token": claim, "password": "owners-pass-33"})
         assert followed.status_code == 200
         return ok
 
-    monkeypatch.setattr(User, "check_password", check_then_lose_the_race)
+    monkeypatch.setattr(auth, "check_password", check_then_lose_the_race)
     late = Api().post("/api/v1/auth/login", {"email": "race3@example.com", "password": PASSWORD})
-    monkeypatch.setattr(User, "check_password", real_check)
+    monkeypatch.setattr(auth, "check_password", real_check)
     assert (late.status_code, late.json()["code"]) == (401, "invalid_credentials")
-    assert not auth.AuthToken.objects.filter(user__email="race3@example.com", revoked_at__isnull=True).count() > 1
+    assert Api().post("/api/v1/auth/login", {"email": "race3@example.com", "password": PASSWORD}).status_code == 401
+    owner = Api().post("/api/v1/auth/login", {"email": "race3@example.com", "password": "owners-pass-33"})
+    assert owner.status_code == 200
+    assert auth.AuthToken.objects.filter(user__email="race3@example.com", revoked_at__isnull=True).count() == 2
+
+
+def test_an_outdated_hash_is_upgraded_at_login(db, settings):
+    from django.contrib.auth.hashers import make_password
+
+    settings.PASSWORD_HASHERS = [*settings.PASSWORD_HASHERS, "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    signup("old@example.com")
+    User.objects.filter(email="old@example.com").update(password=make_password(PASSWORD, hasher="pbkdf2_sha256"))
+    assert Api().post("/api/v1/auth/login", {"email": "old@example.com", "password": PASSWORD}).status_code == 200
+    assert not User.objects.get(email="old@example.com").password.startswith("pbkdf2_sha256$")
 
 
 def test_a_claim_loses_when_the_holder_verifies_first(worker, mailbox):
@@ -222,7 +254,7 @@ def test_verification_links_refuse_garbage_and_unknown_tokens():
     ["::127.0.0.1", "::169.254.169.254", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:a9fe:a9fe::1",
      "2001:0:4136:e378:8000:63bf:f5ff:fffe", "fec0::1", "::ffff:10.0.0.1", "::1", "::", "fe80::1%eth0", "fd00::1",
      "127.0.0.1", "169.254.169.254", "10.1.2.3", "100.64.0.1", "0.0.0.0", "224.0.0.1", "not-an-ip",  # noqa: S104
-     "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe"],
+     "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "64:ff9b:1:7f00:0:100:808:808", "64:ff9b:1:a9fe:a9:fe00:808:808"],
 )  # fmt: skip
 def test_ssrf_guard_refuses_every_internal_form(settings, address):
     from public_app.clients.webhooks import _address_allowed
@@ -377,6 +409,59 @@ def test_a_key_ends_when_its_creator_is_demoted_below_it(acme, globex, alice, bo
                for e in entries)  # fmt: skip
 
 
+def test_a_key_created_or_rotated_by_a_member_demoted_meanwhile_is_refused(acme, alice, bob):
+    """Round 3: a rotation (like a creation before it) authorised just before its caller's demotion handed them a
+    fresh admin secret the demotion had not revoked. Both re-read the caller's role under the organization lock."""
+    from public_app import errors
+    from public_app.access import SYSTEM_ACTOR
+    from public_app.models import ApiKey
+    from public_app.services.api_keys import api_key_create, api_key_rotate
+
+    key_id, _ = _admin_key(alice)
+    Membership.objects.filter(organization=acme, user=bob.user).update(role="member")  # the demotion commits first
+    with pytest.raises(errors.PermissionDenied):
+        api_key_rotate(organization=acme, actor=SYSTEM_ACTOR, key_uid=key_id, rotated_by=bob.user)
+    with pytest.raises(errors.PermissionDenied):
+        api_key_create(organization=acme, actor=SYSTEM_ACTOR, created_by=bob.user, name="late", role="admin")
+    Membership.objects.filter(organization=acme, user=bob.user).delete()  # removed: nothing at all
+    with pytest.raises(errors.PermissionDenied):
+        api_key_create(organization=acme, actor=SYSTEM_ACTOR, created_by=bob.user, name="late", role="member")
+    assert ApiKey.objects.get(uid=key_id).created_by_id == alice.user.id
+
+
+def test_invitations_a_member_sent_end_with_their_access(acme, alice, bob, settings):
+    """Round 3: an admin invited an address of their own as admin, was removed, and the link still made them an
+    admin. Pending invitations end with the inviter's access (all on removal; those above the new role on
+    demotion), and one authorised before a demotion is re-checked."""
+    from public_app import errors
+    from public_app.access import SYSTEM_ACTOR
+    from public_app.services.invitations import invitation_create
+
+    def invite(who, email, role):
+        r = who.api.post("/api/v1/organizations/acme/invitations", {"email": email, "role": role})
+        assert r.status_code == 201, r.content
+        return Invitation.objects.get(uid=r.json()["id"])
+
+    settings.FREE_PLAN_MAX_SEATS = 20
+    alt_admin = invite(bob, "alt-admin@example.com", "admin")
+    alt_member = invite(bob, "alt-member@example.com", "member")
+    owners = invite(alice, "hire@example.com", "admin")
+    assert alice.api.patch(f"/api/v1/organizations/acme/members/{bob.user.uid}", {"role": "member"}).status_code == 200
+    for invitation, status in ((alt_admin, "cancelled"), (alt_member, "cancelled"), (owners, "pending")):
+        invitation.refresh_from_db()
+        assert invitation.status == status, invitation.email
+    with pytest.raises(errors.PermissionDenied):  # authorised as an admin a moment ago; a member now
+        invitation_create(organization=acme, actor=SYSTEM_ACTOR, actor_role="admin", invited_by=bob.user,
+                          email="late@example.com", role="member")  # fmt: skip
+    assert alice.api.patch(f"/api/v1/organizations/acme/members/{bob.user.uid}", {"role": "admin"}).status_code == 200
+    again = invite(bob, "alt-again@example.com", "member")
+    assert alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}").status_code == 204
+    again.refresh_from_db()
+    assert again.status == "cancelled"
+    owners.refresh_from_db()
+    assert owners.status == "pending"
+
+
 def test_an_owner_can_hand_a_departing_members_keys_to_an_owner_explicitly(acme, alice, bob):
     key_id, key = _admin_key(bob)
     refused = bob.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}?api_keys_to={alice.user.uid}")
@@ -449,7 +534,7 @@ def _login(email: str, password: str = "wrong-password-1", forwarded: str | None
 
 
 @pytest.mark.django_db
-def test_password_spraying_from_one_address_is_slowed_down(settings):
+def test_password_spraying_from_one_address_is_slowed_down(settings, frozen_guard_clock):
     settings.RATELIMIT_ENABLED = True
     statuses = [_login(f"victim{i}@example.com").status_code for i in range(30)]
     assert statuses[:20] == [401] * 20  # each account tried once: no per-account or per-pair limit applies
@@ -459,7 +544,7 @@ def test_password_spraying_from_one_address_is_slowed_down(settings):
 
 
 @pytest.mark.django_db
-def test_one_account_guessed_from_many_addresses_is_slowed_down(settings, alice):
+def test_one_account_guessed_from_many_addresses_is_slowed_down(settings, frozen_guard_clock, alice):
     settings.RATELIMIT_ENABLED = True
     settings.TRUST_X_FORWARDED_FOR = True
     statuses = [_login("alice@example.com", forwarded=f"203.0.113.{i}").status_code for i in range(30)]
@@ -522,7 +607,7 @@ def test_the_wait_doubles_with_each_failure(settings, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_admin_login_is_slowed_down_too(settings, client):
+def test_admin_login_is_slowed_down_too(settings, frozen_guard_clock, client):
     settings.RATELIMIT_ENABLED = True
     statuses = [client.post("/admin/login/", {"username": "staff@example.com", "password": "nope"}).status_code
                 for _ in range(8)]  # fmt: skip
@@ -531,7 +616,7 @@ def test_admin_login_is_slowed_down_too(settings, client):
 
 
 @pytest.mark.django_db
-def test_guessing_invitation_links_is_slowed_down(settings):
+def test_guessing_invitation_links_is_slowed_down(settings, frozen_guard_clock):
     settings.RATELIMIT_ENABLED = True
     statuses = [Api().get(f"/api/v1/invitations/it_guess{i:04d}").status_code for i in range(25)]
     assert statuses[:20] == [404] * 20

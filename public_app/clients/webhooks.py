@@ -56,8 +56,15 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+# Local-use NAT64 (RFC 8215): with its /48 to /64 prefixes the IPv4 address sits in other bits than the low 32, and
+# whoever runs the translator decides where it leads; none of it is a public destination.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def _unicast_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # is_global excludes loopback, RFC 1918, link-local (169.254.169.254 metadata), CGNAT, ULA, reserved, ...
+    if isinstance(ip, ipaddress.IPv6Address) and ip in _LOCAL_NAT64:
+        return False
     return ip.is_global and not ip.is_multicast and not ip.is_unspecified
 
 

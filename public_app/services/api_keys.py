@@ -9,6 +9,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor, Capability, role_has
 from public_app.cache import invalidate
+from public_app.locks import organization_lock
 from public_app.models import ApiKey, ApiKeyRole, Membership, Organization, User
 from public_app.secrets import API_KEY_PREFIX, hash_secret
 from public_app.selectors import api_key_cache_key
@@ -25,6 +26,15 @@ def _new_secret() -> tuple[str, str]:
     """(the visible prefix, the full key)."""
     visible = "".join(secrets.choice(_ALPHABET) for _ in range(8))
     return f"{API_KEY_PREFIX}{visible}", f"{API_KEY_PREFIX}{visible}_{secrets.token_urlsafe(32)}"
+
+
+def _require_creator_covers(organization: Organization, user: User, key_role: str) -> None:
+    """`user`'s role now (read under the organization lock) may manage keys and covers everything `key_role` can."""
+    role = Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
+    if role is None or not role_has(role, Capability.DEVELOPERS):
+        raise errors.PermissionDenied()
+    if not ROLE_CAPABILITIES.get(key_role, frozenset()) <= ROLE_CAPABILITIES.get(role, frozenset()):
+        raise errors.PermissionDenied("A key cannot do more than the member answering for it.", code="role_too_high")
 
 
 @transaction.atomic
@@ -45,14 +55,8 @@ def api_key_create(
     if role not in ApiKeyRole.values:
         raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
     if created_by is not None:
-        Organization.objects.select_for_update().filter(id=organization.id).first()
-        creator_role = (
-            Membership.objects.filter(organization=organization, user=created_by).values_list("role", flat=True).first()
-        )
-        if creator_role is None or not role_has(creator_role, Capability.DEVELOPERS):
-            raise errors.PermissionDenied()
-        if not ROLE_CAPABILITIES.get(role, frozenset()) <= ROLE_CAPABILITIES.get(creator_role, frozenset()):
-            raise errors.PermissionDenied("A key cannot do more than its creator.", code="role_too_high")
+        organization_lock(organization.id)
+        _require_creator_covers(organization, created_by, role)
     if expires_at is not None and expires_at <= timezone.now():
         raise errors.ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
     prefix, raw = _new_secret()
@@ -85,10 +89,17 @@ def api_key_rotate(
 ) -> tuple[ApiKey, str]:
     """A new secret for the same key (same id, name, role and expiry); the old secret stops working on the next
     request. Whoever rotates it knows the new secret, so the key now answers to them: their removal revokes it
-    (a key handed over from a departing member is rotated so that its old secret, which they know, ends)."""
+    (a key handed over from a departing member is rotated so that its old secret, which they know, ends).
+
+    Under the organization's lock, with the rotator's role re-read, like creation: a rotation racing the
+    rotator's demotion or removal cannot hand them a secret the change would not have revoked."""
+    if rotated_by is not None:
+        organization_lock(organization.id)
     key = ApiKey.objects.select_for_update().filter(organization=organization, uid=key_uid, revoked_at=None).first()
     if key is None:
         raise errors.NotFound("API key not found.")
+    if rotated_by is not None:
+        _require_creator_covers(organization, rotated_by, key.role)
     old_hash = key.key_hash
     key.prefix, raw = _new_secret()
     key.key_hash = hash_secret(raw)

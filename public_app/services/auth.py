@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import check_password, get_hasher, identify_hasher, make_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -91,11 +91,13 @@ def user_login(*, email: str, password: str, ip: str | None = None) -> tuple[Use
         User(password=_dummy_hash()).check_password(password)
         guard_failed("login", account=account, ip=ip)
         raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
-    if not user.check_password(password):
+    checked = user.password
+    # Checked against the hash as read, without Django's setter: `User.check_password` re-hashes and saves an
+    # outdated hash, which outside the lock would overwrite a password a claim just set (and pass the re-check).
+    if not check_password(password, checked):
         guard_failed("login", account=account, ip=ip)
         raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
     guard_succeeded("login", account=account, ip=ip)
-    checked = user.password
     with transaction.atomic():
         # The password was checked without a lock (Argon2 is slow): issue the token only if it is still the
         # account's password, under the row lock a claim or a password change holds while it ends every session.
@@ -103,6 +105,10 @@ def user_login(*, email: str, password: str, ip: str | None = None) -> tuple[Use
         user = User.objects.select_for_update().filter(id=user.id, is_active=True).first()
         if user is None or user.password != checked:
             raise errors.NotAuthenticated("Wrong email or password.", code="invalid_credentials")
+        hasher = identify_hasher(checked)
+        if hasher.algorithm != get_hasher().algorithm or hasher.must_update(checked):  # now that it is unchanged
+            user.set_password(password)
+            user.save(update_fields=["password"])
         return user, token_issue(user=user)
 
 

@@ -16,14 +16,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Actor
+from public_app.access import Actor, Capability, role_check_can_act_on, role_has
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
+from public_app.locks import organization_lock
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.outbox import enqueue
 from public_app.plans import plan_get
 from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import derived_token, hash_secret, hashes_match
-from public_app.services.members import _check_can_act_on, _lock_organization, membership_add
+from public_app.services.members import membership_add
 from public_app.services.verification import require_verified_email, user_mark_verified
 from tenant_apps.audit.services import audit_record
 from tenant_apps.webhooks.services import event_emit
@@ -116,11 +117,20 @@ def invitation_create(
         raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
     if not 1 <= expires_in_days <= 30:
         raise errors.ValidationFailed.for_field("expires_in_days", "Must be between 1 and 30.")
-    _check_can_act_on(actor_role, role, role)
+    role_check_can_act_on(actor_role, role, role)
     _check_rate_limits(organization, normalized)
     try:
         with transaction.atomic():
-            _lock_organization(organization)
+            organization_lock(organization.id)
+            if invited_by is not None:  # the inviter's role now, under the lock a demotion or removal takes
+                current = (
+                    Membership.objects.filter(organization=organization, user=invited_by)
+                    .values_list("role", flat=True)
+                    .first()
+                )
+                if current is None or not role_has(current, Capability.MEMBERS_MANAGE):
+                    raise errors.PermissionDenied()
+                role_check_can_act_on(current, role, role)
             if Membership.objects.filter(organization=organization, user__email=normalized).exists():
                 raise errors.Conflict("This person is already a member.", code="already_member")
             for stale in Invitation.objects.filter(
@@ -170,7 +180,7 @@ def invitation_resend(*, organization: Organization, actor: Actor, actor_role: s
     """New token and expiry; the old link stops working; a new email goes out. Works on an expired pending one."""
     with transaction.atomic():
         invitation = _pending_invitation(organization, invitation_uid)
-        _check_can_act_on(actor_role, invitation.role, invitation.role)
+        role_check_can_act_on(actor_role, invitation.role, invitation.role)
         _check_rate_limits(organization, invitation.email)
         _new_token(invitation)
         invitation.token_version += 1
@@ -185,7 +195,7 @@ def invitation_resend(*, organization: Organization, actor: Actor, actor_role: s
 @transaction.atomic
 def invitation_cancel(*, organization: Organization, actor: Actor, actor_role: str, invitation_uid: str) -> None:
     invitation = _pending_invitation(organization, invitation_uid)
-    _check_can_act_on(actor_role, invitation.role, invitation.role)
+    role_check_can_act_on(actor_role, invitation.role, invitation.role)
     invitation.status = InvitationStatus.CANCELLED
     invitation.responded_at = timezone.now()
     invitation.save(update_fields=["status", "responded_at", "updated_at"])
@@ -256,7 +266,7 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, 
             raise errors.PermissionDenied(
                 "This invitation was sent to another email address.", code="invitation_email_mismatch"
             )
-        _lock_organization(organization)
+        organization_lock(organization.id)
         if Membership.objects.filter(organization=organization, user=user).exists():
             raise errors.Conflict("You are already a member of this organization.", code="already_member")
         _check_seat(organization, excluding_invitation_id=invitation.id)

@@ -5,16 +5,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import ROLE_RANK, Actor, Capability, role_has
+from public_app.access import Actor, Capability, role_check_can_act_on, role_has
 from public_app.cache import cache_add_or_false
+from public_app.locks import organization_lock
 from public_app.models import Membership, Organization, Role, User
 from public_app.services.api_keys import api_keys_beyond_role_revoke
 from public_app.services.events import membership_changed
 from tenant_apps.audit.services import audit_record
-
-
-def _lock_organization(organization: Organization) -> None:
-    Organization.objects.select_for_update().filter(id=organization.id).values_list("id").first()
 
 
 def _membership_of(organization: Organization, user_id: int) -> Membership:
@@ -26,14 +23,6 @@ def _membership_of(organization: Organization, user_id: int) -> Membership:
 
 def _other_owners(organization: Organization, user_id: int) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).exclude(user_id=user_id).count()
-
-
-def _check_can_act_on(actor_role: str, target_role: str, new_role: str | None = None) -> None:
-    """Nobody acts on a role above their own, nor grants one; admins never touch owners nor grant `owner`."""
-    if ROLE_RANK[target_role] > ROLE_RANK[actor_role] or (new_role and ROLE_RANK[new_role] > ROLE_RANK[actor_role]):
-        raise errors.PermissionDenied("You cannot act on or grant a role above your own.", code="role_escalation")
-    if actor_role != Role.OWNER and Role.OWNER in (target_role, new_role):
-        raise errors.PermissionDenied("Only owners can change owners or grant `owner`.", code="role_escalation")
 
 
 def _current_actor_role(organization: Organization, actor_user_id: int | None, actor_role: str) -> str:
@@ -60,14 +49,14 @@ def membership_change_role(
 ) -> Membership:
     if role not in Role.values:
         raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
-    _lock_organization(organization)
+    organization_lock(organization.id)
     current_role = _current_actor_role(organization, actor_user_id, actor_role)
     if not role_has(current_role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
     membership = _membership_of(organization, user_id)
     if membership.role == role:
         return membership
-    _check_can_act_on(current_role, membership.role, role)
+    role_check_can_act_on(current_role, membership.role, role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     previous = membership.role
@@ -81,6 +70,7 @@ def membership_change_role(
         **_member_target(membership),
     )
     api_keys_beyond_role_revoke(organization=organization, actor=actor, user_id=user_id, role=role)
+    invitations_beyond_role_cancel(organization=organization, actor=actor, user_id=user_id, role=role)
     membership_changed(organization=organization, event="member.role_changed", membership=membership)
     return membership
 
@@ -100,7 +90,7 @@ def membership_remove(
     (`api_keys_to_user_id`)."""
     from public_app.services.api_keys import api_keys_of_departing_member
 
-    _lock_organization(organization)
+    organization_lock(organization.id)
     current_role = _current_actor_role(organization, actor_user_id, actor_role)
     membership = _membership_of(organization, user_id)
     if api_keys_to_user_id is not None:
@@ -113,12 +103,13 @@ def membership_remove(
     if not leaving:
         if not role_has(current_role, Capability.MEMBERS_MANAGE):
             raise errors.PermissionDenied()
-        _check_can_act_on(current_role, membership.role)
+        role_check_can_act_on(current_role, membership.role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     membership.delete()
     api_keys_of_departing_member(organization=organization, actor=actor, user_id=user_id,
                                  hand_to_user_id=api_keys_to_user_id)  # fmt: skip
+    invitations_beyond_role_cancel(organization=organization, actor=actor, user_id=user_id, role=None)
     audit_record(
         organization=organization,
         actor=actor,
@@ -127,6 +118,37 @@ def membership_remove(
         **_member_target(membership),
     )
     membership_changed(organization=organization, event="member.removed", membership=membership)
+
+
+def invitations_beyond_role_cancel(*, organization: Organization, actor: Actor, user_id: int, role: str | None) -> int:
+    """The pending invitations a member sent that they could not send now end with the change: all of them when
+    they leave (`role` None), those above what the new role may grant when demoted. An invitation is a way in,
+    like an API key: a departing admin must not leave one for an address of theirs."""
+    from public_app.models import Invitation, InvitationStatus
+
+    def still_allowed(invited_role: str) -> bool:
+        if role is None or not role_has(role, Capability.MEMBERS_MANAGE):
+            return False
+        try:
+            role_check_can_act_on(role, invited_role, invited_role)
+        except errors.PermissionDenied:
+            return False
+        return True
+
+    pending = Invitation.objects.select_for_update().filter(organization=organization, invited_by_id=user_id,
+                                                              status=InvitationStatus.PENDING)  # fmt: skip
+    cancelled = 0
+    for invitation in pending:
+        if still_allowed(invitation.role):
+            continue
+        invitation.status = InvitationStatus.CANCELLED
+        invitation.responded_at = timezone.now()
+        invitation.save(update_fields=["status", "responded_at", "updated_at"])
+        audit_record(organization=organization, actor=actor, action="invitation.cancelled",
+                     data={"reason": "inviter_removed" if role is None else "inviter_role_changed"},
+                     target_type="invitation", target_id=invitation.uid, target_label=invitation.email)  # fmt: skip
+        cancelled += 1
+    return cancelled
 
 
 def membership_add(*, organization: Organization, user: User, role: str, actor: Actor) -> Membership:

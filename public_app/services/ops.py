@@ -394,7 +394,7 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
     """Restore an export under a new organization id and schema name (into this or another database).
     Members are matched to existing users by email; missing users are created without a usable password (they
     set one through the normal password flow). API keys are restored unless the same key already exists here."""
-    from public_app.services.organizations import _slug_check_available, slug_validate
+    from public_app.services.organizations import slug_check_available, slug_validate
 
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(path, "r:gz") as archive:
         archive.extractall(tmp, filter="data")
@@ -415,7 +415,7 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
         restored = Path(tmp) / "restore.sql"
         restored.write_text(sql)
         with transaction.atomic():
-            _slug_check_available(new_slug)
+            slug_check_available(new_slug)
             organization.save()
             created_users = 0
             for member in public["memberships"]:

@@ -71,7 +71,7 @@ def organization_create(*, user: User, name: str, slug: str) -> Organization:
     slug_validate(slug)
     try:
         with transaction.atomic():
-            _slug_check_available(slug)
+            slug_check_available(slug)
             organization = Organization.objects.create(name=cleaned_name, slug=slug)
             Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
             enqueue("provision_organization", organization.id, organization=organization)
@@ -94,7 +94,7 @@ def organization_mark_failed(*, organization: Organization, reason: str) -> None
     organization.save(update_fields=["status", "status_reason", "updated_at"])
 
 
-def _slug_check_available(slug: str, organization: Organization | None = None) -> None:
+def slug_check_available(slug: str, organization: Organization | None = None) -> None:
     """409 unless no other organization has this slug now, nor had it within the redirect window.
     Serialized per slug (an advisory lock) because the two tables cannot share one unique constraint."""
     advisory_xact_lock(f"slug:{slug}")
@@ -154,7 +154,7 @@ def organization_update(*, organization: Organization, actor: Actor, changes: di
         organization = Organization.objects.select_for_update().get(id=organization.id)
         previous = {field: getattr(organization, field) for field in (*cleaned, "slug")}
         if new_slug is not None and new_slug != organization.slug:
-            _slug_check_available(new_slug, organization)
+            slug_check_available(new_slug, organization)
             # Taking back one's own former slug ends that redirect; expired ones are just cleaned up.
             SlugRedirect.objects.filter(old_slug=new_slug).delete()
             if settings.ORG_SLUG_REDIRECT_DAYS:
