@@ -24,3 +24,16 @@ def organization_lock(organization_id: int) -> None:
     from public_app.models import Organization
 
     Organization.objects.select_for_update().filter(id=organization_id).values_list("id").first()
+
+
+def user_session_lock(user_id: int, token_id: int | None) -> None:
+    """The account row's lock, which a claim (public_app.services.verification) holds while it ends every session
+    and key of the account: a credential created in the same moment either exists before the claim (and is ended
+    by it) or is refused here because the session it was asked with has ended. Inside the caller's transaction."""
+    from public_app import errors
+    from public_app.models import AuthToken, User
+
+    User.objects.select_for_update().filter(id=user_id).values_list("id").first()
+    live = AuthToken.objects.filter(id=token_id, user_id=user_id, revoked_at__isnull=True, user__is_active=True)
+    if token_id is not None and not live.exists():
+        raise errors.NotAuthenticated()

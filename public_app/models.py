@@ -187,6 +187,9 @@ class Invitation(TimestampedModel):
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
     invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    # Sent with an API key: the key (and through it the member who answers for it), so that the invitation ends
+    # with that member's access like one they sent themselves.
+    invited_by_key = models.ForeignKey("ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     token_hash = models.CharField(max_length=64, unique=True)
     token_salt = models.CharField(max_length=64)
     token_version = models.PositiveIntegerField(default=1)

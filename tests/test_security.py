@@ -462,6 +462,46 @@ def test_invitations_a_member_sent_end_with_their_access(acme, alice, bob, setti
     assert owners.status == "pending"
 
 
+def test_invitations_sent_with_a_members_key_end_with_the_member(acme, alice, bob, settings):
+    """Round 4: an admin's key invited an address of theirs as admin (`invited_by` empty), the admin was removed,
+    and the link made them an admin again. The invitation records the key, and ends with the member it answers
+    for."""
+    settings.FREE_PLAN_MAX_SEATS = 20
+    _, key = _admin_key(bob)
+    sent = Api(key).post("/api/v1/organizations/acme/invitations", {"email": "alt-key@example.com", "role": "admin"})
+    assert sent.status_code == 201, sent.content
+    assert alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}").status_code == 204
+    assert Invitation.objects.get(uid=sent.json()["id"]).status == "cancelled"
+
+
+def test_a_claim_ends_what_the_squatter_was_creating_in_the_same_moment(worker, mailbox):
+    """Round 4: keys created while the claim ran survived it (the insert waited on the account's row and committed
+    after). Credentials are created under that row's lock, with the session they were asked with still live; and
+    the invitations the account had sent end with the hand-over."""
+    from public_app import errors
+    from public_app.access import SYSTEM_ACTOR
+    from public_app.models import AuthToken
+    from public_app.services.api_keys import api_key_create
+
+    _, squat = signup("squat-keys@example.com", "Squatter")
+    squatter = Api(squat["token"])
+    assert squatter.post("/api/v1/organizations", {"name": "Squat", "slug": "squat-keys"}).status_code == 202
+    wait_for_jobs(worker)
+    sent = squatter.post("/api/v1/organizations/squat-keys/invitations", {"email": "alt@example.com", "role": "admin"})
+    signup("squat-keys@example.com", "Owner")
+    wait_for_jobs(worker)
+    _, claim = own_and_claim(verification_links(mailbox, "squat-keys@example.com"))
+    token_id = AuthToken.objects.get(user__email="squat-keys@example.com", revoked_at__isnull=True).id
+    followed = Api().post("/api/v1/auth/verify-email", {"token": claim, "password": "owners-pass-44"})
+    assert followed.status_code == 200
+    organization = Organization.objects.get(slug="squat-keys")
+    user = User.objects.get(email="squat-keys@example.com")
+    with pytest.raises(errors.NotAuthenticated):  # asked with the squatter's session, which the claim ended
+        api_key_create(organization=organization, actor=SYSTEM_ACTOR, created_by=user, name="late", role="admin",
+                       caller_token_id=token_id)  # fmt: skip
+    assert Invitation.objects.get(uid=sent.json()["id"]).status == "cancelled"
+
+
 def test_an_owner_can_hand_a_departing_members_keys_to_an_owner_explicitly(acme, alice, bob):
     key_id, key = _admin_key(bob)
     refused = bob.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}?api_keys_to={alice.user.uid}")

@@ -81,6 +81,7 @@ def create_api_key(request: HttpRequest, slug: str, payload: ApiKeyCreateIn) -> 
         name=payload.name,
         role=payload.role,
         expires_at=payload.expires_at,
+        caller_token_id=request.auth.token_id,  # type: ignore[attr-defined]
     )
     return Status(201, {**api_key_out(key), "key": raw})
 
@@ -91,7 +92,8 @@ def rotate_api_key(request: HttpRequest, slug: str, key_id: str) -> Status:
     working on the next request. The key then answers to whoever rotated it (their removal revokes it)."""
     user = request_user(request)
     key, raw = api_key_rotate(organization=request.org.organization, actor=request_actor(request, user),
-                              key_uid=key_id, rotated_by=user)  # fmt: skip
+                              key_uid=key_id, rotated_by=user,
+                              caller_token_id=request.auth.token_id)  # type: ignore[attr-defined]  # fmt: skip
     return Status(200, {**api_key_out(key), "key": raw})
 
 

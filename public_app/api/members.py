@@ -118,6 +118,8 @@ def create_invitation(request: HttpRequest, slug: str, payload: InvitationCreate
         email=payload.email,
         role=payload.role,
         expires_in_days=payload.expires_in_days,
+        invited_by_key_id=None if request.auth.is_user else request.auth.api_key_id,  # type: ignore[attr-defined]
+        caller_token_id=request.auth.token_id if request.auth.is_user else None,  # type: ignore[attr-defined]
     )
     return Status(201, invitation_out(invitation))
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor, Capability, role_has
 from public_app.cache import invalidate
-from public_app.locks import organization_lock
+from public_app.locks import organization_lock, user_session_lock
 from public_app.models import ApiKey, ApiKeyRole, Membership, Organization, User
 from public_app.secrets import API_KEY_PREFIX, hash_secret
 from public_app.selectors import api_key_cache_key
@@ -46,6 +46,7 @@ def api_key_create(
     name: str,
     role: str,
     expires_at: datetime | None = None,
+    caller_token_id: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Returns the key row and the full key, which is never retrievable again.
 
@@ -55,6 +56,7 @@ def api_key_create(
     if role not in ApiKeyRole.values:
         raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
     if created_by is not None:
+        user_session_lock(created_by.id, caller_token_id)  # first the account (claims), then the organization
         organization_lock(organization.id)
         _require_creator_covers(organization, created_by, role)
     if expires_at is not None and expires_at <= timezone.now():
@@ -85,7 +87,12 @@ def api_key_revoke(*, organization: Organization, actor: Actor, key_uid: str) ->
 
 @transaction.atomic
 def api_key_rotate(
-    *, organization: Organization, actor: Actor, key_uid: str, rotated_by: User | None
+    *,
+    organization: Organization,
+    actor: Actor,
+    key_uid: str,
+    rotated_by: User | None,
+    caller_token_id: int | None = None,
 ) -> tuple[ApiKey, str]:
     """A new secret for the same key (same id, name, role and expiry); the old secret stops working on the next
     request. Whoever rotates it knows the new secret, so the key now answers to them: their removal revokes it
@@ -94,6 +101,7 @@ def api_key_rotate(
     Under the organization's lock, with the rotator's role re-read, like creation: a rotation racing the
     rotator's demotion or removal cannot hand them a secret the change would not have revoked."""
     if rotated_by is not None:
+        user_session_lock(rotated_by.id, caller_token_id)
         organization_lock(organization.id)
     key = ApiKey.objects.select_for_update().filter(organization=organization, uid=key_uid, revoked_at=None).first()
     if key is None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from public_app import errors
 from public_app.access import Actor, Capability, role_check_can_act_on, role_has
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
-from public_app.locks import organization_lock
+from public_app.locks import organization_lock, user_session_lock
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.outbox import enqueue
 from public_app.plans import plan_get
@@ -107,6 +107,8 @@ def invitation_create(
     email: str,
     role: str,
     expires_in_days: int = settings.INVITATION_DEFAULT_DAYS,
+    invited_by_key_id: int | None = None,
+    caller_token_id: int | None = None,
 ) -> Invitation:
     normalized = normalize_email(email)
     try:
@@ -121,6 +123,8 @@ def invitation_create(
     _check_rate_limits(organization, normalized)
     try:
         with transaction.atomic():
+            if invited_by is not None:
+                user_session_lock(invited_by.id, caller_token_id)  # first the account (claims), then the organization
             organization_lock(organization.id)
             if invited_by is not None:  # the inviter's role now, under the lock a demotion or removal takes
                 current = (
@@ -144,6 +148,7 @@ def invitation_create(
                 email=normalized,
                 role=role,
                 invited_by=invited_by,
+                invited_by_key_id=invited_by_key_id,
                 expires_in_days=expires_in_days,
                 expires_at=timezone.now() + timedelta(days=expires_in_days),
             )
@@ -250,6 +255,11 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, 
     if not by_token:
         require_verified_email(user)
     with transaction.atomic():
+        # The organization first, then the invitation: the order removals and demotions take them in (they cancel
+        # the invitations the member sent), so an accept and a removal never wait on each other in a circle.
+        organization_id = Invitation.objects.filter(id=invitation_id).values_list("organization_id", flat=True).first()
+        if organization_id is not None:
+            organization_lock(organization_id)
         invitation = (
             Invitation.objects.select_for_update(of=("self",))
             .select_related("organization")
@@ -266,7 +276,6 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, 
             raise errors.PermissionDenied(
                 "This invitation was sent to another email address.", code="invitation_email_mismatch"
             )
-        organization_lock(organization.id)
         if Membership.objects.filter(organization=organization, user=user).exists():
             raise errors.Conflict("You are already a member of this organization.", code="already_member")
         _check_seat(organization, excluding_invitation_id=invitation.id)

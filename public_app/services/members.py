@@ -120,10 +120,15 @@ def membership_remove(
     membership_changed(organization=organization, event="member.removed", membership=membership)
 
 
-def invitations_beyond_role_cancel(*, organization: Organization, actor: Actor, user_id: int, role: str | None) -> int:
-    """The pending invitations a member sent that they could not send now end with the change: all of them when
-    they leave (`role` None), those above what the new role may grant when demoted. An invitation is a way in,
-    like an API key: a departing admin must not leave one for an address of theirs."""
+def invitations_beyond_role_cancel(
+    *, organization: Organization | None, actor: Actor, user_id: int, role: str | None, reason: str = ""
+) -> int:
+    """The pending invitations a member sent (themselves or with an API key they answer for) that they could not
+    send now end with the change: all of them when they leave (`role` None), those above what the new role may
+    grant when demoted. An invitation is a way in, like an API key: a departing admin must not leave one for an
+    address of theirs. `organization` None: in every organization (an account handed to its mailbox's reader)."""
+    from django.db.models import Q
+
     from public_app.models import Invitation, InvitationStatus
 
     def still_allowed(invited_role: str) -> bool:
@@ -135,8 +140,13 @@ def invitations_beyond_role_cancel(*, organization: Organization, actor: Actor, 
             return False
         return True
 
-    pending = Invitation.objects.select_for_update().filter(organization=organization, invited_by_id=user_id,
-                                                              status=InvitationStatus.PENDING)  # fmt: skip
+    pending = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(Q(invited_by_id=user_id) | Q(invited_by_key__created_by_id=user_id), status=InvitationStatus.PENDING)
+    )
+    if organization is not None:
+        pending = pending.filter(organization=organization)
     cancelled = 0
     for invitation in pending:
         if still_allowed(invitation.role):
@@ -144,8 +154,8 @@ def invitations_beyond_role_cancel(*, organization: Organization, actor: Actor, 
         invitation.status = InvitationStatus.CANCELLED
         invitation.responded_at = timezone.now()
         invitation.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(organization=organization, actor=actor, action="invitation.cancelled",
-                     data={"reason": "inviter_removed" if role is None else "inviter_role_changed"},
+        audit_record(organization=invitation.organization, actor=actor, action="invitation.cancelled",
+                     data={"reason": reason or ("inviter_removed" if role is None else "inviter_role_changed")},
                      target_type="invitation", target_id=invitation.uid, target_label=invitation.email)  # fmt: skip
         cancelled += 1
     return cancelled
