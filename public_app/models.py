@@ -187,9 +187,11 @@ class Invitation(TimestampedModel):
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
     invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
-    # Sent with an API key: the key (and through it the member who answers for it), so that the invitation ends
-    # with that member's access like one they sent themselves.
+    # Sent with an API key: the key; and in every case the member who answered for the invitation when it was
+    # sent (the inviter, or the key's holder then), so that it ends with that member's access even if the key
+    # changes hands later (a hand-over, a rotation).
     invited_by_key = models.ForeignKey("ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    sent_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     token_hash = models.CharField(max_length=64, unique=True)
     token_salt = models.CharField(max_length=64)
     token_version = models.PositiveIntegerField(default=1)

@@ -98,6 +98,15 @@ def _expire_if_due(invitation: Invitation) -> bool:
     return False
 
 
+def _key_holder(api_key_id: int | None) -> int | None:
+    """The member who answers for an API key now (the key's creator, or who it was handed to)."""
+    from public_app.models import ApiKey
+
+    if api_key_id is None:
+        return None
+    return ApiKey.objects.filter(id=api_key_id).values_list("created_by_id", flat=True).first()
+
+
 def invitation_create(
     *,
     organization: Organization,
@@ -149,6 +158,7 @@ def invitation_create(
                 role=role,
                 invited_by=invited_by,
                 invited_by_key_id=invited_by_key_id,
+                sent_by_id=invited_by.id if invited_by is not None else _key_holder(invited_by_key_id),
                 expires_in_days=expires_in_days,
                 expires_at=timezone.now() + timedelta(days=expires_in_days),
             )

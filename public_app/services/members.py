@@ -143,7 +143,7 @@ def invitations_beyond_role_cancel(
     pending = (
         Invitation.objects.select_for_update(of=("self",))
         .select_related("organization")
-        .filter(Q(invited_by_id=user_id) | Q(invited_by_key__created_by_id=user_id), status=InvitationStatus.PENDING)
+        .filter(Q(sent_by_id=user_id) | Q(invited_by_id=user_id), status=InvitationStatus.PENDING)
     )
     if organization is not None:
         pending = pending.filter(organization=organization)
