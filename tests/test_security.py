@@ -474,6 +474,24 @@ def test_invitations_sent_with_a_members_key_end_with_the_member(acme, alice, bo
     assert Invitation.objects.get(uid=sent.json()["id"]).status == "cancelled"
 
 
+def test_an_invitation_sent_with_a_key_racing_its_holders_removal_is_refused(acme, alice, bob, settings):
+    """Round 6: a key request authorised a moment before its holder's removal waited for the lock and created an
+    invitation after the removal had cancelled the others. Under the lock the key and its holder are re-read."""
+    from public_app import errors
+    from public_app.access import SYSTEM_ACTOR
+    from public_app.models import ApiKey
+    from public_app.services.invitations import invitation_create
+
+    settings.FREE_PLAN_MAX_SEATS = 20
+    key_id, _ = _admin_key(bob)
+    key = ApiKey.objects.get(uid=key_id)
+    assert alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}").status_code == 204
+    with pytest.raises(errors.NotAuthenticated):  # authorised as the key a moment ago; revoked by the removal
+        invitation_create(organization=acme, actor=SYSTEM_ACTOR, actor_role="admin", invited_by=None,
+                          invited_by_key_id=key.id, email="late-key@example.com", role="admin")  # fmt: skip
+    assert not Invitation.objects.filter(email="late-key@example.com").exists()
+
+
 @pytest.mark.parametrize("change_hands", ["hand_over", "rotate"])
 def test_key_sent_invitations_end_with_their_sender_even_after_the_key_changes_hands(acme, alice, bob, settings,
                                                                                      change_hands):  # fmt: skip

@@ -98,13 +98,17 @@ def _expire_if_due(invitation: Invitation) -> bool:
     return False
 
 
-def _key_holder(api_key_id: int | None) -> int | None:
-    """The member who answers for an API key now (the key's creator, or who it was handed to)."""
+def _key_holder(api_key_id: int | None, organization: Organization) -> int | None:
+    """The member who answers for an API key now (its creator, or who it was handed to); refused when the key
+    was revoked meanwhile (its holder's removal or demotion revokes it under the same lock)."""
     from public_app.models import ApiKey
 
     if api_key_id is None:
         return None
-    return ApiKey.objects.filter(id=api_key_id).values_list("created_by_id", flat=True).first()
+    row = ApiKey.objects.filter(id=api_key_id, organization=organization).values("revoked_at", "created_by_id").first()
+    if row is None or row["revoked_at"] is not None:
+        raise errors.NotAuthenticated()
+    return row["created_by_id"]
 
 
 def invitation_create(
@@ -135,9 +139,13 @@ def invitation_create(
             if invited_by is not None:
                 user_session_lock(invited_by.id, caller_token_id)  # first the account (claims), then the organization
             organization_lock(organization.id)
-            if invited_by is not None:  # the inviter's role now, under the lock a demotion or removal takes
+            # Who answers for this invitation, read now, under the lock a demotion or removal takes: the inviter,
+            # or the holder of the (still live) key it is sent with. A request authorised a moment before its
+            # sender's removal must not create an invitation the removal could no longer cancel.
+            sent_by_id = invited_by.id if invited_by is not None else _key_holder(invited_by_key_id, organization)
+            if sent_by_id is not None:
                 current = (
-                    Membership.objects.filter(organization=organization, user=invited_by)
+                    Membership.objects.filter(organization=organization, user_id=sent_by_id)
                     .values_list("role", flat=True)
                     .first()
                 )
@@ -158,7 +166,7 @@ def invitation_create(
                 role=role,
                 invited_by=invited_by,
                 invited_by_key_id=invited_by_key_id,
-                sent_by_id=invited_by.id if invited_by is not None else _key_holder(invited_by_key_id),
+                sent_by_id=sent_by_id,
                 expires_in_days=expires_in_days,
                 expires_at=timezone.now() + timedelta(days=expires_in_days),
             )
