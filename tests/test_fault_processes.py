@@ -5,6 +5,7 @@ every invitation is emailed exactly once, nothing answered 500 during the fault,
 configured intervals (short ones here, set in the environment like any deployment would).
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -418,6 +419,9 @@ def test_the_production_commands_of_the_readme_run_as_written(tmp_path: Path, sm
         assert all(p.poll() is None for p in started), [processes.log(f"prod-{i}")[-2000:] for i in range(3)]
     finally:
         processes.stop_all()
+        for _, process in processes.children:  # whatever a stopped command left behind (Dramatiq's processes)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
         broker.kill()
         _drop_database("postgres://postgres@127.0.0.1:5432/postgres", name)
 
