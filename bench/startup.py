@@ -1,8 +1,8 @@
 """`manage.py serve` start-up at fleet size (issue 13): the tenant-schema step before and after.
 
 Baseline: the old start-up migrated every tenant schema one by one (`migrate_schema` on each, ~2.5–4 min at
-1,300 organizations in the report). Now: `ops.migrate_fleet`, which skips schemas already at head and migrates the
-rest in parallel. Both run here, in this process, over the same N current schemas (default 1,000).
+1,300 organizations in the report). Now: `fleet.migrations.migrate_fleet`, which skips schemas already at head
+and migrates the rest in parallel. Both run here, in this process, over the same N current schemas (default 1,000).
 
 Usage: .venv/bin/python bench/startup.py [organizations]
 """
@@ -16,7 +16,7 @@ from common import fresh_database, machine
 def main(count: int) -> None:
     fresh_database()
     from public_app.models import Organization, User
-    from public_app.services import ops
+    from public_app.services.fleet import migrations
     from public_app.services.organizations import organization_create
     from public_app.services.provisioning import migrate_schema, organization_provision, template_get
 
@@ -31,7 +31,7 @@ def main(count: int) -> None:
         migrate_schema(schema)
     baseline = time.perf_counter() - started
     started = time.perf_counter()
-    result = ops.migrate_fleet(jobs=2)
+    result = migrations.migrate_fleet(jobs=2)
     now = time.perf_counter() - started
     print(f"machine: {machine()}")
     print(

@@ -3,12 +3,9 @@
 import dramatiq
 
 from public_app.models import Organization, OrganizationStatus
-from public_app.services.billing import (
-    customer_ensure,
-    seats_sync,
-    stripe_event_process,
-    subscription_cancel_for_deletion,
-)
+from public_app.services.billing.checkout import customer_ensure
+from public_app.services.billing.seats import seats_sync
+from public_app.services.billing.subscriptions import stripe_event_process, subscription_cancel_for_deletion
 
 STRIPE_RETRIES = {"max_retries": 10, "min_backoff": 2000, "max_backoff": 15 * 60 * 1000}
 

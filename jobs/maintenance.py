@@ -9,7 +9,7 @@ from jobs.provisioning import refill_spare_schemas
 from public_app.models import Organization
 from public_app.services import maintenance
 from public_app.services.organizations import organization_purge
-from tenant_apps.webhooks.services import deliveries_redrive
+from tenant_apps.webhooks.services.deliveries import deliveries_redrive
 
 logger = logging.getLogger(__name__)
 

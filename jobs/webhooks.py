@@ -6,7 +6,7 @@ import dramatiq
 
 from public_app.models import Organization
 from public_app.tenancy import tenant_context
-from tenant_apps.webhooks.services import delivery_attempt
+from tenant_apps.webhooks.services.deliveries import delivery_attempt
 
 
 @dramatiq.actor(queue_name="webhooks", max_retries=0, time_limit=5 * 60 * 1000)

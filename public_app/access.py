@@ -1,15 +1,18 @@
 """Who may do what: roles → capabilities (one table), and the resolution of `{slug}` for every org-scoped call.
 
-`resolve_org` turns slug → organization → the caller's membership into an `OrgContext`, refusing with 404 (not a
-member, or unknown), 403 (role lacks the capability) or 503 (not provisioned yet). It runs once per request, in the
-authentication step of the operation (public_app.api.security.OrgAuth), before the body is even parsed.
+`Access` is the one caller object. `resolve_org` turns slug → organization → the caller's membership (or API key)
+into the caller within that organization, refusing with 404 (not a member, or unknown), 403 (role lacks the
+capability) or 503 (not provisioned yet). It runs once per request, in the authentication step of the operation
+(public_app.api.security.OrgAuth), before the body is even parsed. The role hierarchy (who may act on or grant
+which role, what a key may do next to its holder) is public here too, and services apply it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cached_property
 
 from public_app import errors
-from public_app.models import Organization, OrganizationStatus, Role
+from public_app.models import Organization, OrganizationStatus, Role, User
 
 
 class Capability(StrEnum):
@@ -52,59 +55,100 @@ def role_has(role: str, capability: Capability) -> bool:
     return capability in ROLE_CAPABILITIES.get(role, frozenset())
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller: a user (through a user token) or an organization API key.
+class AccessKind(StrEnum):
+    USER = "user"
+    API_KEY = "api_key"
+    SYSTEM = "system"
 
-    An API key acts only inside its own organization (`organization_id`), with the role it was given."""
 
-    kind: str  # "user" | "api_key"
+@dataclass(frozen=True, kw_only=True)
+class Access:
+    """The caller, as one object (Sentry's `request.access`): who (a user through a token, an organization API key,
+    or the system: jobs, ops, the admin), in which organization, with which role.
+
+    Built once per request by the authentication step (public_app.api.security) and handed to services as one
+    argument; services read the organization and the role from it and re-read the role under the organization lock
+    where a concurrent change matters. An API key belongs to one organization (`key_organization_id`) and acts only
+    there, with its own role."""
+
+    kind: AccessKind
     user_id: int | None = None
     token_id: int | None = None
     api_key_id: int | None = None
-    organization_id: int | None = None
+    key_organization_id: int | None = None
+    key_role: str | None = None
+    uid: str = ""  # the user's or key's public id, for the audit log (loaded lazily for users: see `identity`)
+    label: str = ""  # the user's email or the key's name
+    ip: str | None = None
+    organization: Organization | None = None
     role: str | None = None
-    uid: str = ""
-    label: str = ""
+
+    @classmethod
+    def for_user(
+        cls,
+        user: User,
+        *,
+        organization: Organization | None = None,
+        role: str | None = None,
+        ip: str | None = None,
+        token_id: int | None = None,
+        label: str | None = None,
+    ) -> "Access":
+        return cls(kind=AccessKind.USER, user_id=user.id, token_id=token_id, uid=user.uid,
+                   label=user.email if label is None else label, ip=ip, organization=organization,
+                   role=role)  # fmt: skip
+
+    @classmethod
+    def system(cls, organization: Organization | None = None) -> "Access":
+        return cls(kind=AccessKind.SYSTEM, label="system", organization=organization, role=Role.OWNER)
 
     @property
     def is_user(self) -> bool:
-        return self.kind == "user"
+        return self.kind == AccessKind.USER
 
+    @property
+    def is_api_key(self) -> bool:
+        return self.kind == AccessKind.API_KEY
 
-@dataclass(frozen=True)
-class Actor:
-    """Who did something, as the audit log records it."""
-
-    type: str  # "user" | "api_key" | "system"
-    id: str
-    label: str
-    ip: str | None = None
-
-
-SYSTEM_ACTOR = Actor(type="system", id="", label="system")
-
-
-@dataclass(frozen=True)
-class OrgContext:
-    organization: Organization
-    principal: Principal
-    role: str
+    @property
+    def org(self) -> Organization:
+        """The organization the caller acts in (an org-scoped operation always has one)."""
+        if self.organization is None:
+            raise RuntimeError("this caller acts in no organization")
+        return self.organization
 
     def can(self, capability: Capability) -> bool:
-        return role_has(self.role, capability)
+        return self.role is not None and role_has(self.role, capability)
+
+    def within(self, organization: Organization, role: str) -> "Access":
+        return replace(self, organization=organization, role=role)
+
+    def with_ip(self, ip: str | None) -> "Access":
+        return replace(self, ip=ip)
+
+    @cached_property
+    def identity(self) -> tuple[str, str, str]:
+        """(type, id, label) as the audit log records the caller. A user's public id and email are read on first
+        use (only writes need them, so reads never pay for it)."""
+        if self.is_user and not self.uid:
+            from public_app.tenancy import public_context
+
+            with public_context():  # also used from tenant operations, whose role cannot read users
+                row = User.objects.filter(id=self.user_id).values("uid", "email").first() or {"uid": "", "email": ""}
+            return (str(self.kind), row["uid"], row["email"])
+        return (str(self.kind), self.uid, self.label)
 
 
-def _role_of(principal: Principal, organization: Organization) -> str | None:
+def _role_of(caller: Access, organization: Organization) -> str | None:
     from public_app.selectors import membership_role_cached
 
-    if principal.is_user:
-        return membership_role_cached(organization_id=organization.id, user_id=principal.user_id)
+    if caller.is_user and caller.user_id is not None:
+        return membership_role_cached(organization_id=organization.id, user_id=caller.user_id)
     # An API key exists for exactly one organization; anywhere else it is an outsider.
-    return principal.role if principal.organization_id == organization.id else None
+    return caller.key_role if caller.is_api_key and caller.key_organization_id == organization.id else None
 
 
-def _redirect_or_404(principal: Principal, slug: str, path: str | None) -> errors.ApplicationError:
+def _redirect_or_404(caller: Access, slug: str, path: str | None) -> errors.ApplicationError:
     """A former slug answers 308 to the current one, but only to those who may see the organization."""
     from public_app.selectors import slug_redirect_target
 
@@ -113,7 +157,7 @@ def _redirect_or_404(principal: Principal, slug: str, path: str | None) -> error
         organization is not None
         and path
         and organization.status != OrganizationStatus.DELETING
-        and _role_of(principal, organization) is not None
+        and _role_of(caller, organization) is not None
     ):
         location = path.replace(f"/organizations/{slug}", f"/organizations/{organization.slug}", 1)
         return errors.MovedPermanently(location)
@@ -121,26 +165,27 @@ def _redirect_or_404(principal: Principal, slug: str, path: str | None) -> error
 
 
 def resolve_org(
-    principal: Principal,
+    caller: Access,
     slug: str,
     capability: Capability,
     *,
     require_active: bool = True,
     allow_deleting: bool = False,
     path: str | None = None,
-) -> OrgContext:
-    """404 unknown or not a member (or a deleting organization, for all but its owners), 308 former slug,
+) -> Access:
+    """The caller within the organization `slug` names: 404 unknown or not a member (or a deleting organization,
+    for all but its owners), 308 former slug,
     410 deleting (owners, except where `allow_deleting`), 403 role lacks the capability, 503 not provisioned."""
     from public_app.selectors import organization_get_cached
 
     organization = organization_get_cached(slug=slug)
     if organization is None:
-        raise _redirect_or_404(principal, slug, path)
-    role = _role_of(principal, organization)
+        raise _redirect_or_404(caller, slug, path)
+    role = _role_of(caller, organization)
     if role is None:
         raise errors.NotFound("Organization not found.")
     if organization.status == OrganizationStatus.DELETING:
-        if role != Role.OWNER or not principal.is_user:
+        if role != Role.OWNER or not caller.is_user:
             raise errors.NotFound("Organization not found.")
         if not allow_deleting:
             raise errors.Gone("The organization is being deleted.", code="organization_deleted")
@@ -150,7 +195,12 @@ def resolve_org(
         raise errors.ServiceUnavailable(
             "The organization is still being set up; try again shortly.", code="organization_provisioning"
         )
-    return OrgContext(organization=organization, principal=principal, role=role)
+    return caller.within(organization, role)
+
+
+def role_covers(role: str | None, other: str) -> bool:
+    """Everything `other` can do, `role` can do too (a key never does more than the member answering for it)."""
+    return role is not None and ROLE_CAPABILITIES.get(other, frozenset()) <= ROLE_CAPABILITIES.get(role, frozenset())
 
 
 def role_check_can_act_on(actor_role: str, target_role: str, new_role: str | None = None) -> None:

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from public_app.access import Actor
+from public_app.access import Access
 from public_app.models import (
     ApiKey,
     BillingAccount,
@@ -22,9 +22,12 @@ from public_app.models import (
 )
 
 
-def _admin_actor(request: HttpRequest) -> Actor:
-    return Actor(type="user", id=request.user.uid, label=f"{request.user.email} (admin)",
-                 ip=request.META.get("REMOTE_ADDR"))  # fmt: skip
+def _admin_access(request: HttpRequest, organization: Organization) -> Access:
+    """Staff act as the system in the organization, recorded under their own name (marked as the admin)."""
+    user = request.user
+    assert isinstance(user, User)
+    return Access.for_user(user, organization=organization, role="owner", ip=request.META.get("REMOTE_ADDR"),
+                           label=f"{user.email} (admin)")  # fmt: skip
 
 
 class MembershipInline(admin.TabularInline):
@@ -69,7 +72,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
         count = 0
         for organization in queryset.exclude(status=OrganizationStatus.DELETING):
-            organization_delete(organization=organization, actor=_admin_actor(request))
+            organization_delete(access=_admin_access(request, organization))
             count += 1
         self.message_user(request, f"{count} organization(s) scheduled for deletion.", messages.WARNING)
 

@@ -39,13 +39,13 @@ def _without_secrets(body: bytes, content_type: str) -> bytes:
 
 
 def _credential_is_live(request: HttpRequest) -> bool:
-    from public_app.services.auth import principal_from_token
+    from public_app.services.auth import access_from_token
 
     header = request.headers.get("Authorization")
     if header is None:
         return True  # anonymous callers (sign-up, log-in) are keyed by address
     scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and principal_from_token(token.strip()) is not None
+    return scheme.lower() == "bearer" and access_from_token(token.strip()) is not None
 
 
 def _error(code: str, message: str) -> JsonResponse:

@@ -215,6 +215,14 @@ class Invitation(TimestampedModel):
     def __str__(self) -> str:
         return f"{self.email} → {self.organization_id} ({self.status})"
 
+    @property
+    def effective_status(self) -> str:
+        """The status as the invitation's holder sees it: a pending invitation past its expiry is `expired` even
+        before the sweep writes that down. The one place that says so (API output, link checks, lists)."""
+        if self.status == InvitationStatus.PENDING and self.expires_at <= timezone.now():
+            return InvitationStatus.EXPIRED
+        return self.status
+
 
 class ApiKeyRole(models.TextChoices):
     ADMIN = "admin"

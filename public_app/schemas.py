@@ -1,11 +1,16 @@
-"""Request (`XIn`) and response (`XOut`) schemas of the public-schema endpoints."""
+"""Request (`XIn`) and response (`XOut`) schemas of the public-schema endpoints.
+
+Out schemas read the models themselves (aliases for renamed or nested fields, `resolve_*` for computed ones), so
+every output shape is written once, here."""
 
 from datetime import datetime
+from typing import Any
 
 from ninja import Field, Schema
 
 from public_app.fields import Name, OptionalName, Secret, ShortText
-from public_app.models import Role
+from public_app.logos import logo_url
+from public_app.models import Membership, Organization, Role, User
 
 
 class SignupIn(Schema):
@@ -20,10 +25,14 @@ class LoginIn(Schema):
 
 
 class UserOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     email: str
     name: str
     email_verified: bool
+
+    @staticmethod
+    def resolve_email_verified(user: User) -> bool:
+        return user.email_verified_at is not None
 
 
 class VerificationSentOut(Schema):
@@ -50,12 +59,18 @@ class AuthOut(Schema):
 
 
 class MyOrganizationOut(Schema):
-    slug: str
-    name: str
+    """The switcher's row, read from the caller's membership."""
+
+    slug: str = Field(alias="organization.slug")
+    name: str = Field(alias="organization.name")
     role: str
-    status: str
+    status: str = Field(alias="organization.status")
     logo_url: str | None
     last_accessed_at: datetime
+
+    @staticmethod
+    def resolve_logo_url(membership: Membership) -> str | None:
+        return logo_url(membership.organization)
 
 
 class OrganizationCreateIn(Schema):
@@ -64,14 +79,16 @@ class OrganizationCreateIn(Schema):
 
 
 class OrganizationCreatedOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     slug: str
     name: str
     status: str
 
 
 class OrganizationOut(Schema):
-    id: str
+    """The organization as the caller sees it: `role` is the caller's (the request's `auth`)."""
+
+    id: str = Field(alias="uid")
     slug: str
     name: str
     status: str
@@ -84,9 +101,25 @@ class OrganizationOut(Schema):
     role: str
     purge_at: datetime | None
 
+    @staticmethod
+    def resolve_logo_url(organization: Organization) -> str | None:
+        return logo_url(organization)
+
+    @staticmethod
+    def resolve_website(organization: Organization) -> str | None:
+        return organization.website or None
+
+    @staticmethod
+    def resolve_billing_email(organization: Organization) -> str | None:
+        return organization.billing_email or None
+
+    @staticmethod
+    def resolve_role(organization: Organization, context: dict[str, Any]) -> str:
+        return context["request"].auth.role
+
 
 class MemberUserOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     email: str
     name: str
 
@@ -94,7 +127,7 @@ class MemberUserOut(Schema):
 class MemberOut(Schema):
     user: MemberUserOut
     role: str
-    joined_at: datetime
+    joined_at: datetime = Field(alias="created_at")
 
 
 class MemberUpdateIn(Schema):
@@ -108,16 +141,16 @@ class InvitationCreateIn(Schema):
 
 
 class InviterOut(Schema):
-    id: str | None
+    id: str | None = Field(alias="uid")
     name: str
     email: str
 
 
 class InvitationOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     email: str
     role: str
-    status: str
+    status: str = Field(alias="effective_status")
     invited_by: InviterOut | None
     created_at: datetime
     expires_at: datetime
@@ -129,7 +162,7 @@ class OrganizationRefOut(Schema):
 
 
 class MyInvitationOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     organization: OrganizationRefOut
     role: str
     invited_by: InviterOut | None
@@ -150,3 +183,15 @@ class InvitationPreviewOut(Schema):
     role: str
     email: str
     expires_at: datetime
+
+
+class ShownOnce:
+    """A model object with the secret it was just given (a new API key, a webhook signing secret), shown in this one
+    response: the Out schema reads the model's fields and the secret alike."""
+
+    def __init__(self, obj: object, **secrets: str) -> None:
+        self._obj = obj
+        self.__dict__.update(secrets)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name)

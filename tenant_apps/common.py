@@ -1,10 +1,11 @@
 """Helpers shared by the tenant-data apps: ids in paths and bodies, and lookups that 404 or 422."""
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from django.db.models import Model, QuerySet
 from ninja import Field, Schema
+from pydantic import BeforeValidator
 
 from public_app import errors
 from public_app.fields import Instant
@@ -60,6 +61,11 @@ def filter_by_reference(queryset: QuerySet[M], field: str, object_id: str | None
 
 def str_id(value: int | None) -> str | None:
     return None if value is None else str(value)
+
+
+# Tenant rows are numbered per schema; the API shows their ids as strings (an Out schema reads the model's int).
+RowId = Annotated[str, BeforeValidator(str)]
+RowRef = Annotated[str | None, BeforeValidator(str_id)]
 
 
 class CreatedAfterFilter(Schema):

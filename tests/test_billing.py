@@ -6,10 +6,11 @@ import threading
 import pytest
 from django.db import connection
 
-from public_app.access import SYSTEM_ACTOR
+from public_app.access import Access
 from public_app.clients import stripe_api
 from public_app.models import BillingAccount, Membership, Organization, Role, StripeEvent
-from public_app.services import billing
+from public_app.services.billing import checkout as billing_checkout
+from public_app.services.billing import seats as billing_seats
 from public_app.services.members import membership_add
 from tests.conftest import STRIPE_WEBHOOK_SECRET, make_org, make_persona, wait_for_jobs
 
@@ -52,8 +53,8 @@ def test_customer_creation_is_idempotent_under_retry(acme, fake_stripe):
     assert first == second
     assert list(fake_stripe.customers) == [first]
     assert fake_stripe.customers[first]["metadata"] == {"organization_id": acme.uid}
-    assert billing.customer_ensure(organization=acme) == first
-    assert billing.customer_ensure(organization=acme) == first
+    assert billing_checkout.customer_ensure(organization=acme) == first
+    assert billing_checkout.customer_ensure(organization=acme) == first
     assert len(fake_stripe.customers) == 1
 
 
@@ -200,9 +201,9 @@ def test_a_burst_of_50_membership_changes_ends_in_one_or_two_stripe_calls(worker
         from django.db import transaction
 
         with transaction.atomic():
-            membership_add(organization=organization, user=user, role=Role.MEMBER, actor=SYSTEM_ACTOR)
+            membership_add(organization=organization, user=user, role=Role.MEMBER, access=Access.system())
     Membership.objects.filter(organization=organization, user=people[0]).delete()  # a removal in the burst
-    from public_app.services.billing import seats_sync_request
+    from public_app.services.billing.seats import seats_sync_request
 
     with transaction.atomic():
         seats_sync_request(organization=organization)
@@ -222,7 +223,7 @@ def test_a_change_after_the_sync_started_gets_a_trailing_run(worker, fake_stripe
     for i in range(3):
         with transaction.atomic():
             membership_add(organization=organization, user=make_persona(f"t{i}@example.com", "T").user,
-                           role=Role.MEMBER, actor=SYSTEM_ACTOR)  # fmt: skip
+                           role=Role.MEMBER, access=Access.system())  # fmt: skip
         wait_for_jobs(worker)
     assert BillingAccount.objects.get(organization=organization).seats_billed == 4
     assert fake_stripe.quantity_updates[-1]["quantity"] == 4
@@ -241,12 +242,12 @@ def test_a_failed_seat_push_is_retried_with_the_same_idempotency_key(transaction
                                               "items": {"object": "list", "data": [item]}}  # fmt: skip
         fake_stripe.fail_next = 3  # the client's own retries (2) and the first attempt all fail
         with pytest.raises(Exception):  # noqa: B017 - the job fails and Dramatiq retries it
-            billing.seats_sync(organization_id=organization.id)
-        assert billing.seats_sync(organization_id=organization.id) == 1
+            billing_seats.seats_sync(organization_id=organization.id)
+        assert billing_seats.seats_sync(organization_id=organization.id) == 1
         keys = {r["idempotency_key"] for r in fake_stripe.requests if r["path"] == "/v1/subscription_items/si_1"}
         assert keys == {"seats-si_1-1-v1"}
         assert [u["quantity"] for u in fake_stripe.quantity_updates] == [1]
-        assert billing.seats_sync(organization_id=organization.id) is None  # nothing left to do
+        assert billing_seats.seats_sync(organization_id=organization.id) is None  # nothing left to do
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA "{organization.schema_name}" CASCADE')

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from public_app import errors
-from public_app.access import Actor
+from public_app.access import Access
 from public_app.models import Membership, Role
 from public_app.services.members import membership_change_role
 from public_app.tenancy import tenant_context
@@ -224,10 +224,7 @@ def test_two_owners_demoting_each_other_at_once_leave_an_owner(tenant_template):
         try:
             barrier.wait()
             membership_change_role(
-                organization=organization,
-                actor=Actor("user", actor.uid, actor.email),
-                actor_user_id=actor.id,
-                actor_role=Role.OWNER,
+                access=Access.for_user(actor, organization=organization, role=Role.OWNER),
                 user_id=target.id,
                 role=Role.ADMIN,
             )

@@ -128,7 +128,7 @@ def test_export_then_import_under_a_new_schema(fleet, tmp_path):
 
 
 def test_rename_schema_in_dump_leaves_data_alone():
-    from public_app.services.ops import rename_schema_in_dump
+    from public_app.services.fleet.archive import rename_schema_in_dump
 
     dump = (
         "CREATE SCHEMA t_old;\nCREATE TABLE t_old.agents_agent (id bigint);\n"

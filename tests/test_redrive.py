@@ -15,14 +15,14 @@ from tests.conftest import make_org, make_persona, wait_for_jobs
 
 def test_lost_invitation_email_and_webhook_delivery_are_sent_again(worker, mailbox, receiver, monkeypatch):
     from public_app.services import invitations
-    from tenant_apps.webhooks import services as webhook_services
+    from tenant_apps.webhooks.services import events as webhook_events
 
     owner = make_persona("owner@example.com", "Owner")
     organization = make_org(owner.user, "lossy")
     owner.api.post("/api/v1/organizations/lossy/webhooks", {"url": receiver.url, "events": ["invitation.created"]})
     # the broker "loses" both messages
     monkeypatch.setattr(invitations, "_enqueue_email", lambda invitation: None)
-    monkeypatch.setattr(webhook_services, "_enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(webhook_events, "delivery_enqueue", lambda *args, **kwargs: None)
     r = owner.api.post("/api/v1/organizations/lossy/invitations", {"email": "g@example.com", "role": "member"})
     monkeypatch.undo()
     wait_for_jobs(worker)

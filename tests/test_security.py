@@ -359,7 +359,7 @@ def test_signed_stripe_events_without_id_or_from_the_future_are_refused(api, fak
         assert (r.status_code, r.json()["code"]) == (400, "invalid_event"), body[:80]
     assert StripeEvent.objects.count() == 0
     # Signed events whose fields have the wrong types are stored, and processing them is a no-op, not a crash.
-    from public_app.services.billing import stripe_event_process
+    from public_app.services.billing.subscriptions import stripe_event_process
 
     odd = json.dumps({"id": "evt_odd", "type": "customer.subscription.updated", "data": {"object": {
         "metadata": "x", "client_reference_id": {"a": 1}, "customer": [1], "subscription": 5}}}).encode()  # fmt: skip
@@ -413,19 +413,20 @@ def test_a_key_created_or_rotated_by_a_member_demoted_meanwhile_is_refused(acme,
     """Round 3: a rotation (like a creation before it) authorised just before its caller's demotion handed them a
     fresh admin secret the demotion had not revoked. Both re-read the caller's role under the organization lock."""
     from public_app import errors
-    from public_app.access import SYSTEM_ACTOR
+    from public_app.access import Access
     from public_app.models import ApiKey
     from public_app.services.api_keys import api_key_create, api_key_rotate
 
     key_id, _ = _admin_key(alice)
+    as_admin = Access.for_user(bob.user, organization=acme, role="admin")  # authorised a moment ago
     Membership.objects.filter(organization=acme, user=bob.user).update(role="member")  # the demotion commits first
     with pytest.raises(errors.PermissionDenied):
-        api_key_rotate(organization=acme, actor=SYSTEM_ACTOR, key_uid=key_id, rotated_by=bob.user)
+        api_key_rotate(access=as_admin, key_uid=key_id)
     with pytest.raises(errors.PermissionDenied):
-        api_key_create(organization=acme, actor=SYSTEM_ACTOR, created_by=bob.user, name="late", role="admin")
+        api_key_create(access=as_admin, name="late", role="admin")
     Membership.objects.filter(organization=acme, user=bob.user).delete()  # removed: nothing at all
     with pytest.raises(errors.PermissionDenied):
-        api_key_create(organization=acme, actor=SYSTEM_ACTOR, created_by=bob.user, name="late", role="member")
+        api_key_create(access=as_admin, name="late", role="member")
     assert ApiKey.objects.get(uid=key_id).created_by_id == alice.user.id
 
 
@@ -434,7 +435,7 @@ def test_invitations_a_member_sent_end_with_their_access(acme, alice, bob, setti
     admin. Pending invitations end with the inviter's access (all on removal; those above the new role on
     demotion), and one authorised before a demotion is re-checked."""
     from public_app import errors
-    from public_app.access import SYSTEM_ACTOR
+    from public_app.access import Access
     from public_app.services.invitations import invitation_create
 
     def invite(who, email, role):
@@ -451,7 +452,7 @@ def test_invitations_a_member_sent_end_with_their_access(acme, alice, bob, setti
         invitation.refresh_from_db()
         assert invitation.status == status, invitation.email
     with pytest.raises(errors.PermissionDenied):  # authorised as an admin a moment ago; a member now
-        invitation_create(organization=acme, actor=SYSTEM_ACTOR, actor_role="admin", invited_by=bob.user,
+        invitation_create(access=Access.for_user(bob.user, organization=acme, role="admin"),
                           email="late@example.com", role="member")  # fmt: skip
     assert alice.api.patch(f"/api/v1/organizations/acme/members/{bob.user.uid}", {"role": "admin"}).status_code == 200
     again = invite(bob, "alt-again@example.com", "member")
@@ -478,7 +479,7 @@ def test_an_invitation_sent_with_a_key_racing_its_holders_removal_is_refused(acm
     """Round 6: a key request authorised a moment before its holder's removal waited for the lock and created an
     invitation after the removal had cancelled the others. Under the lock the key and its holder are re-read."""
     from public_app import errors
-    from public_app.access import SYSTEM_ACTOR
+    from public_app.access import Access, AccessKind
     from public_app.models import ApiKey
     from public_app.services.invitations import invitation_create
 
@@ -487,8 +488,9 @@ def test_an_invitation_sent_with_a_key_racing_its_holders_removal_is_refused(acm
     key = ApiKey.objects.get(uid=key_id)
     assert alice.api.delete(f"/api/v1/organizations/acme/members/{bob.user.uid}").status_code == 204
     with pytest.raises(errors.NotAuthenticated):  # authorised as the key a moment ago; revoked by the removal
-        invitation_create(organization=acme, actor=SYSTEM_ACTOR, actor_role="admin", invited_by=None,
-                          invited_by_key_id=key.id, email="late-key@example.com", role="admin")  # fmt: skip
+        as_key = Access(kind=AccessKind.API_KEY, api_key_id=key.id, key_organization_id=acme.id, key_role="admin",
+                        organization=acme, role="admin")  # fmt: skip
+        invitation_create(access=as_key, email="late-key@example.com", role="admin")
     assert not Invitation.objects.filter(email="late-key@example.com").exists()
 
 
@@ -516,7 +518,7 @@ def test_a_claim_ends_what_the_squatter_was_creating_in_the_same_moment(worker, 
     after). Credentials are created under that row's lock, with the session they were asked with still live; and
     the invitations the account had sent end with the hand-over."""
     from public_app import errors
-    from public_app.access import SYSTEM_ACTOR
+    from public_app.access import Access
     from public_app.models import AuthToken
     from public_app.services.api_keys import api_key_create
 
@@ -534,8 +536,8 @@ def test_a_claim_ends_what_the_squatter_was_creating_in_the_same_moment(worker, 
     organization = Organization.objects.get(slug="squat-keys")
     user = User.objects.get(email="squat-keys@example.com")
     with pytest.raises(errors.NotAuthenticated):  # asked with the squatter's session, which the claim ended
-        api_key_create(organization=organization, actor=SYSTEM_ACTOR, created_by=user, name="late", role="admin",
-                       caller_token_id=token_id)  # fmt: skip
+        as_squatter = Access.for_user(user, organization=organization, role="owner", token_id=token_id)
+        api_key_create(access=as_squatter, name="late", role="admin")
     assert Invitation.objects.get(uid=sent.json()["id"]).status == "cancelled"
 
 

@@ -4,7 +4,8 @@ import pytest
 from django.db import connection
 
 from public_app.models import Organization, OrganizationStatus, SpareSchema
-from public_app.services import ops, provisioning
+from public_app.services import provisioning
+from public_app.services.fleet import drift
 from public_app.services.organizations import organization_create
 from public_app.tenancy import role_exists, tenant_context
 from tests.conftest import drop_tenant_schemas, make_persona
@@ -55,7 +56,7 @@ def test_refill_builds_the_pool_and_provisioning_claims_a_spare(pool, monkeypatc
     provisioning.migrate_schema("t_migrated_ref")
     assert catalog(organization.schema_name) == catalog("t_migrated_ref")
     assert provisioning.spares_refill() == 1
-    assert ops.drift_check().orphan_schemas == ["t_migrated_ref"]  # spares are not orphans
+    assert drift.drift_check().orphan_schemas == ["t_migrated_ref"]  # spares are not orphans
 
 
 def test_stale_or_missing_spares_are_replaced(pool, monkeypatch):

@@ -4,7 +4,7 @@ whatever path a query runs with."""
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from public_app.services import ops
+from public_app.services.fleet import drift, repair
 from public_app.tenancy import role_exists, tenant_context, tenant_role_name
 from tenant_apps.agents.models import Agent
 
@@ -73,19 +73,19 @@ def test_the_login_role_with_the_same_wrong_path_would_have_read_the_rows(acme, 
 
 @pytest.mark.django_db
 def test_check_reports_role_drift_and_reconcile_repairs_it(acme, globex):
-    assert ops.drift_check().clean
+    assert drift.drift_check().clean
     with connection.cursor() as cursor:
         cursor.execute(f'GRANT USAGE ON SCHEMA "{globex.schema_name}" TO "{acme.db_role}"')
         cursor.execute(f'GRANT SELECT ON "{globex.schema_name}".agents_agent TO "{acme.db_role}"')
         cursor.execute(f'REVOKE SELECT ON "{globex.schema_name}".leads_lead FROM "{globex.db_role}"')
-    report = ops.drift_check()
+    report = drift.drift_check()
     assert report.extra_grants == {
         "acme": [f"SELECT on {globex.schema_name}.agents_agent", f"USAGE on schema {globex.schema_name}"]
     }
     assert report.role_grants_missing == ["globex"]
-    result = ops.reconcile()
+    result = repair.reconcile()
     assert result["fixed"]["roles_repaired"] == ["acme", "globex"]
-    assert ops.drift_check().clean
+    assert drift.drift_check().clean
     with tenant_context(acme):
         assert "permission denied for schema" in refused(f'SELECT 1 FROM "{globex.schema_name}".agents_agent')
 
@@ -95,17 +95,17 @@ def test_check_reports_a_missing_role_and_an_orphan_role(acme, globex):
     with connection.cursor() as cursor:
         cursor.execute(f'DROP OWNED BY "{acme.db_role}"; DROP ROLE "{acme.db_role}"')
         cursor.execute(f'CREATE ROLE "{tenant_role_name("t_gone")}" NOLOGIN')
-    report = ops.drift_check()
+    report = drift.drift_check()
     assert report.missing_roles == ["acme"]
     assert report.orphan_roles == [tenant_role_name("t_gone")]
-    ops.reconcile()
-    assert ops.drift_check().clean
+    repair.reconcile()
+    assert drift.drift_check().clean
     assert role_exists(acme.schema_name) and not role_exists("t_gone")
 
 
 @pytest.mark.django_db
 def test_purge_drops_the_role_with_the_schema(acme):
-    from public_app.services.ops import purge_now
+    from public_app.services.fleet.repair import purge_now
 
     assert role_exists(acme.schema_name)
     assert purge_now(organization=acme)

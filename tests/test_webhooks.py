@@ -12,7 +12,7 @@ from public_app.models import Organization
 from public_app.tenancy import tenant_context
 from tenant_apps.audit.models import AuditEntry
 from tenant_apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tenant_apps.webhooks.services import delivery_attempt
+from tenant_apps.webhooks.services.deliveries import delivery_attempt
 from tests.conftest import Api, make_org, make_persona, wait_for_jobs
 
 HOOKS = "/api/v1/organizations/acme/webhooks"

@@ -1,14 +1,11 @@
 """Sign-up, log-in, log-out and the current user (`/auth/...`, `/me/...`)."""
 
-from typing import Any
-
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from public_app import errors
-from public_app.api.common import client_ip
-from public_app.logos import logo_url
-from public_app.models import normalize_email
+from public_app.api.common import caller_user_id, client_ip, request_user
+from public_app.api.security import AuthedRequest
+from public_app.models import User, normalize_email
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import (
     AuthOut,
@@ -20,16 +17,11 @@ from public_app.schemas import (
     VerifiedOut,
     VerifyEmailIn,
 )
-from public_app.selectors import organization_list_for_user, user_get
-from public_app.services.auth import principal_from_token, token_issue, token_revoke, user_login, user_signup
+from public_app.selectors import organization_list_for_user
+from public_app.services.auth import access_from_token, token_issue, token_revoke, user_login, user_signup
 from public_app.services.verification import email_verification_resend, email_verify
 
 router = Router(tags=["auth"])
-
-
-def user_out(user: Any) -> dict:
-    verified = user.email_verified_at is not None
-    return {"id": user.uid, "email": user.email, "name": user.name, "email_verified": verified}
 
 
 @router.post("/auth/signup", response={201: AuthOut, 202: VerificationSentOut}, auth=None)
@@ -40,7 +32,7 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status:
     user, token = user_signup(email=payload.email, password=payload.password, name=payload.name, ip=client_ip(request))
     if user is None:
         return Status(202, {"status": "verification_sent", "email": normalize_email(payload.email)})
-    return Status(201, {"user": user_out(user), "token": token})
+    return Status(201, {"user": user, "token": token})
 
 
 @router.post("/auth/verify-email", response=VerifiedOut, auth=None)
@@ -52,20 +44,17 @@ def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
     the same way."""
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
-    caller = principal_from_token(raw.strip()) if scheme.lower() == "bearer" and raw.strip() else None
+    caller = access_from_token(raw.strip()) if scheme.lower() == "bearer" and raw.strip() else None
     user, created = email_verify(token=payload.token, ip=client_ip(request), password=payload.password,
                                  name=payload.name,
                                  caller_user_id=caller.user_id if caller and caller.is_user else None)  # fmt: skip
-    return {"user": user_out(user), "token": token_issue(user=user) if created else None}
+    return {"user": user, "token": token_issue(user=user) if created else None}
 
 
 @router.post("/auth/verify-email/resend", response={202: None})
-def resend_verification(request: HttpRequest) -> Status:
+def resend_verification(request: AuthedRequest) -> Status:
     """Email a new confirmation link to my address (nothing happens when it is already confirmed)."""
-    user = user_get(user_id=request.auth.user_id)
-    if user is None:
-        raise errors.NotAuthenticated()
-    email_verification_resend(user=user)
+    email_verification_resend(user=request_user(request))
     return Status(202, None)
 
 
@@ -73,39 +62,25 @@ def resend_verification(request: HttpRequest) -> Status:
 def login(request: HttpRequest, payload: LoginIn) -> dict:
     """Exchange email and password for a new bearer token."""
     user, token = user_login(email=payload.email, password=payload.password, ip=client_ip(request))
-    return {"user": user_out(user), "token": token}
+    return {"user": user, "token": token}
 
 
 @router.post("/auth/logout", response={204: None})
-def logout(request: HttpRequest) -> Status:
+def logout(request: AuthedRequest) -> Status:
     """Revoke the token used for this request (other tokens of the user keep working)."""
-    token_revoke(token_id=request.auth.token_id)
+    if request.auth.token_id is not None:
+        token_revoke(token_id=request.auth.token_id)
     return Status(204, None)
 
 
 @router.get("/me", response=UserOut)
-def get_me(request: HttpRequest) -> dict:
+def get_me(request: AuthedRequest) -> User:
     """The signed-in user."""
-    user = user_get(user_id=request.auth.user_id)
-    if user is None:
-        raise errors.NotAuthenticated()
-    return user_out(user)
+    return request_user(request)
 
 
 @router.get("/me/organizations", response=Page[MyOrganizationOut])
-def list_my_organizations(request: HttpRequest, page: Query[PageQuery]) -> dict:
+def list_my_organizations(request: AuthedRequest, page: Query[PageQuery]) -> dict:
     """The organization switcher: every organization I belong to, with my role, its status and logo, most
     recently used first. Switching needs no new sign-in: the same token works in all of them."""
-    return paginate(
-        organization_list_for_user(user_id=request.auth.user_id),
-        page,
-        lambda m: {
-            "slug": m.organization.slug,
-            "name": m.organization.name,
-            "role": m.role,
-            "status": m.organization.status,
-            "logo_url": logo_url(m.organization),
-            "last_accessed_at": m.last_accessed_at,
-        },
-        order_by="last_accessed_at",
-    )
+    return paginate(organization_list_for_user(user_id=caller_user_id(request)), page, order_by="last_accessed_at")

@@ -7,17 +7,13 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from public_app.access import Capability
-from public_app.api.security import OrgAuth
+from public_app.api.security import AuthedRequest, OrgAuth
 from public_app.fields import ShortText
 from public_app.pagination import Page, PageQuery
 from public_app.plans import plans
-from public_app.services.billing import (
-    billing_status,
-    checkout_start,
-    invoices_page,
-    portal_start,
-    stripe_event_receive,
-)
+from public_app.services.billing.accounts import billing_status
+from public_app.services.billing.checkout import checkout_start, invoices_page, portal_start
+from public_app.services.billing.subscriptions import stripe_event_receive
 
 router = Router(tags=["billing"])
 
@@ -79,25 +75,20 @@ class InvoicePageQuery(PageQuery):
 @router.get("/plans", response=Page[PlanOut], auth=None)
 def list_plans(request: HttpRequest, page: Query[PageQuery]) -> dict:
     """The plans (no auth needed)."""
-    items = [
-        {"code": p.code, "name": p.name, "price_per_seat": p.price_per_seat, "currency": p.currency,
-         "interval": p.interval, "max_seats": p.max_seats}
-        for p in plans().values()
-    ][: page.limit]  # fmt: skip
-    return {"items": items, "next_cursor": None}
+    return {"items": list(plans().values())[: page.limit], "next_cursor": None}
 
 
 @router.get("/organizations/{slug}/billing", response=BillingOut, auth=OrgAuth(Capability.BILLING_VIEW))
-def get_billing(request: HttpRequest, slug: str) -> dict:
+def get_billing(request: AuthedRequest, slug: str) -> dict:
     """Plan, subscription status, seats used and billed, period end, payment method (owner, admin, billing)."""
-    return billing_status(organization=request.org.organization)
+    return billing_status(organization=request.auth.org)
 
 
 @router.post("/organizations/{slug}/billing/checkout", response=UrlOut, auth=OrgAuth(Capability.BILLING_MANAGE))
-def start_checkout(request: HttpRequest, slug: str, payload: CheckoutIn) -> dict:
+def start_checkout(request: AuthedRequest, slug: str, payload: CheckoutIn) -> dict:
     """A Stripe Checkout URL to subscribe to `plan`, one seat per member (owner, billing)."""
     url = checkout_start(
-        organization=request.org.organization,
+        organization=request.auth.org,
         plan=payload.plan,
         success_url=payload.success_url,
         cancel_url=payload.cancel_url,
@@ -106,15 +97,15 @@ def start_checkout(request: HttpRequest, slug: str, payload: CheckoutIn) -> dict
 
 
 @router.post("/organizations/{slug}/billing/portal", response=UrlOut, auth=OrgAuth(Capability.BILLING_MANAGE))
-def open_portal(request: HttpRequest, slug: str, payload: PortalIn) -> dict:
+def open_portal(request: AuthedRequest, slug: str, payload: PortalIn) -> dict:
     """A Stripe Billing Portal URL: payment method, invoices, cancellation (owner, billing)."""
-    return {"url": portal_start(organization=request.org.organization, return_url=payload.return_url)}
+    return {"url": portal_start(organization=request.auth.org, return_url=payload.return_url)}
 
 
 @router.get("/organizations/{slug}/billing/invoices", response=Page[InvoiceOut], auth=OrgAuth(Capability.BILLING_VIEW))
-def list_invoices(request: HttpRequest, slug: str, page: Query[InvoicePageQuery]) -> dict:
+def list_invoices(request: AuthedRequest, slug: str, page: Query[InvoicePageQuery]) -> dict:
     """Invoices from Stripe, newest first (`cursor` is the last invoice id of the previous page)."""
-    return invoices_page(organization=request.org.organization, limit=page.limit, cursor=page.cursor)
+    return invoices_page(organization=request.auth.org, limit=page.limit, cursor=page.cursor)
 
 
 @router.post("/billing/stripe/webhook", response={200: dict}, auth=None)

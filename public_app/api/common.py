@@ -1,13 +1,17 @@
-"""Small helpers shared by the routers: who is calling, from where."""
+"""Small helpers shared by the routers: from where the caller is calling, and the caller's account."""
+
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest
 
 from public_app import errors
-from public_app.access import Actor
 from public_app.models import User
 from public_app.selectors import user_get
 from public_app.tenancy import public_context
+
+if TYPE_CHECKING:
+    from public_app.api.security import AuthedRequest
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -18,25 +22,20 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def request_user(request: HttpRequest) -> User:
-    principal = request.auth  # type: ignore[attr-defined]
-    if not principal.is_user:
+def request_user(request: "AuthedRequest") -> User:
+    """The signed-in account behind a user token (401 for an API key, or an account deactivated meanwhile)."""
+    caller = request.auth
+    if not caller.is_user or caller.user_id is None:
         raise errors.NotAuthenticated()
     with public_context():  # also called from tenant operations, whose role cannot read users
-        user = user_get(user_id=principal.user_id)
+        user = user_get(user_id=caller.user_id)
     if user is None:
         raise errors.NotAuthenticated()
     return user
 
 
-def request_user_or_none(request: HttpRequest) -> User | None:
-    """The signed-in user, or None when an API key is calling."""
-    return request_user(request) if request.auth.is_user else None  # type: ignore[attr-defined]
-
-
-def request_actor(request: HttpRequest, user: User | None = None) -> Actor:
-    principal = request.auth  # type: ignore[attr-defined]
-    if not principal.is_user:
-        return Actor(type="api_key", id=principal.uid, label=principal.label, ip=client_ip(request))
-    user = user or request_user(request)
-    return Actor(type="user", id=user.uid, label=user.email, ip=client_ip(request))
+def caller_user_id(request: "AuthedRequest") -> int:
+    """The signed-in user's id, without loading the account (BearerAuth admits user tokens only)."""
+    if request.auth.user_id is None:
+        raise errors.NotAuthenticated()
+    return request.auth.user_id

@@ -2,20 +2,18 @@
 
 from datetime import datetime
 
-from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
 from public_app.access import Capability
-from public_app.api.common import request_actor, request_user
-from public_app.api.security import OrgAuth
+from public_app.api.security import AuthedRequest, OrgAuth
 from public_app.fields import Instant, Name
-from public_app.models import ApiKey, ApiKeyRole
+from public_app.models import ApiKeyRole
 from public_app.pagination import Page, PageQuery, paginate
+from public_app.schemas import ShownOnce
 from public_app.selectors import api_key_list
 from public_app.services.api_keys import api_key_create, api_key_revoke, api_key_rotate
 
-router = Router(tags=["developers"])
-keys_auth = OrgAuth(Capability.DEVELOPERS, users_only=True)
+router = Router(tags=["developers"], auth=OrgAuth(Capability.DEVELOPERS, users_only=True))
 
 
 class ApiKeyCreateIn(Schema):
@@ -25,13 +23,13 @@ class ApiKeyCreateIn(Schema):
 
 
 class ApiKeyCreatorOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     email: str
     name: str
 
 
 class ApiKeyOut(Schema):
-    id: str
+    id: str = Field(alias="uid")
     name: str
     role: str
     prefix: str
@@ -47,58 +45,29 @@ class ApiKeyCreatedOut(ApiKeyOut):
     key: str
 
 
-def api_key_out(key: ApiKey) -> dict:
-    return {
-        "id": key.uid,
-        "name": key.name,
-        "role": key.role,
-        "prefix": key.prefix,
-        "created_by": (
-            {"id": key.created_by.uid, "email": key.created_by.email, "name": key.created_by.name}
-            if key.created_by
-            else None
-        ),
-        "created_at": key.created_at,
-        "expires_at": key.expires_at,
-        "last_used_at": key.last_used_at,
-    }
-
-
-@router.get("/{slug}/api-keys", response=Page[ApiKeyOut], auth=keys_auth)
-def list_api_keys(request: HttpRequest, slug: str, page: Query[PageQuery]) -> dict:
+@router.get("/{slug}/api-keys", response=Page[ApiKeyOut])
+def list_api_keys(request: AuthedRequest, slug: str, page: Query[PageQuery]) -> dict:
     """Active API keys (the secret part is never shown again)."""
-    return paginate(api_key_list(organization=request.org.organization), page, api_key_out)
+    return paginate(api_key_list(organization=request.auth.org), page)
 
 
-@router.post("/{slug}/api-keys", response={201: ApiKeyCreatedOut}, auth=keys_auth)
-def create_api_key(request: HttpRequest, slug: str, payload: ApiKeyCreateIn) -> Status:
+@router.post("/{slug}/api-keys", response={201: ApiKeyCreatedOut})
+def create_api_key(request: AuthedRequest, slug: str, payload: ApiKeyCreateIn) -> Status:
     """Create a key acting in this organization with `role`; the full `key` is returned only in this response."""
-    user = request_user(request)
-    key, raw = api_key_create(
-        organization=request.org.organization,
-        actor=request_actor(request, user),
-        created_by=user,
-        name=payload.name,
-        role=payload.role,
-        expires_at=payload.expires_at,
-        caller_token_id=request.auth.token_id,  # type: ignore[attr-defined]
-    )
-    return Status(201, {**api_key_out(key), "key": raw})
+    key, raw = api_key_create(access=request.auth, name=payload.name, role=payload.role, expires_at=payload.expires_at)
+    return Status(201, ShownOnce(key, key=raw))
 
 
-@router.post("/{slug}/api-keys/{key_id}/rotate", response={200: ApiKeyCreatedOut}, auth=keys_auth)
-def rotate_api_key(request: HttpRequest, slug: str, key_id: str) -> Status:
+@router.post("/{slug}/api-keys/{key_id}/rotate", response={200: ApiKeyCreatedOut})
+def rotate_api_key(request: AuthedRequest, slug: str, key_id: str) -> Status:
     """Replace the key's secret: the new full `key` is returned only in this response and the old one stops
     working on the next request. The key then answers to whoever rotated it (their removal revokes it)."""
-    user = request_user(request)
-    key, raw = api_key_rotate(organization=request.org.organization, actor=request_actor(request, user),
-                              key_uid=key_id, rotated_by=user,
-                              caller_token_id=request.auth.token_id)  # type: ignore[attr-defined]  # fmt: skip
-    return Status(200, {**api_key_out(key), "key": raw})
+    key, raw = api_key_rotate(access=request.auth, key_uid=key_id)
+    return Status(200, ShownOnce(key, key=raw))
 
 
-@router.delete("/{slug}/api-keys/{key_id}", response={204: None}, auth=keys_auth)
-def revoke_api_key(request: HttpRequest, slug: str, key_id: str) -> Status:
+@router.delete("/{slug}/api-keys/{key_id}", response={204: None})
+def revoke_api_key(request: AuthedRequest, slug: str, key_id: str) -> Status:
     """Revoke a key; it stops working on the next request."""
-    api_key_revoke(organization=request.org.organization, actor=request_actor(request), key_uid=key_id)
+    api_key_revoke(access=request.auth, key_uid=key_id)
     return Status(204, None)

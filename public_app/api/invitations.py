@@ -5,8 +5,8 @@ from ninja import Query, Router, Status
 
 from public_app import errors
 from public_app.api.common import client_ip, request_user
-from public_app.api.members import inviter_out
-from public_app.models import Invitation, InvitationStatus
+from public_app.api.security import AuthedRequest
+from public_app.models import Invitation, InvitationStatus, User
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationAcceptedOut, InvitationPreviewOut, MyInvitationOut
 from public_app.selectors import invitation_list_for_email
@@ -21,14 +21,7 @@ from public_app.services.verification import require_verified_email
 router = Router(tags=["invitations"])
 
 
-def accepted_out(invitation: Invitation) -> dict:
-    return {
-        "organization": {"slug": invitation.organization.slug, "name": invitation.organization.name},
-        "role": invitation.role,
-    }
-
-
-def _my_invitation(request: HttpRequest, invitation_id: str) -> tuple[Invitation, object]:
+def _my_invitation(request: AuthedRequest, invitation_id: str) -> tuple[Invitation, User]:
     user = request_user(request)
     invitation = (
         Invitation.objects.select_related("organization")
@@ -42,33 +35,23 @@ def _my_invitation(request: HttpRequest, invitation_id: str) -> tuple[Invitation
 
 
 @router.get("/me/invitations", response=Page[MyInvitationOut])
-def list_my_invitations(request: HttpRequest, page: Query[PageQuery]) -> dict:
+def list_my_invitations(request: AuthedRequest, page: Query[PageQuery]) -> dict:
     """Pending invitations addressed to my email (the onboarding path after sign-up or sign-in). Needs a verified
     email (403 `email_not_verified`): an address typed in at sign-up proves nothing."""
     user = request_user(request)
     require_verified_email(user)
-    return paginate(
-        invitation_list_for_email(email=user.email),
-        page,
-        lambda i: {
-            "id": i.uid,
-            "organization": {"slug": i.organization.slug, "name": i.organization.name},
-            "role": i.role,
-            "invited_by": inviter_out(i),
-            "expires_at": i.expires_at,
-        },
-    )
+    return paginate(invitation_list_for_email(email=user.email), page)
 
 
 @router.post("/me/invitations/{invitation_id}/accept", response=InvitationAcceptedOut)
-def accept_my_invitation(request: HttpRequest, invitation_id: str) -> dict:
+def accept_my_invitation(request: AuthedRequest, invitation_id: str) -> Invitation:
     """Accept an invitation addressed to me: I become a member with its role."""
     invitation, user = _my_invitation(request, invitation_id)
-    return accepted_out(invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request)))
+    return invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request))
 
 
 @router.post("/me/invitations/{invitation_id}/decline", response={204: None})
-def decline_my_invitation(request: HttpRequest, invitation_id: str) -> Status:
+def decline_my_invitation(request: AuthedRequest, invitation_id: str) -> Status:
     """Decline an invitation addressed to me."""
     invitation, user = _my_invitation(request, invitation_id)
     invitation_decline(invitation_id=invitation.id, user=user, ip=client_ip(request))
@@ -76,24 +59,19 @@ def decline_my_invitation(request: HttpRequest, invitation_id: str) -> Status:
 
 
 @router.get("/invitations/{token}", response=InvitationPreviewOut, auth=None)
-def preview_invitation(request: HttpRequest, token: str) -> dict:
+def preview_invitation(request: HttpRequest, token: str) -> Invitation:
     """Public preview for the email link: which organization, which role, for which email."""
     invitation = invitation_by_token(token, ip=client_ip(request))
     invitation_raise_if_gone(invitation)
     if not invitation.organization.is_active:
         raise errors.NotFound("Invitation not found.")
-    return {
-        "organization": {"name": invitation.organization.name},
-        "role": invitation.role,
-        "email": invitation.email,
-        "expires_at": invitation.expires_at,
-    }
+    return invitation
 
 
 @router.post("/invitations/{token}/accept", response=InvitationAcceptedOut)
-def accept_invitation_link(request: HttpRequest, token: str) -> dict:
+def accept_invitation_link(request: AuthedRequest, token: str) -> Invitation:
     """Accept from the email link, signed in with the invited email (403 `invitation_email_mismatch` otherwise);
     holding the emailed link also verifies that email."""
     invitation = invitation_by_token(token, ip=client_ip(request))
     user = request_user(request)
-    return accepted_out(invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request), by_token=True))
+    return invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request), by_token=True)

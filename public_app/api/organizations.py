@@ -2,19 +2,17 @@
 
 from datetime import datetime
 
-from django.http import HttpRequest
 from ninja import File, Router, Schema, Status, UploadedFile
 from pydantic import Field
 
 from public_app import errors
 from public_app.access import Capability
-from public_app.api.common import request_actor
-from public_app.api.security import OrgAuth
+from public_app.api.common import request_user
+from public_app.api.security import AuthedRequest, OrgAuth
 from public_app.fields import Name, ShortText
 from public_app.logos import logo_url
 from public_app.models import Organization
 from public_app.schemas import OrganizationCreatedOut, OrganizationCreateIn, OrganizationOut
-from public_app.selectors import user_get
 from public_app.services.organizations import (
     organization_create,
     organization_delete,
@@ -43,32 +41,10 @@ class DeletionOut(Schema):
     purge_at: datetime
 
 
-def organization_out(organization: Organization, role: str) -> dict:
-    return {
-        "id": organization.uid,
-        "slug": organization.slug,
-        "name": organization.name,
-        "status": organization.status,
-        "logo_url": logo_url(organization),
-        "website": organization.website or None,
-        "billing_email": organization.billing_email or None,
-        "timezone": organization.timezone,
-        "created_at": organization.created_at,
-        "plan": organization.plan,
-        "role": role,
-        "purge_at": organization.purge_at,
-    }
-
-
 @router.post("", response={202: OrganizationCreatedOut})
-def create_organization(request: HttpRequest, payload: OrganizationCreateIn) -> Status:
+def create_organization(request: AuthedRequest, payload: OrganizationCreateIn) -> Status:
     """Create an organization; you become its owner. Its schema is created by a job: poll until `active`."""
-    user = user_get(user_id=request.auth.user_id)
-    organization = organization_create(user=user, name=payload.name, slug=payload.slug)
-    return Status(
-        202,
-        {"id": organization.uid, "slug": organization.slug, "name": organization.name, "status": organization.status},
-    )
+    return Status(202, organization_create(user=request_user(request), name=payload.name, slug=payload.slug))
 
 
 @router.get(
@@ -76,46 +52,38 @@ def create_organization(request: HttpRequest, payload: OrganizationCreateIn) -> 
     response=OrganizationOut,
     auth=OrgAuth(Capability.ORG_READ, require_active=False, allow_deleting=True),
 )
-def get_organization(request: HttpRequest, slug: str) -> dict:
+def get_organization(request: AuthedRequest, slug: str) -> Organization:
     """The organization (any member; while `deleting`, owners only, with `purge_at`). Non-members and unknown
     slugs get the same 404; a former slug answers 308 to the current one for 90 days."""
-    return organization_out(request.org.organization, request.org.role)
+    return request.auth.org
 
 
 @router.patch("/{slug}", response=OrganizationOut, auth=OrgAuth(Capability.ORG_UPDATE))
-def update_organization(request: HttpRequest, slug: str, payload: OrganizationUpdateIn) -> dict:
+def update_organization(request: AuthedRequest, slug: str, payload: OrganizationUpdateIn) -> Organization:
     """General settings (owner, admin): name, slug, website, billing_email, timezone."""
-    organization = organization_update(
-        organization=request.org.organization,
-        actor=request_actor(request),
-        changes=payload.dict(exclude_unset=True, exclude_none=True),
-    )
-    return organization_out(organization, request.org.role)
+    return organization_update(access=request.auth, changes=payload.dict(exclude_unset=True, exclude_none=True))
 
 
 @router.put("/{slug}/logo", response=LogoOut, auth=OrgAuth(Capability.ORG_UPDATE))
-def upload_logo(request: HttpRequest, slug: str, file: File[UploadedFile]) -> dict:
+def upload_logo(request: AuthedRequest, slug: str, file: File[UploadedFile]) -> dict:
     """Upload the logo (multipart `file`): PNG, JPEG or WebP, ≤ 1 MiB, ≤ 4096×4096; stored re-encoded as PNG."""
     if file.size is not None and file.size > 1024 * 1024:
         raise errors.ValidationFailed.for_field("file", "The logo must be at most 1024 KiB.")
-    organization = organization_set_logo(
-        organization=request.org.organization, actor=request_actor(request), data=file.read(1024 * 1024 + 1)
-    )
+    organization = organization_set_logo(access=request.auth, data=file.read(1024 * 1024 + 1))
     return {"logo_url": logo_url(organization)}
 
 
 @router.delete("/{slug}/logo", response={204: None}, auth=OrgAuth(Capability.ORG_UPDATE))
-def delete_logo(request: HttpRequest, slug: str) -> Status:
+def delete_logo(request: AuthedRequest, slug: str) -> Status:
     """Remove the logo."""
-    organization_set_logo(organization=request.org.organization, actor=request_actor(request), data=None)
+    organization_set_logo(access=request.auth, data=None)
     return Status(204, None)
 
 
 @router.delete("/{slug}", response={202: DeletionOut}, auth=OrgAuth(Capability.ORG_DELETE, users_only=True))
-def delete_organization(request: HttpRequest, slug: str) -> Status:
+def delete_organization(request: AuthedRequest, slug: str) -> Status:
     """Delete (owner): unreachable at once for everyone but owners, restorable until `purge_at`, then purged."""
-    organization = organization_delete(organization=request.org.organization, actor=request_actor(request))
-    return Status(202, {"status": organization.status, "purge_at": organization.purge_at})
+    return Status(202, organization_delete(access=request.auth))
 
 
 @router.post(
@@ -123,7 +91,6 @@ def delete_organization(request: HttpRequest, slug: str) -> Status:
     response=OrganizationOut,
     auth=OrgAuth(Capability.ORG_DELETE, users_only=True, require_active=False, allow_deleting=True),
 )
-def restore_organization(request: HttpRequest, slug: str) -> dict:
+def restore_organization(request: AuthedRequest, slug: str) -> Organization:
     """Undo a deletion during the grace period (owner)."""
-    organization = organization_restore(organization=request.org.organization, actor=request_actor(request))
-    return organization_out(organization, request.org.role)
+    return organization_restore(access=request.auth)

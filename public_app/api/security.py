@@ -3,7 +3,9 @@
 `OrgAuth(capability)` is the one dependency of every org-scoped operation. It runs in ninja's authentication step,
 before the request body is parsed, so a non-member gets 404 whatever the body holds. It authenticates the token,
 resolves `{slug}` → organization → membership → capability (public_app.access.resolve_org), switches the connection
-to the tenant schema when the operation needs it, and hands the result to the operation as `request.org`.
+to the tenant schema when the operation needs it, and hands the caller to the operation as `request.auth`: one
+`Access` (who, in which organization, with which role) that the operation passes to services as it is. Operations
+declare `request: AuthedRequest` so the type checker knows it.
 """
 
 from typing import Any
@@ -14,23 +16,32 @@ from ninja.security import HttpBearer
 
 from config.logging import log_context_set
 from public_app import errors
-from public_app.access import Capability, Principal, resolve_org
-from public_app.services.auth import principal_from_token
+from public_app.access import Access, Capability, resolve_org
+from public_app.api.common import client_ip
+from public_app.services.auth import access_from_token
 from public_app.services.members import membership_touch
+
+
+class AuthedRequest(HttpRequest):
+    """A request that passed BearerAuth or OrgAuth: `auth` is the caller (with its organization under OrgAuth)."""
+
+    auth: Access
 
 
 class BearerAuth(HttpBearer):
     """User tokens only: organization API keys cannot call `/me` or anything outside their organization."""
 
-    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
-        principal = principal_from_token(token)
-        if principal is None or not principal.is_user:
+    def authenticate(self, request: HttpRequest, token: str) -> Access | None:
+        caller = access_from_token(token)
+        if caller is None or not caller.is_user:
             return None
-        log_context_set(actor=f"user:{principal.user_id}")
-        return principal
+        log_context_set(actor=f"user:{caller.user_id}")
+        return caller.with_ip(client_ip(request))
 
 
 class OrgAuth(HttpBearer):
+    # A router sets the auth its operations share (`Router(auth=OrgAuth(...))`); an operation overrides it only
+    # where it needs another capability. The access-matrix test reads `capability` and `users_only`.
     """User tokens and the organization's own API keys. `users_only` operations refuse API keys with 403
     (API keys never manage API keys)."""
 
@@ -50,29 +61,33 @@ class OrgAuth(HttpBearer):
         self.allow_deleting = allow_deleting
         self.users_only = users_only
 
-    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
-        principal = principal_from_token(token)
-        if principal is None:
+    def authenticate(self, request: HttpRequest, token: str) -> Access | None:
+        caller = access_from_token(token)
+        if caller is None:
             return None
         slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
         # Before the checks, so the lines logged about a refused request say who asked for what.
         log_context_set(
             org=str(slug or "")[:48] or None,
-            actor=f"user:{principal.user_id}" if principal.is_user else f"api_key:{principal.uid}",
+            actor=f"user:{caller.user_id}" if caller.is_user else f"api_key:{caller.uid}",
         )
-        ctx = resolve_org(
-            principal,
+        access = resolve_org(
+            caller.with_ip(client_ip(request)),
             str(slug or ""),
             self.capability,
             require_active=self.require_active,
             allow_deleting=self.allow_deleting,
             path=request.get_full_path(),
         )
-        if self.users_only and not principal.is_user:
+        if self.users_only and not access.is_user:
             raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
-        request.org = ctx  # type: ignore[attr-defined]
-        if principal.is_user:
-            membership_touch(organization_id=ctx.organization.id, user_id=principal.user_id)
+        if access.is_user and access.user_id is not None:
+            membership_touch(organization_id=access.org.id, user_id=access.user_id)
         if self.tenant_schema:
-            connection.set_tenant(ctx.organization)
-        return principal
+            connection.set_tenant(access.org)
+        return access
+
+
+def tenant_data_auth() -> OrgAuth:
+    """The tenant-data apps' routers: members with `tenant:data`, on the organization's schema."""
+    return OrgAuth(Capability.TENANT_DATA, tenant_schema=True)

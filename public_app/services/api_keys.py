@@ -7,19 +7,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import ROLE_CAPABILITIES, SYSTEM_ACTOR, Actor, Capability, role_has
+from public_app.access import Access, AccessKind, Capability, role_covers, role_has
 from public_app.cache import invalidate
+from public_app.events import Target, happened
 from public_app.locks import organization_lock, user_session_lock
 from public_app.models import ApiKey, ApiKeyRole, Membership, Organization, User
 from public_app.secrets import API_KEY_PREFIX, hash_secret
 from public_app.selectors import api_key_cache_key
-from tenant_apps.audit.services import audit_record
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789"
 
 
-def _target(key: ApiKey) -> dict:
-    return {"target_type": "api_key", "target_id": key.uid, "target_label": key.name}
+def _target(key: ApiKey) -> Target:
+    return Target("api_key", key.uid, key.name)
 
 
 def _new_secret() -> tuple[str, str]:
@@ -28,37 +28,33 @@ def _new_secret() -> tuple[str, str]:
     return f"{API_KEY_PREFIX}{visible}", f"{API_KEY_PREFIX}{visible}_{secrets.token_urlsafe(32)}"
 
 
-def _require_creator_covers(organization: Organization, user: User, key_role: str) -> None:
-    """`user`'s role now (read under the organization lock) may manage keys and covers everything `key_role` can."""
-    role = Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
+def _require_creator_covers(organization: Organization, user_id: int, key_role: str) -> None:
+    """The user's role now (read under the organization lock) may manage keys and covers everything `key_role` can."""
+    role = Membership.objects.filter(organization=organization, user_id=user_id).values_list("role", flat=True).first()
     if role is None or not role_has(role, Capability.DEVELOPERS):
         raise errors.PermissionDenied()
-    if not ROLE_CAPABILITIES.get(key_role, frozenset()) <= ROLE_CAPABILITIES.get(role, frozenset()):
+    if not role_covers(role, key_role):
         raise errors.PermissionDenied("A key cannot do more than the member answering for it.", code="role_too_high")
 
 
 @transaction.atomic
-def api_key_create(
-    *,
-    organization: Organization,
-    actor: Actor,
-    created_by: User | None,
-    name: str,
-    role: str,
-    expires_at: datetime | None = None,
-    caller_token_id: int | None = None,
-) -> tuple[ApiKey, str]:
+def api_key_create(*, access: Access, name: str, role: str, expires_at: datetime | None = None) -> tuple[ApiKey, str]:
     """Returns the key row and the full key, which is never retrievable again.
 
-    Under the organization's lock, like role changes and removals: a key created while its creator is being
-    demoted or removed either exists before the change (and is revoked by it) or sees the new role (and is
-    refused). The creator's role at this moment must cover the key's."""
+        Under the organization's lock, like role changes and removals: a key created while its creator is being
+        demoted or removed either exists before the change (and is revoked by it) or sees the new role (and is
+        refused). The creator's role at this moment must cover the key's. A user creates keys (API keys never do); the
+    system (ops) creates keys that answer to nobody."""
     if role not in ApiKeyRole.values:
         raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
-    if created_by is not None:
-        user_session_lock(created_by.id, caller_token_id)  # first the account (claims), then the organization
+    organization = access.org
+    created_by_id = access.user_id if access.is_user else None
+    if created_by_id is not None:
+        user_session_lock(created_by_id, access.token_id)  # first the account (claims), then the organization
         organization_lock(organization.id)
-        _require_creator_covers(organization, created_by, role)
+        _require_creator_covers(organization, created_by_id, role)
+    elif access.kind != AccessKind.SYSTEM:
+        raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
     if expires_at is not None and expires_at <= timezone.now():
         raise errors.ValidationFailed.for_field("expires_at", "The expiry must be in the future.")
     prefix, raw = _new_secret()
@@ -68,93 +64,86 @@ def api_key_create(
         role=role,
         prefix=prefix,
         key_hash=hash_secret(raw),
-        created_by=created_by,
+        created_by_id=created_by_id,
         expires_at=expires_at,
     )
-    audit_record(organization=organization, actor=actor, action="api_key.created", data={"role": role}, **_target(key))
+    happened(access=access, action="api_key.created", target=_target(key), data={"role": role})
     return key, raw
 
 
 @transaction.atomic
-def api_key_revoke(*, organization: Organization, actor: Actor, key_uid: str) -> None:
-    key = ApiKey.objects.select_for_update().filter(organization=organization, uid=key_uid, revoked_at=None).first()
+def api_key_revoke(*, access: Access, key_uid: str) -> None:
+    key = ApiKey.objects.select_for_update().filter(organization=access.org, uid=key_uid, revoked_at=None).first()
     if key is None:
         raise errors.NotFound("API key not found.")
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at", "updated_at"])
-    audit_record(organization=organization, actor=actor, action="api_key.revoked", **_target(key))
+    happened(access=access, action="api_key.revoked", target=_target(key))
 
 
 @transaction.atomic
-def api_key_rotate(
-    *,
-    organization: Organization,
-    actor: Actor,
-    key_uid: str,
-    rotated_by: User | None,
-    caller_token_id: int | None = None,
-) -> tuple[ApiKey, str]:
+def api_key_rotate(*, access: Access, key_uid: str) -> tuple[ApiKey, str]:
     """A new secret for the same key (same id, name, role and expiry); the old secret stops working on the next
     request. Whoever rotates it knows the new secret, so the key now answers to them: their removal revokes it
     (a key handed over from a departing member is rotated so that its old secret, which they know, ends).
 
     Under the organization's lock, with the rotator's role re-read, like creation: a rotation racing the
     rotator's demotion or removal cannot hand them a secret the change would not have revoked."""
-    if rotated_by is not None:
-        user_session_lock(rotated_by.id, caller_token_id)
+    organization = access.org
+    rotated_by_id = access.user_id if access.is_user else None
+    if rotated_by_id is not None:
+        user_session_lock(rotated_by_id, access.token_id)
         organization_lock(organization.id)
+    elif access.kind != AccessKind.SYSTEM:
+        raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
     key = ApiKey.objects.select_for_update().filter(organization=organization, uid=key_uid, revoked_at=None).first()
     if key is None:
         raise errors.NotFound("API key not found.")
-    if rotated_by is not None:
-        _require_creator_covers(organization, rotated_by, key.role)
+    if rotated_by_id is not None:
+        _require_creator_covers(organization, rotated_by_id, key.role)
     old_hash = key.key_hash
     key.prefix, raw = _new_secret()
     key.key_hash = hash_secret(raw)
     fields = ["prefix", "key_hash", "updated_at"]
-    if rotated_by is not None:
-        key.created_by = rotated_by
+    if rotated_by_id is not None:
+        key.created_by_id = rotated_by_id
         fields.append("created_by")
     key.save(update_fields=fields)
     invalidate([api_key_cache_key(old_hash)])  # the save signal only knows the new hash
-    audit_record(organization=organization, actor=actor, action="api_key.rotated", **_target(key))
+    happened(access=access, action="api_key.rotated", target=_target(key))
     return key, raw
 
 
-def api_keys_of_departing_member(
-    *, organization: Organization, actor: Actor, user_id: int, hand_to_user_id: int | None = None
-) -> int:
+def api_keys_of_departing_member(*, access: Access, user_id: int, hand_to_user_id: int | None = None) -> int:
     """A member's access ends, and so do the keys they created here: revoked, or handed to an owner when an owner
     chose that explicitly (the key then answers to that owner). Call inside the removal's transaction; returns how
     many keys it touched."""
-    keys = list(ApiKey.objects.select_for_update().filter(organization=organization, created_by_id=user_id,
+    keys = list(ApiKey.objects.select_for_update().filter(organization=access.org, created_by_id=user_id,
                                                            revoked_at=None))  # fmt: skip
     for key in keys:
         if hand_to_user_id is not None:
             key.created_by_id = hand_to_user_id
             key.save(update_fields=["created_by", "updated_at"])
-            audit_record(organization=organization, actor=actor, action="api_key.transferred",
-                         data={"from_user_id": user_id, "to_user_id": hand_to_user_id}, **_target(key))  # fmt: skip
+            happened(access=access, action="api_key.transferred", target=_target(key),
+                     data={"from_user_id": user_id, "to_user_id": hand_to_user_id})  # fmt: skip
         else:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at", "updated_at"])  # each save invalidates the key's cached lookup
-            audit_record(organization=organization, actor=actor, action="api_key.revoked",
-                         data={"reason": "creator_removed"}, **_target(key))  # fmt: skip
+            happened(access=access, action="api_key.revoked", target=_target(key), data={"reason": "creator_removed"})
     return len(keys)
 
 
-def api_keys_beyond_role_revoke(*, organization: Organization, actor: Actor, user_id: int, role: str) -> int:
+def api_keys_beyond_role_revoke(*, access: Access, user_id: int, role: str) -> int:
     """A member's role changed: the keys they created here that can do something the new role cannot end (a key
     never outranks the person answering for it). Call inside the change's transaction."""
-    allowed = ROLE_CAPABILITIES.get(role, frozenset())
-    keys = [key for key in ApiKey.objects.select_for_update().filter(organization=organization, created_by_id=user_id,
+    keys = [key for key in ApiKey.objects.select_for_update().filter(organization=access.org, created_by_id=user_id,
                                                                       revoked_at=None)
-            if not ROLE_CAPABILITIES.get(key.role, frozenset()) <= allowed]  # fmt: skip
+            if not role_covers(role, key.role)]  # fmt: skip
     for key in keys:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
-        audit_record(organization=organization, actor=actor, action="api_key.revoked",
-                     data={"reason": "creator_role_changed", "creator_role": role}, **_target(key))  # fmt: skip
+        happened(access=access, action="api_key.revoked", target=_target(key),
+                 data={"reason": "creator_role_changed", "creator_role": role})  # fmt: skip
     return len(keys)
 
 
@@ -169,6 +158,6 @@ def api_keys_of_user_revoke(*, user: User, reason: str) -> int:
     for key in keys:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
-        audit_record(organization=key.organization, actor=SYSTEM_ACTOR,
-                     action="api_key.revoked", data={"reason": reason}, **_target(key))  # fmt: skip
+        happened(access=Access.system(key.organization), action="api_key.revoked", target=_target(key),
+                 data={"reason": reason})  # fmt: skip
     return len(keys)

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Principal
+from public_app.access import Access, AccessKind
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.cache import cache_add_or_false
 from public_app.models import ApiKey, AuthToken, User, normalize_email
@@ -119,12 +119,12 @@ def token_revoke(*, token_id: int) -> None:
         token.save(update_fields=["revoked_at"])
 
 
-def principal_from_token(raw: str) -> Principal | None:
+def access_from_token(raw: str) -> Access | None:
     """The caller behind a bearer token: a user token (`ut_…`) or an organization API key (`ak_…`)."""
     if len(raw) > 200:
         return None
     if raw.startswith(API_KEY_PREFIX):
-        return _principal_from_api_key(raw)
+        return _access_from_api_key(raw)
     if not raw.startswith(TOKEN_PREFIX):
         return None
     key_hash = hash_secret(raw)
@@ -133,10 +133,10 @@ def principal_from_token(raw: str) -> Principal | None:
         return None
     if row["expires_at"] <= timezone.now():
         return None
-    return Principal(kind="user", user_id=row["user_id"], token_id=row["id"])
+    return Access(kind=AccessKind.USER, user_id=row["user_id"], token_id=row["id"])
 
 
-def _principal_from_api_key(raw: str) -> Principal | None:
+def _access_from_api_key(raw: str) -> Access | None:
     key_hash = hash_secret(raw)
     row = api_key_lookup_cached(key_hash=key_hash)
     if row is None or not hashes_match(row["key_hash"], key_hash):
@@ -147,11 +147,11 @@ def _principal_from_api_key(raw: str) -> Principal | None:
     # last_used_at is kept to the minute without a write on every request.
     if cache_add_or_false(f"apikey-used:{row['id']}", 60):  # skipped while the cache is down
         ApiKey.objects.filter(id=row["id"]).update(last_used_at=now)
-    return Principal(
-        kind="api_key",
+    return Access(
+        kind=AccessKind.API_KEY,
         api_key_id=row["id"],
-        organization_id=row["organization_id"],
-        role=row["role"],
+        key_organization_id=row["organization_id"],
+        key_role=row["role"],
         uid=row["uid"],
         label=row["name"],
     )

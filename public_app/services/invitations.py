@@ -16,8 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Actor, Capability, role_check_can_act_on, role_has
+from public_app.access import Access, Capability, role_check_can_act_on, role_has
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
+from public_app.events import Target, happened
 from public_app.locks import organization_lock, user_session_lock
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.outbox import enqueue
@@ -26,8 +27,6 @@ from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import derived_token, hash_secret, hashes_match
 from public_app.services.members import membership_add
 from public_app.services.verification import require_verified_email, user_mark_verified
-from tenant_apps.audit.services import audit_record
-from tenant_apps.webhooks.services import event_emit
 
 TOKEN_PREFIX = "it_"  # noqa: S105 - a prefix, not a secret
 DAY = 24 * 3600
@@ -46,8 +45,8 @@ def invitation_link(invitation: Invitation) -> str:
     return f"{settings.FRONTEND_URL}/invitations/{invitation_token(invitation)}"
 
 
-def _target(invitation: Invitation) -> dict:
-    return {"target_type": "invitation", "target_id": invitation.uid, "target_label": invitation.email}
+def _target(invitation: Invitation) -> Target:
+    return Target("invitation", invitation.uid, invitation.email)
 
 
 def _event_data(invitation: Invitation) -> dict:
@@ -91,7 +90,7 @@ def _check_seat(organization: Organization, *, excluding_invitation_id: int | No
 
 
 def _expire_if_due(invitation: Invitation) -> bool:
-    if invitation.status == InvitationStatus.PENDING and invitation.expires_at <= timezone.now():
+    if invitation.status != invitation.effective_status:
         invitation.status = InvitationStatus.EXPIRED
         invitation.save(update_fields=["status", "updated_at"])
         return True
@@ -112,17 +111,11 @@ def _key_holder(api_key_id: int | None, organization: Organization) -> int | Non
 
 
 def invitation_create(
-    *,
-    organization: Organization,
-    actor: Actor,
-    actor_role: str,
-    invited_by: User | None,
-    email: str,
-    role: str,
-    expires_in_days: int = settings.INVITATION_DEFAULT_DAYS,
-    invited_by_key_id: int | None = None,
-    caller_token_id: int | None = None,
+    *, access: Access, email: str, role: str, expires_in_days: int = settings.INVITATION_DEFAULT_DAYS
 ) -> Invitation:
+    """Invite `email` with `role`. Sent by a user (who answers for it), or with an API key (its holder answers for
+    it), or by the system (ops; nobody answers for it)."""
+    organization = access.org
     normalized = normalize_email(email)
     try:
         validate_email(normalized)
@@ -132,12 +125,14 @@ def invitation_create(
         raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
     if not 1 <= expires_in_days <= 30:
         raise errors.ValidationFailed.for_field("expires_in_days", "Must be between 1 and 30.")
-    role_check_can_act_on(actor_role, role, role)
+    role_check_can_act_on(access.role or "", role, role)
     _check_rate_limits(organization, normalized)
     try:
         with transaction.atomic():
+            invited_by = User.objects.filter(id=access.user_id).first() if access.is_user else None
+            invited_by_key_id = access.api_key_id if access.is_api_key else None
             if invited_by is not None:
-                user_session_lock(invited_by.id, caller_token_id)  # first the account (claims), then the organization
+                user_session_lock(invited_by.id, access.token_id)  # first the account (claims), then the organization
             organization_lock(organization.id)
             # Who answers for this invitation, read now, under the lock a demotion or removal takes: the inviter,
             # or the holder of the (still live) key it is sent with. A request authorised a moment before its
@@ -172,14 +167,9 @@ def invitation_create(
             )
             _new_token(invitation)
             invitation.save()
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="invitation.created",
-                data={"role": role, "expires_at": invitation.expires_at.isoformat()},
-                **_target(invitation),
-            )
-            event_emit(organization=organization, event_type="invitation.created", data=_event_data(invitation))
+            happened(access=access, action="invitation.created", target=_target(invitation),
+                     data={"role": role, "expires_at": invitation.expires_at.isoformat()},
+                     event=_event_data(invitation))  # fmt: skip
             _enqueue_email(invitation)
     except IntegrityError:
         # The partial unique index settles two concurrent invitations of one email.
@@ -199,30 +189,31 @@ def _pending_invitation(organization: Organization, invitation_uid: str) -> Invi
     return invitation
 
 
-def invitation_resend(*, organization: Organization, actor: Actor, actor_role: str, invitation_uid: str) -> Invitation:
+def invitation_resend(*, access: Access, invitation_uid: str) -> Invitation:
     """New token and expiry; the old link stops working; a new email goes out. Works on an expired pending one."""
+    organization = access.org
     with transaction.atomic():
         invitation = _pending_invitation(organization, invitation_uid)
-        role_check_can_act_on(actor_role, invitation.role, invitation.role)
+        role_check_can_act_on(access.role or "", invitation.role, invitation.role)
         _check_rate_limits(organization, invitation.email)
         _new_token(invitation)
         invitation.token_version += 1
         invitation.expires_at = timezone.now() + timedelta(days=invitation.expires_in_days)
         invitation.save(update_fields=["token_salt", "token_hash", "token_version", "expires_at", "updated_at"])
-        audit_record(organization=organization, actor=actor, action="invitation.resent", **_target(invitation))
+        happened(access=access, action="invitation.resent", target=_target(invitation))
         _enqueue_email(invitation)
     _record_rate_limits(organization, invitation.email)
     return invitation
 
 
 @transaction.atomic
-def invitation_cancel(*, organization: Organization, actor: Actor, actor_role: str, invitation_uid: str) -> None:
-    invitation = _pending_invitation(organization, invitation_uid)
-    role_check_can_act_on(actor_role, invitation.role, invitation.role)
+def invitation_cancel(*, access: Access, invitation_uid: str) -> None:
+    invitation = _pending_invitation(access.org, invitation_uid)
+    role_check_can_act_on(access.role or "", invitation.role, invitation.role)
     invitation.status = InvitationStatus.CANCELLED
     invitation.responded_at = timezone.now()
     invitation.save(update_fields=["status", "responded_at", "updated_at"])
-    audit_record(organization=organization, actor=actor, action="invitation.cancelled", **_target(invitation))
+    happened(access=access, action="invitation.cancelled", target=_target(invitation))
 
 
 _GONE = {
@@ -253,16 +244,10 @@ def invitation_by_token(token: str, *, ip: str | None = None) -> Invitation:
 
 
 def invitation_raise_if_gone(invitation: Invitation) -> None:
-    status = invitation.status
-    if status == InvitationStatus.PENDING and invitation.expires_at <= timezone.now():
-        status = InvitationStatus.EXPIRED
+    status = invitation.effective_status
     if status in _GONE:
         message, code = _GONE[status]
         raise errors.Gone(message, code=code)
-
-
-def _user_actor(user: User, ip: str | None) -> Actor:
-    return Actor(type="user", id=user.uid, label=user.email, ip=ip)
 
 
 def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, by_token: bool = False) -> Invitation:
@@ -301,10 +286,10 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, 
         invitation.accepted_by = user
         invitation.responded_at = timezone.now()
         invitation.save(update_fields=["status", "accepted_by", "responded_at", "updated_at"])
-        actor = _user_actor(user, ip)
-        audit_record(organization=organization, actor=actor, action="invitation.accepted", **_target(invitation))
-        event_emit(organization=organization, event_type="invitation.accepted", data=_event_data(invitation))
-        membership_add(organization=organization, user=user, role=invitation.role, actor=actor)
+        access = Access.for_user(user, ip=ip)
+        happened(access=access, organization=organization, action="invitation.accepted", target=_target(invitation),
+                 event=_event_data(invitation))  # fmt: skip
+        membership_add(organization=organization, user=user, role=invitation.role, access=access)
         if by_token:
             user_mark_verified(user=user)
     return invitation
@@ -319,14 +304,10 @@ def invitation_decline(*, invitation_id: int, user: User, ip: str | None = None)
         .filter(id=invitation_id, status=InvitationStatus.PENDING, email=normalize_email(user.email))
         .first()
     )
-    if invitation is None or invitation.expires_at <= timezone.now():
+    if invitation is None or invitation.effective_status != InvitationStatus.PENDING:
         raise errors.NotFound("Invitation not found.")
     invitation.status = InvitationStatus.DECLINED
     invitation.responded_at = timezone.now()
     invitation.save(update_fields=["status", "responded_at", "updated_at"])
-    audit_record(
-        organization=invitation.organization,
-        actor=_user_actor(user, ip),
-        action="invitation.declined",
-        **_target(invitation),
-    )
+    happened(access=Access.for_user(user, ip=ip), organization=invitation.organization, action="invitation.declined",
+             target=_target(invitation))  # fmt: skip

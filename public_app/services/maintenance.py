@@ -20,7 +20,8 @@ from public_app.models import (
     StripeEvent,
 )
 from public_app.outbox import enqueue
-from public_app.services.billing import HANDLED_EVENTS, PAID_STATUSES
+from public_app.services.billing.accounts import PAID_STATUSES
+from public_app.services.billing.subscriptions import HANDLED_EVENTS
 
 logger = logging.getLogger(__name__)
 BATCH = 500

@@ -5,13 +5,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Actor, Capability, role_check_can_act_on, role_has
+from public_app.access import Access, Capability, role_check_can_act_on, role_has
 from public_app.cache import cache_add_or_false
+from public_app.events import Target, happened
 from public_app.locks import organization_lock
 from public_app.models import Membership, Organization, Role, User
 from public_app.services.api_keys import api_keys_beyond_role_revoke
-from public_app.services.events import membership_changed
-from tenant_apps.audit.services import audit_record
+from public_app.services.billing.seats import seats_sync_request
 
 
 def _membership_of(organization: Organization, user_id: int) -> Membership:
@@ -25,32 +25,37 @@ def _other_owners(organization: Organization, user_id: int) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).exclude(user_id=user_id).count()
 
 
-def _current_actor_role(organization: Organization, actor_user_id: int | None, actor_role: str) -> str:
+def _current_role(access: Access) -> str:
     """A user's role is re-read under the organization lock (it may have changed since the request was
     authorized: two owners demoting each other); an API key's role is fixed."""
-    if actor_user_id is None:
-        return actor_role
-    return _membership_of(organization, actor_user_id).role
+    if not access.is_user or access.user_id is None:
+        return access.role or ""
+    return _membership_of(access.org, access.user_id).role
 
 
-def _member_target(membership: Membership) -> dict:
-    return {"target_type": "user", "target_id": membership.user.uid, "target_label": membership.user.email}
+def _member_target(membership: Membership) -> Target:
+    return Target("user", membership.user.uid, membership.user.email)
+
+
+def _membership_happened(
+    access: Access, organization: Organization, action: str, membership: Membership, data: dict
+) -> None:
+    """A membership changed: the audit entry and the webhook event (public_app.events), and, when the member
+    count changed, the seat sync with Stripe (on commit)."""
+    user = membership.user
+    happened(access=access, organization=organization, action=action, target=_member_target(membership),
+             data=data, event={"user": {"id": user.uid, "email": user.email}, "role": membership.role})  # fmt: skip
+    if action in ("member.added", "member.removed"):
+        seats_sync_request(organization=organization)
 
 
 @transaction.atomic
-def membership_change_role(
-    *,
-    organization: Organization,
-    actor: Actor,
-    actor_user_id: int | None,
-    actor_role: str,
-    user_id: int,
-    role: str,
-) -> Membership:
+def membership_change_role(*, access: Access, user_id: int, role: str) -> Membership:
     if role not in Role.values:
         raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
+    organization = access.org
     organization_lock(organization.id)
-    current_role = _current_actor_role(organization, actor_user_id, actor_role)
+    current_role = _current_role(access)
     if not role_has(current_role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
     membership = _membership_of(organization, user_id)
@@ -62,36 +67,22 @@ def membership_change_role(
     previous = membership.role
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
-    audit_record(
-        organization=organization,
-        actor=actor,
-        action="member.role_changed",
-        data={"from": previous, "to": role},
-        **_member_target(membership),
-    )
-    api_keys_beyond_role_revoke(organization=organization, actor=actor, user_id=user_id, role=role)
-    invitations_beyond_role_cancel(organization=organization, actor=actor, user_id=user_id, role=role)
-    membership_changed(organization=organization, event="member.role_changed", membership=membership)
+    _membership_happened(access, organization, "member.role_changed", membership, {"from": previous, "to": role})
+    api_keys_beyond_role_revoke(access=access, user_id=user_id, role=role)
+    invitations_beyond_role_cancel(organization=organization, access=access, user_id=user_id, role=role)
     return membership
 
 
 @transaction.atomic
-def membership_remove(
-    *,
-    organization: Organization,
-    actor: Actor,
-    actor_user_id: int | None,
-    actor_role: str,
-    user_id: int,
-    api_keys_to_user_id: int | None = None,
-) -> None:
+def membership_remove(*, access: Access, user_id: int, api_keys_to_user_id: int | None = None) -> None:
     """Remove a member, or leave (`user_id` is the actor's own). Access ends when this commits, for the member's
     tokens and for the API keys they created here: those are revoked, unless an owner hands them to an owner
     (`api_keys_to_user_id`)."""
     from public_app.services.api_keys import api_keys_of_departing_member
 
+    organization = access.org
     organization_lock(organization.id)
-    current_role = _current_actor_role(organization, actor_user_id, actor_role)
+    current_role = _current_role(access)
     membership = _membership_of(organization, user_id)
     if api_keys_to_user_id is not None:
         if current_role != Role.OWNER:
@@ -99,7 +90,7 @@ def membership_remove(
         if not Membership.objects.filter(organization=organization, user_id=api_keys_to_user_id,
                                          role=Role.OWNER).exclude(user_id=user_id).exists():  # fmt: skip
             raise errors.ValidationFailed.for_field("api_keys_to", "API keys can only be handed to another owner.")
-    leaving = actor_user_id == user_id
+    leaving = access.is_user and access.user_id == user_id
     if not leaving:
         if not role_has(current_role, Capability.MEMBERS_MANAGE):
             raise errors.PermissionDenied()
@@ -107,21 +98,13 @@ def membership_remove(
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     membership.delete()
-    api_keys_of_departing_member(organization=organization, actor=actor, user_id=user_id,
-                                 hand_to_user_id=api_keys_to_user_id)  # fmt: skip
-    invitations_beyond_role_cancel(organization=organization, actor=actor, user_id=user_id, role=None)
-    audit_record(
-        organization=organization,
-        actor=actor,
-        action="member.removed",
-        data={"role": membership.role, "left": leaving},
-        **_member_target(membership),
-    )
-    membership_changed(organization=organization, event="member.removed", membership=membership)
+    api_keys_of_departing_member(access=access, user_id=user_id, hand_to_user_id=api_keys_to_user_id)
+    invitations_beyond_role_cancel(organization=organization, access=access, user_id=user_id, role=None)
+    _membership_happened(access, organization, "member.removed", membership, {"role": membership.role, "left": leaving})
 
 
 def invitations_beyond_role_cancel(
-    *, organization: Organization | None, actor: Actor, user_id: int, role: str | None, reason: str = ""
+    *, organization: Organization | None, access: Access, user_id: int, role: str | None, reason: str = ""
 ) -> int:
     """The pending invitations a member sent (themselves or with an API key they answer for) that they could not
     send now end with the change: all of them when they leave (`role` None), those above what the new role may
@@ -154,20 +137,17 @@ def invitations_beyond_role_cancel(
         invitation.status = InvitationStatus.CANCELLED
         invitation.responded_at = timezone.now()
         invitation.save(update_fields=["status", "responded_at", "updated_at"])
-        audit_record(organization=invitation.organization, actor=actor, action="invitation.cancelled",
-                     data={"reason": reason or ("inviter_removed" if role is None else "inviter_role_changed")},
-                     target_type="invitation", target_id=invitation.uid, target_label=invitation.email)  # fmt: skip
+        why = reason or ("inviter_removed" if role is None else "inviter_role_changed")
+        happened(access=access, organization=invitation.organization, action="invitation.cancelled",
+                 target=Target("invitation", invitation.uid, invitation.email), data={"reason": why})  # fmt: skip
         cancelled += 1
     return cancelled
 
 
-def membership_add(*, organization: Organization, user: User, role: str, actor: Actor) -> Membership:
+def membership_add(*, organization: Organization, user: User, role: str, access: Access) -> Membership:
     """Add a member (from an accepted invitation). Call inside the caller's transaction."""
     membership = Membership.objects.create(organization=organization, user=user, role=role)
-    audit_record(
-        organization=organization, actor=actor, action="member.added", data={"role": role}, **_member_target(membership)
-    )
-    membership_changed(organization=organization, event="member.added", membership=membership)
+    _membership_happened(access, organization, "member.added", membership, {"role": role})
     return membership
 
 

@@ -13,7 +13,8 @@ from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
 from public_app import errors
-from public_app.access import Actor
+from public_app.access import Access
+from public_app.events import Target, happened
 from public_app.locks import advisory_xact_lock
 from public_app.logos import logo_delete_file, logo_process, logo_store
 from public_app.models import (
@@ -27,9 +28,8 @@ from public_app.models import (
     normalize_email,
 )
 from public_app.outbox import enqueue
-from public_app.services.billing import subscription_cancellation_request
+from public_app.services.billing.subscriptions import subscription_cancellation_request
 from public_app.tenancy import role_drop
-from tenant_apps.audit.services import audit_record
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -141,11 +141,14 @@ _VALIDATORS = {
 }
 
 
-def organization_update(*, organization: Organization, actor: Actor, changes: dict[str, Any]) -> Organization:
+def _target(organization: Organization) -> Target:
+    return Target("organization", organization.uid, organization.name)
+
+
+def organization_update(*, access: Access, changes: dict[str, Any]) -> Organization:
     """General settings: name, slug, website, billing_email, timezone. A new slug leaves a 308 redirect at the old
     one for ORG_SLUG_REDIRECT_DAYS, during which no other organization may take it."""
-    from tenant_apps.webhooks.services import event_emit
-
+    organization = access.org
     cleaned = {field: _VALIDATORS[field](value) for field, value in changes.items() if field in _VALIDATORS}
     new_slug = changes.get("slug")
     if new_slug is not None:
@@ -173,54 +176,46 @@ def organization_update(*, organization: Organization, actor: Actor, changes: di
             setattr(organization, field, value)
         organization.save(update_fields=[*changed, "updated_at"])
         diff = {field: {"from": previous[field], "to": value} for field, value in changed.items()}
-        audit_record(
-            organization=organization, actor=actor, action="organization.updated", target_type="organization",
-            target_id=organization.uid, target_label=organization.name, data=diff,
-        )  # fmt: skip
-        event_emit(organization=organization, event_type="organization.updated", data={"changes": diff})
+        happened(access=access, organization=organization, action="organization.updated", target=_target(organization),
+                 data=diff, event={"changes": diff})  # fmt: skip
     return organization
 
 
-def organization_set_logo(*, organization: Organization, actor: Actor, data: bytes | None) -> Organization:
+def organization_set_logo(*, access: Access, data: bytes | None) -> Organization:
     """Store a verified, re-encoded logo (or remove it with `data=None`)."""
     png = logo_process(data) if data is not None else None
     with transaction.atomic():
-        organization = Organization.objects.select_for_update().get(id=organization.id)
+        organization = Organization.objects.select_for_update().get(id=access.org.id)
         old = organization.logo
         organization.logo = logo_store(organization, png) if png is not None else ""
         organization.save(update_fields=["logo", "updated_at"])
-        audit_record(
-            organization=organization, actor=actor, action="organization.updated", target_type="organization",
-            target_id=organization.uid, target_label=organization.name,
-            data={"logo": {"from": old or None, "to": organization.logo or None}},
-        )  # fmt: skip
+        logo = {"logo": {"from": old or None, "to": organization.logo or None}}
+        happened(access=access, organization=organization, action="organization.updated", target=_target(organization),
+                 data=logo, event={"changes": logo})  # fmt: skip
         if old and old != organization.logo:
             transaction.on_commit(lambda: logo_delete_file(old))
     return organization
 
 
-def organization_delete(*, organization: Organization, actor: Actor) -> Organization:
+def organization_delete(*, access: Access) -> Organization:
     """Schedule the deletion: data unreachable at once (every org-scoped call answers 404/410), schema dropped by
     the purge job after ORG_DELETION_GRACE_DAYS; an owner may restore it until then."""
     with transaction.atomic():
-        organization = Organization.objects.select_for_update().get(id=organization.id)
+        organization = Organization.objects.select_for_update().get(id=access.org.id)
         now = timezone.now()
         organization.status = OrganizationStatus.DELETING
         organization.deleted_at = now
         organization.purge_at = now + timedelta(days=settings.ORG_DELETION_GRACE_DAYS)
         organization.save(update_fields=["status", "deleted_at", "purge_at", "updated_at"])
-        audit_record(
-            organization=organization, actor=actor, action="organization.deleted", target_type="organization",
-            target_id=organization.uid, target_label=organization.name,
-            data={"purge_at": organization.purge_at.isoformat()},
-        )  # fmt: skip
+        happened(access=access, organization=organization, action="organization.deleted", target=_target(organization),
+                 data={"purge_at": organization.purge_at.isoformat()})  # fmt: skip
         subscription_cancellation_request(organization=organization, cancel=True)
     return organization
 
 
-def organization_restore(*, organization: Organization, actor: Actor) -> Organization:
+def organization_restore(*, access: Access) -> Organization:
     with transaction.atomic():
-        organization = Organization.objects.select_for_update().get(id=organization.id)
+        organization = Organization.objects.select_for_update().get(id=access.org.id)
         if organization.status != OrganizationStatus.DELETING:
             return organization
         if organization.purge_at is None or organization.purge_at <= timezone.now():
@@ -231,10 +226,8 @@ def organization_restore(*, organization: Organization, actor: Actor) -> Organiz
         organization.purge_at = None
         organization.deleted_at = None
         organization.save(update_fields=["status", "purge_at", "deleted_at", "updated_at"])
-        audit_record(
-            organization=organization, actor=actor, action="organization.restored", target_type="organization",
-            target_id=organization.uid, target_label=organization.name,
-        )  # fmt: skip
+        happened(access=access, organization=organization, action="organization.restored",
+                 target=_target(organization))  # fmt: skip
         subscription_cancellation_request(organization=organization, cancel=False)
     return organization
 

@@ -30,7 +30,7 @@ from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
 from public_app.outbox import enqueue
 from public_app.pgtools import pg_connection_args, pg_tool
-from public_app.services.billing import customer_create_request
+from public_app.services.billing.checkout import customer_create_request
 from public_app.services.organizations import organization_mark_active
 from public_app.tenancy import role_create, role_drop, role_rename
 

@@ -162,7 +162,7 @@ def password_validate(password: str, user: User) -> None:
 def _hand_over(user: User, *, password: str, name: str | None) -> None:
     """The reader of the mailbox takes the unconfirmed account: new password, confirmed, nothing of its past access
     left (sessions and the API keys it created end; a key is a credential its previous holder may know)."""
-    from public_app.access import SYSTEM_ACTOR
+    from public_app.access import Access
     from public_app.services.api_keys import api_keys_of_user_revoke
     from public_app.services.members import invitations_beyond_role_cancel
 
@@ -170,7 +170,7 @@ def _hand_over(user: User, *, password: str, name: str | None) -> None:
         auth_token.revoked_at = timezone.now()
         auth_token.save(update_fields=["revoked_at"])  # one by one: each save invalidates its cached lookup
     api_keys_of_user_revoke(user=user, reason="account_claimed")
-    invitations_beyond_role_cancel(organization=None, actor=SYSTEM_ACTOR, user_id=user.id, role=None,
+    invitations_beyond_role_cancel(organization=None, access=Access.system(), user_id=user.id, role=None,
                                    reason="account_claimed")  # fmt: skip
     user.set_password(password)
     user.email_verified_at = timezone.now()

@@ -6,6 +6,7 @@ from pydantic import StringConstraints
 
 from public_app.fields import LongText, Name, ShortText
 from tenant_apps.agents.models import AgentStatus
+from tenant_apps.common import RowId
 
 # BCP 47 language tag, the common shapes: language[-script][-region] (e.g. "en", "en-US", "zh-Hant-TW").
 Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-([a-zA-Z]{2}|[0-9]{3}))?$")]
@@ -28,7 +29,7 @@ class AgentUpdateIn(Schema):
 
 
 class AgentOut(Schema):
-    id: str
+    id: RowId
     name: str
     status: str
     language: str

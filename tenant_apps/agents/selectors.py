@@ -1,4 +1,4 @@
-"""Reads; the connection is already on the organization's schema (access.org_endpoint(tenant_schema=True))."""
+"""Reads; the connection is already on the organization's schema (OrgAuth(tenant_schema=True))."""
 
 from django.db.models import QuerySet
 

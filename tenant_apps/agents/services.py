@@ -1,5 +1,9 @@
 from typing import Any
 
+from django.db import transaction
+
+from public_app.access import Access
+from public_app.events import Target, happened
 from tenant_apps.agents.models import Agent
 from tenant_apps.common import save_existing
 
@@ -19,5 +23,7 @@ def agent_update(*, agent: Agent, changes: dict[str, Any]) -> Agent:
     return agent
 
 
-def agent_delete(*, agent: Agent) -> None:
+@transaction.atomic
+def agent_delete(*, access: Access, agent: Agent) -> None:
+    happened(access=access, action="agent.deleted", target=Target("agent", str(agent.id), agent.name))
     agent.delete()

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from public_app.access import Actor
+from public_app.access import Access
 from public_app.models import Organization
 from public_app.tenancy import tenant_context
 from tenant_apps.audit.models import AuditEntry
@@ -11,22 +11,23 @@ from tenant_apps.audit.models import AuditEntry
 def audit_record(
     *,
     organization: Organization,
-    actor: Actor,
+    access: Access,
     action: str,
     target_type: str,
     target_id: str = "",
     target_label: str = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEntry:
+    actor_type, actor_id, actor_label = access.identity
     with tenant_context(organization):
         return AuditEntry.objects.create(
-            actor_type=actor.type,
-            actor_id=actor.id,
-            actor_label=actor.label[:254],
+            actor_type=actor_type,
+            actor_id=actor_id,
+            actor_label=actor_label[:254],
             action=action,
             target_type=target_type,
             target_id=target_id,
             target_label=target_label[:254],
-            ip=actor.ip,
+            ip=access.ip,
             data=data or {},
         )

@@ -1,61 +1,43 @@
 """Campaigns CRUD under /api/v1/organizations/{slug}/campaigns (tenant data: owner, admin, member)."""
 
-from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from public_app.access import Capability
-from public_app.api.security import OrgAuth
+from public_app.api.security import AuthedRequest, tenant_data_auth
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.campaigns.models import Campaign
 from tenant_apps.campaigns.schemas import CampaignCreateIn, CampaignFilters, CampaignOut, CampaignUpdateIn
-from tenant_apps.campaigns.selectors import campaign_list
-from tenant_apps.campaigns.services import campaign_create, campaign_update
-from tenant_apps.common import get_or_404, str_id
+from tenant_apps.campaigns.selectors import campaign_get, campaign_list
+from tenant_apps.campaigns.services import campaign_create, campaign_delete, campaign_update
 
-router = Router(tags=["campaigns"])
-tenant_data = OrgAuth(Capability.TENANT_DATA, tenant_schema=True)
+router = Router(tags=["campaigns"], auth=tenant_data_auth())
 
 
-def campaign_out(campaign: Campaign) -> dict:
-    return {
-        "id": str(campaign.id),
-        "name": campaign.name,
-        "status": campaign.status,
-        "agent_id": str_id(campaign.agent_id),
-        "starts_at": campaign.starts_at,
-        "ends_at": campaign.ends_at,
-        "created_at": campaign.created_at,
-        "updated_at": campaign.updated_at,
-    }
-
-
-@router.get("/{slug}/campaigns", response=Page[CampaignOut], auth=tenant_data)
-def list_campaigns(request: HttpRequest, slug: str, page: Query[PageQuery], filters: Query[CampaignFilters]) -> dict:
+@router.get("/{slug}/campaigns", response=Page[CampaignOut])
+def list_campaigns(request: AuthedRequest, slug: str, page: Query[PageQuery], filters: Query[CampaignFilters]) -> dict:
     """List campaigns, newest first; filter by `status`, `agent_id`, `created_after`."""
-    return paginate(campaign_list(**filters.dict()), page, campaign_out)
+    return paginate(campaign_list(**filters.dict()), page)
 
 
-@router.post("/{slug}/campaigns", response={201: CampaignOut}, auth=tenant_data)
-def create_campaign(request: HttpRequest, slug: str, payload: CampaignCreateIn) -> Status:
+@router.post("/{slug}/campaigns", response={201: CampaignOut})
+def create_campaign(request: AuthedRequest, slug: str, payload: CampaignCreateIn) -> Status:
     """Create a campaign; `agent_id` must be an agent of this organization."""
-    return Status(201, campaign_out(campaign_create(data=payload.dict())))
+    return Status(201, campaign_create(data=payload.dict()))
 
 
-@router.get("/{slug}/campaigns/{campaign_id}", response=CampaignOut, auth=tenant_data)
-def get_campaign(request: HttpRequest, slug: str, campaign_id: str) -> dict:
+@router.get("/{slug}/campaigns/{campaign_id}", response=CampaignOut)
+def get_campaign(request: AuthedRequest, slug: str, campaign_id: str) -> Campaign:
     """One campaign."""
-    return campaign_out(get_or_404(Campaign.objects.all(), campaign_id, "Campaign"))
+    return campaign_get(campaign_id=campaign_id)
 
 
-@router.patch("/{slug}/campaigns/{campaign_id}", response=CampaignOut, auth=tenant_data)
-def update_campaign(request: HttpRequest, slug: str, campaign_id: str, payload: CampaignUpdateIn) -> dict:
+@router.patch("/{slug}/campaigns/{campaign_id}", response=CampaignOut)
+def update_campaign(request: AuthedRequest, slug: str, campaign_id: str, payload: CampaignUpdateIn) -> Campaign:
     """Change any field; `agent_id`, `starts_at`, `ends_at` accept null."""
-    campaign = get_or_404(Campaign.objects.all(), campaign_id, "Campaign")
-    return campaign_out(campaign_update(campaign=campaign, changes=payload.dict(exclude_unset=True)))
+    return campaign_update(campaign=campaign_get(campaign_id=campaign_id), changes=payload.dict(exclude_unset=True))
 
 
-@router.delete("/{slug}/campaigns/{campaign_id}", response={204: None}, auth=tenant_data)
-def delete_campaign(request: HttpRequest, slug: str, campaign_id: str) -> Status:
-    """Delete a campaign; its leads stay, without a campaign."""
-    get_or_404(Campaign.objects.all(), campaign_id, "Campaign").delete()
+@router.delete("/{slug}/campaigns/{campaign_id}", response={204: None})
+def delete_campaign(request: AuthedRequest, slug: str, campaign_id: str) -> Status:
+    """Delete a campaign; its leads stay, without a campaign (recorded in the audit log)."""
+    campaign_delete(access=request.auth, campaign=campaign_get(campaign_id=campaign_id))
     return Status(204, None)

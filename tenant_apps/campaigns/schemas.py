@@ -4,7 +4,7 @@ from ninja import Field, Schema
 
 from public_app.fields import Instant, Name
 from tenant_apps.campaigns.models import CampaignStatus
-from tenant_apps.common import CreatedAfterFilter
+from tenant_apps.common import CreatedAfterFilter, RowId, RowRef
 
 
 class CampaignCreateIn(Schema):
@@ -24,10 +24,10 @@ class CampaignUpdateIn(Schema):
 
 
 class CampaignOut(Schema):
-    id: str
+    id: RowId
     name: str
     status: str
-    agent_id: str | None
+    agent_id: RowRef
     starts_at: datetime | None
     ends_at: datetime | None
     created_at: datetime

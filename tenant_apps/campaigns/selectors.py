@@ -3,7 +3,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import filter_by_reference, filter_created_after
+from tenant_apps.common import filter_by_reference, filter_created_after, get_or_404
 
 
 def campaign_list(
@@ -13,3 +13,7 @@ def campaign_list(
     if status:
         queryset = queryset.filter(status=status)
     return filter_by_reference(queryset, "agent_id", agent_id)
+
+
+def campaign_get(*, campaign_id: str) -> Campaign:
+    return get_or_404(Campaign.objects.all(), campaign_id, "Campaign")

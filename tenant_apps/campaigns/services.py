@@ -1,6 +1,10 @@
 from typing import Any
 
+from django.db import transaction
+
 from public_app import errors
+from public_app.access import Access
+from public_app.events import Target, happened
 from tenant_apps.agents.models import Agent
 from tenant_apps.campaigns.models import Campaign
 from tenant_apps.common import reference_or_422, save_existing
@@ -36,3 +40,9 @@ def campaign_update(*, campaign: Campaign, changes: dict[str, Any]) -> Campaign:
             setattr(campaign, field, changes[field])
     _check_window(campaign)
     return save_existing(campaign, "Campaign")
+
+
+@transaction.atomic
+def campaign_delete(*, access: Access, campaign: Campaign) -> None:
+    happened(access=access, action="campaign.deleted", target=Target("campaign", str(campaign.id), campaign.name))
+    campaign.delete()

@@ -2,12 +2,10 @@
 
 from datetime import datetime
 
-from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from public_app.access import Capability
-from public_app.api.common import request_actor
-from public_app.api.security import OrgAuth
+from public_app.api.security import AuthedRequest, OrgAuth
 from public_app.fields import Secret
 from tenant_apps.integrations.models import Integration
 from tenant_apps.integrations.services import (
@@ -17,12 +15,17 @@ from tenant_apps.integrations.services import (
     leadsforce_sync_request,
 )
 
-router = Router(tags=["integrations"])
-integrations = OrgAuth(Capability.INTEGRATIONS, tenant_schema=True)
+router = Router(tags=["integrations"], auth=OrgAuth(Capability.INTEGRATIONS, tenant_schema=True))
 
 
 class LeadsforceConnectIn(Schema):
     api_key: Secret
+
+
+class _NotConnected:
+    """What LeadsforceOut reads when there is no integration row."""
+
+    account_name = connected_at = last_sync_at = last_sync_error = None
 
 
 class LeadsforceOut(Schema):
@@ -32,45 +35,40 @@ class LeadsforceOut(Schema):
     last_sync_at: datetime | None
     last_sync_error: str | None
 
+    @staticmethod
+    def resolve_connected(obj: Integration | _NotConnected) -> bool:
+        return isinstance(obj, Integration)
 
-def leadsforce_out(integration: Integration | None) -> dict:
-    if integration is None:
-        return {"connected": False, "account_name": None, "connected_at": None, "last_sync_at": None,
-                "last_sync_error": None}  # fmt: skip
-    return {
-        "connected": True,
-        "account_name": integration.account_name,
-        "connected_at": integration.connected_at,
-        "last_sync_at": integration.last_sync_at,
-        "last_sync_error": integration.last_sync_error or None,
-    }
+    @staticmethod
+    def resolve_last_sync_error(obj: Integration | _NotConnected) -> str | None:
+        return obj.last_sync_error or None
 
 
-@router.get("/{slug}/integrations/leadsforce", response=LeadsforceOut, auth=integrations)
-def get_leadsforce(request: HttpRequest, slug: str) -> dict:
+NOT_CONNECTED = _NotConnected()
+
+
+@router.get("/{slug}/integrations/leadsforce", response=LeadsforceOut)
+def get_leadsforce(request: AuthedRequest, slug: str) -> Integration | _NotConnected:
     """Connection status (the API key is never returned)."""
-    return leadsforce_out(leadsforce_get())
+    return leadsforce_get() or NOT_CONNECTED
 
 
-@router.put("/{slug}/integrations/leadsforce", response=LeadsforceOut, auth=integrations)
-def connect_leadsforce(request: HttpRequest, slug: str, payload: LeadsforceConnectIn) -> dict:
+@router.put("/{slug}/integrations/leadsforce", response=LeadsforceOut)
+def connect_leadsforce(request: AuthedRequest, slug: str, payload: LeadsforceConnectIn) -> Integration:
     """Connect with an API key: checked against Leadsforce first (422 `leadsforce_rejected`, 502
     `leadsforce_unavailable`), then stored encrypted."""
-    integration = leadsforce_connect(
-        organization=request.org.organization, actor=request_actor(request), api_key=payload.api_key
-    )
-    return leadsforce_out(integration)
+    return leadsforce_connect(access=request.auth, api_key=payload.api_key)
 
 
-@router.delete("/{slug}/integrations/leadsforce", response={204: None}, auth=integrations)
-def disconnect_leadsforce(request: HttpRequest, slug: str) -> Status:
+@router.delete("/{slug}/integrations/leadsforce", response={204: None})
+def disconnect_leadsforce(request: AuthedRequest, slug: str) -> Status:
     """Disconnect and forget the API key (imported leads stay)."""
-    leadsforce_disconnect(organization=request.org.organization, actor=request_actor(request))
+    leadsforce_disconnect(access=request.auth)
     return Status(204, None)
 
 
-@router.post("/{slug}/integrations/leadsforce/sync", response={202: dict}, auth=integrations)
-def sync_leadsforce(request: HttpRequest, slug: str) -> Status:
+@router.post("/{slug}/integrations/leadsforce/sync", response={202: dict})
+def sync_leadsforce(request: AuthedRequest, slug: str) -> Status:
     """Import Leadsforce leads into this organization's leads, in a job (idempotent on the Leadsforce id)."""
-    leadsforce_sync_request(organization=request.org.organization)
+    leadsforce_sync_request(organization=request.auth.org)
     return Status(202, {"status": "queued"})

@@ -11,31 +11,30 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Actor
+from public_app.access import Access
 from public_app.clients import leadsforce
 from public_app.crypto import decrypt, encrypt
+from public_app.events import Target, happened
 from public_app.leases import lease
 from public_app.models import Organization
 from public_app.outbox import enqueue
-from tenant_apps.audit.services import audit_record
 from tenant_apps.integrations.models import Integration
 from tenant_apps.leads.models import Lead, LeadSource
-from tenant_apps.leads.services import lead_event_data
+from tenant_apps.leads.services import lead_created
 
 logger = logging.getLogger(__name__)
 PROVIDER = "leadsforce"
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
-def _target() -> dict:
-    return {"target_type": "integration", "target_id": PROVIDER, "target_label": "Leadsforce"}
+TARGET = Target("integration", PROVIDER, "Leadsforce")
 
 
 def leadsforce_get() -> Integration | None:
     return Integration.objects.filter(provider=PROVIDER).first()
 
 
-def leadsforce_connect(*, organization: Organization, actor: Actor, api_key: str) -> Integration:
+def leadsforce_connect(*, access: Access, api_key: str) -> Integration:
     try:
         account = leadsforce.account_get(api_key)
     except leadsforce.LeadsforceRejected:
@@ -61,19 +60,16 @@ def leadsforce_connect(*, organization: Organization, actor: Actor, api_key: str
                 "last_sync_error": "",
             },
         )
-        audit_record(
-            organization=organization, actor=actor, action="integration.connected",
-            data={"account": account.name}, **_target(),
-        )  # fmt: skip
+        happened(access=access, action="integration.connected", target=TARGET, data={"account": account.name})
     return integration
 
 
 @transaction.atomic
-def leadsforce_disconnect(*, organization: Organization, actor: Actor) -> None:
+def leadsforce_disconnect(*, access: Access) -> None:
     deleted, _ = Integration.objects.filter(provider=PROVIDER).delete()
     if not deleted:
         raise errors.NotFound("Leadsforce is not connected.")
-    audit_record(organization=organization, actor=actor, action="integration.disconnected", **_target())
+    happened(access=access, action="integration.disconnected", target=TARGET)
 
 
 def leadsforce_sync_request(*, organization: Organization) -> None:
@@ -98,8 +94,6 @@ def _clean(row: dict[str, Any]) -> dict[str, str]:
 
 
 def _import_page(organization: Organization, rows: list[dict[str, Any]]) -> int:
-    from tenant_apps.webhooks.services import event_emit
-
     by_id = {str(row["id"])[:100]: _clean(row) for row in rows}
     with transaction.atomic():
         existing = {lead.external_id: lead for lead in Lead.objects.filter(source=LeadSource.LEADSFORCE,
@@ -112,8 +106,9 @@ def _import_page(organization: Organization, rows: list[dict[str, Any]]) -> int:
             [Lead(source=LeadSource.LEADSFORCE, external_id=eid, **fields) for eid, fields in by_id.items()
              if eid not in existing]
         )  # fmt: skip
+        system = Access.system(organization)
         for lead in created:
-            event_emit(organization=organization, event_type="lead.created", data={"lead": lead_event_data(lead)})
+            lead_created(access=system, lead=lead)
     return len(created)
 
 

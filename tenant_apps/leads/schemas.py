@@ -5,7 +5,7 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, StringConstraints
 
 from public_app.fields import ShortText
-from tenant_apps.common import CreatedAfterFilter
+from tenant_apps.common import CreatedAfterFilter, RowId, RowRef
 from tenant_apps.leads.models import LeadStatus
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -47,13 +47,13 @@ class LeadUpdateIn(Schema):
 
 
 class LeadOut(Schema):
-    id: str
+    id: RowId
     first_name: str
     last_name: str
     email: str
     phone: str
     status: str
-    campaign_id: str | None
+    campaign_id: RowRef
     source: str
     created_at: datetime
     updated_at: datetime

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from tenant_apps.common import filter_by_reference, filter_created_after
+from tenant_apps.common import filter_by_reference, filter_created_after, get_or_404
 from tenant_apps.leads.models import Lead
 
 
@@ -19,3 +19,7 @@ def lead_list(
     if source:
         queryset = queryset.filter(source=source)
     return filter_by_reference(queryset, "campaign_id", campaign_id)
+
+
+def lead_get(*, lead_id: str) -> Lead:
+    return get_or_404(Lead.objects.all(), lead_id, "Lead")

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from public_app.models import Organization, OrganizationStatus
-from public_app.services import ops
+from public_app.services.fleet import archive, drift, inventory, migrations, repair
 
 
 def _org(slug: str) -> Organization:
@@ -65,7 +65,7 @@ class Command(BaseCommand):
             self.stdout.write(text)
 
     def cmd_list(self, options: dict) -> list[dict]:
-        rows = ops.organizations_report(status=options.get("status"))
+        rows = inventory.organizations_report(status=options.get("status"))
         if not options["json"]:
             header = f"{'slug':<28} {'schema':<30} {'status':<12} {'members':>7} {'plan':<9} {'size':>10} " \
                      f"{'migrations':<10} last activity"  # fmt: skip
@@ -81,8 +81,8 @@ class Command(BaseCommand):
 
     def cmd_show(self, options: dict) -> dict:
         organization = _org(options["slug"])
-        (row,) = ops.organizations_report(slug=organization.slug)
-        row["tables"] = ops.table_row_counts(organization.schema_name)
+        (row,) = inventory.organizations_report(slug=organization.slug)
+        row["tables"] = inventory.table_row_counts(organization.schema_name)
         if not options["json"]:
             for key, value in row.items():
                 if key != "tables":
@@ -93,7 +93,7 @@ class Command(BaseCommand):
         return row
 
     def cmd_provision(self, options: dict) -> dict:
-        organization = ops.provision_again(organization=_org(options["slug"]))
+        organization = repair.provision_again(organization=_org(options["slug"]))
         self.say(options, f"{organization.slug}: {organization.status}")
         return {"slug": organization.slug, "status": organization.status}
 
@@ -104,7 +104,7 @@ class Command(BaseCommand):
         ).order_by("id")
         for organization in targets:
             try:
-                organization = ops.provision_again(organization=organization)
+                organization = repair.provision_again(organization=organization)
                 results.append({"slug": organization.slug, "status": organization.status})
             except Exception as exc:
                 results.append({"slug": organization.slug, "status": "failed", "error": str(exc)})
@@ -116,7 +116,7 @@ class Command(BaseCommand):
             if not options["json"] and (error or done == total or done % 50 == 0):
                 self.stdout.write(f"[{done}/{total}] {schema}: {'FAILED ' + error if error else 'ok'}")
 
-        result = ops.migrate_fleet(jobs=options["jobs"], force=options["force"], progress=progress)
+        result = migrations.migrate_fleet(jobs=options["jobs"], force=options["force"], progress=progress)
         self.say(options, f"migrated {result['migrated']}, skipped {result['skipped']} (already at "
                           f"{result['state']}), failed {len(result['failed'])}")  # fmt: skip
         for schema, error in result["failed"].items():
@@ -128,7 +128,7 @@ class Command(BaseCommand):
         return result
 
     def cmd_check(self, options: dict) -> dict:
-        report = ops.drift_check()
+        report = drift.drift_check()
         data = {"clean": report.clean, **report.__dict__}
         if not options["json"]:
             self.stdout.write("no drift" if report.clean else "DRIFT:")
@@ -142,18 +142,18 @@ class Command(BaseCommand):
         return data
 
     def cmd_reconcile(self, options: dict) -> dict:
-        result = ops.reconcile(drop_orphans=options["drop_orphans"])
+        result = repair.reconcile(drop_orphans=options["drop_orphans"])
         self.say(options, f"fixed: {result['fixed']}")
         self.say(options, f"left: {result['left']}")
         return result
 
     def cmd_export(self, options: dict) -> dict:
-        result = ops.export_organization(organization=_org(options["slug"]), path=options["file"])
+        result = archive.export_organization(organization=_org(options["slug"]), path=options["file"])
         self.say(options, f"exported {options['slug']} ({result['schema']}) to {result['file']}")
         return result
 
     def cmd_import(self, options: dict) -> dict:
-        result = ops.import_organization(path=options["file"], slug=options.get("slug"))
+        result = archive.import_organization(path=options["file"], slug=options.get("slug"))
         self.say(options, f"imported as {result['slug']} in schema {result['schema']} ({result['members']} members, "
                           f"{result['created_users']} new users)")  # fmt: skip
         return result
@@ -164,6 +164,6 @@ class Command(BaseCommand):
             answer = input(f"Purge {organization.slug} and drop schema {organization.schema_name}? Type the slug: ")
             if answer.strip() != organization.slug:
                 raise CommandError("not confirmed; nothing was purged")
-        purged = ops.purge_now(organization=organization)
+        purged = repair.purge_now(organization=organization)
         self.say(options, f"purged {organization.slug}" if purged else "nothing to purge")
         return {"slug": organization.slug, "purged": purged}

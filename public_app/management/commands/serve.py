@@ -117,11 +117,11 @@ class Command(BaseCommand):
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(path))
 
     def _migrate_tenants(self, jobs: int) -> None:
-        from public_app.services import ops
+        from public_app.services.fleet import migrations
         from public_app.services.provisioning import spares_refill
 
         started = time.monotonic()
-        result = ops.migrate_fleet(jobs=max(1, jobs))
+        result = migrations.migrate_fleet(jobs=max(1, jobs))
         self.stdout.write(
             f"Tenant schemas: {result['skipped']} current, {result['migrated']} migrated, "
             f"{len(result['failed'])} failed ({time.monotonic() - started:.1f} s)"

@@ -1,0 +1,122 @@
+"""Drift: schemas, structure, migration records and database roles, compared with the template and with the
+organizations table."""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django_tenants.utils import quote_schema_name
+
+from public_app.models import (
+    Organization,
+    OrganizationStatus,
+    SpareSchema,
+)
+from public_app.services.fleet import SCHEMA_PREFIX
+from public_app.services.provisioning import (
+    tenant_migrations,
+)
+from public_app.tenancy import (
+    role_extra_grants,
+    role_has_own_grants,
+    roles_with_prefix,
+    tenant_role_name,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DriftReport:
+    orphan_schemas: list[str] = field(default_factory=list)
+    missing_schemas: list[str] = field(default_factory=list)  # slugs
+    structure_differs: list[str] = field(default_factory=list)  # slugs
+    missing_migrations: dict[str, list[str]] = field(default_factory=dict)
+    extra_migrations: dict[str, list[str]] = field(default_factory=dict)
+    # The database role boundary (public_app.tenancy): schemas whose role is missing or lacks grants on its own
+    # schema, roles holding privileges elsewhere, and tenant roles left without a schema.
+    missing_roles: list[str] = field(default_factory=list)  # slugs
+    role_grants_missing: list[str] = field(default_factory=list)  # slugs
+    extra_grants: dict[str, list[str]] = field(default_factory=dict)  # slug -> privileges outside its schema
+    orphan_roles: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not any(asdict(self).values())
+
+
+def _columns_by_schema(schemas: Iterable[str]) -> dict[str, set[tuple]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT table_schema, table_name, column_name, data_type, is_nullable, character_maximum_length
+            FROM information_schema.columns WHERE table_schema = ANY(%s)
+            """,
+            [list(schemas)],
+        )
+        result: dict[str, set[tuple]] = {}
+        for schema, *rest in cursor.fetchall():
+            result.setdefault(schema, set()).add(tuple(rest))
+    return result
+
+
+def drift_check() -> DriftReport:
+    """What `orgs check` reports: schemas and organizations that do not match each other, and schemas whose
+    structure or migration records differ from the template's."""
+    from public_app.services.provisioning import template_get
+
+    template_get()  # make sure the template is at head
+    report = DriftReport()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [SCHEMA_PREFIX])
+        existing = {row[0] for row in cursor.fetchall()}
+    orgs = {
+        org.schema_name: org
+        for org in Organization.objects.exclude(status=OrganizationStatus.PROVISIONING).exclude(
+            status=OrganizationStatus.FAILED
+        )
+    }
+    every_org_schema = set(Organization.objects.values_list("schema_name", flat=True))
+    spares = set(SpareSchema.objects.values_list("name", flat=True))  # ready-made, not orphans
+    report.orphan_schemas = sorted(existing - every_org_schema - spares)
+    report.missing_schemas = sorted(orgs[s].slug for s in set(orgs) - existing)
+    present = sorted(set(orgs) & existing)
+    template = settings.TENANT_TEMPLATE_SCHEMA
+    columns = _columns_by_schema([*present, template])
+    expected_columns = columns.get(template, set())
+    expected = {f"{app}.{name}" for app, name in tenant_migrations()}
+    for schema in present:
+        slug = orgs[schema].slug
+        if columns.get(schema, set()) != expected_columns:
+            report.structure_differs.append(slug)
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute(f"SELECT app || '.' || name FROM {quote_schema_name(schema)}.django_migrations")
+                applied = {row[0] for row in cursor.fetchall()}
+            except Exception:
+                applied = set()
+        applied_tenant = {m for m in applied if m.split(".", 1)[0] in {a for a, _ in tenant_migrations()}}
+        if expected - applied_tenant:
+            report.missing_migrations[slug] = sorted(expected - applied_tenant)
+        if applied_tenant - expected:
+            report.extra_migrations[slug] = sorted(applied_tenant - expected)
+    report.structure_differs.sort()
+    _role_drift(report, {schema: orgs[schema].slug for schema in present}, existing)
+    return report
+
+
+def _role_drift(report: DriftReport, slugs_by_schema: dict[str, str], existing_schemas: set[str]) -> None:
+    roles = roles_with_prefix()
+    for schema, slug in sorted(slugs_by_schema.items(), key=lambda item: item[1]):
+        if tenant_role_name(schema) not in roles:
+            report.missing_roles.append(slug)
+            continue
+        if not role_has_own_grants(schema):
+            report.role_grants_missing.append(slug)
+        extra = role_extra_grants(schema)
+        if extra:
+            report.extra_grants[slug] = extra
+    expected = {tenant_role_name(schema) for schema in existing_schemas}
+    report.orphan_roles = sorted(roles - expected)

@@ -1,0 +1,79 @@
+"""Inventory: organizations with their schema, size, migration state and members; row counts of one schema."""
+
+import logging
+from typing import Any
+
+from django.db import connection
+from django_tenants.utils import quote_schema_name
+
+from public_app.models import (
+    Organization,
+)
+from public_app.services.fleet import SCHEMA_PREFIX
+from public_app.services.provisioning import (
+    migration_state,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _schema_sizes(schema: str | None = None) -> dict[str, int]:
+    """Bytes on disk per tenant schema (tables with their indexes and TOAST); one schema, or all of them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT n.nspname, COALESCE(SUM(pg_total_relation_size(c.oid)), 0)
+            FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm')
+            WHERE n.nspname LIKE %s AND (%s::text IS NULL OR n.nspname = %s) GROUP BY n.nspname
+            """,
+            [SCHEMA_PREFIX, schema, schema],
+        )
+        return {schema: int(size) for schema, size in cursor.fetchall()}
+
+
+def organizations_report(*, status: str | None = None, slug: str | None = None) -> list[dict[str, Any]]:
+    """One row per organization: slug, schema, status, members, plan, size on disk, migration state, activity."""
+    from django.db.models import Count, Max
+
+    queryset = Organization.objects.annotate(
+        members=Count("memberships"), last_activity=Max("memberships__last_accessed_at")
+    ).order_by("id")
+    if status:
+        queryset = queryset.filter(status=status)
+    if slug:
+        queryset = queryset.filter(slug=slug)
+    only = queryset.values_list("schema_name", flat=True).first() if slug else None
+    sizes = _schema_sizes(only)
+    expected = migration_state()
+    return [
+        {
+            "slug": org.slug,
+            "id": org.uid,
+            "schema": org.schema_name,
+            "status": org.status,
+            "members": org.members,
+            "plan": org.plan,
+            "schema_bytes": sizes.get(org.schema_name),
+            "migrations": "current"
+            if org.migration_state == expected
+            else ("none" if not org.migration_state else "behind"),
+            "last_activity": org.last_activity.isoformat() if org.last_activity else None,
+            "status_reason": org.status_reason or None,
+        }
+        for org in queryset
+    ]
+
+
+def table_row_counts(schema: str) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+            "ORDER BY table_name",
+            [schema],
+        )
+        tables = [row[0] for row in cursor.fetchall()]
+        counts = {}
+        for table in tables:
+            cursor.execute(f"SELECT count(*) FROM {quote_schema_name(schema)}.{quote_schema_name(table)}")
+            counts[table] = cursor.fetchone()[0]
+    return counts
