@@ -117,6 +117,7 @@ def _validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRe
 
 @api.exception_handler(DjangoValidationError)
 def _django_validation_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+    details: list[dict[str, str | None]]
     if hasattr(exc, "error_dict"):
         details = [{"field": f, "message": m} for f, msgs in exc.message_dict.items() for m in msgs]
     else:

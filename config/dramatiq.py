@@ -87,7 +87,7 @@ def broker_ping() -> None:
         with pool.connection(timeout=5) as conn:
             conn.execute("SELECT 1")
         return
-    import pika
+    import pika  # type: ignore[import-untyped]
 
     params = broker.parameters  # type: ignore[attr-defined]
     params = params[0] if isinstance(params, list) else params

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 from django.views.static import serve as static_serve
 
@@ -9,7 +9,7 @@ from config.health import healthz, readyz
 from config.metrics import metrics_view
 
 
-def serve_media(request: HttpRequest, path: str) -> HttpResponse:
+def serve_media(request: HttpRequest, path: str) -> HttpResponse | FileResponse:
     response = static_serve(request, path, document_root=settings.MEDIA_ROOT)
     # Names are content hashes: a new logo gets a new URL, so this one can be cached for good.
     response["Cache-Control"] = "public, max-age=31536000, immutable"

@@ -1,5 +1,7 @@
 """Billing actors: Stripe customer creation, seat sync, Stripe event processing, cancellation on deletion."""
 
+from typing import Any
+
 import dramatiq
 
 from public_app.models import Organization, OrganizationStatus
@@ -7,7 +9,7 @@ from public_app.services.billing.checkout import customer_ensure
 from public_app.services.billing.seats import seats_sync
 from public_app.services.billing.subscriptions import stripe_event_process, subscription_cancel_for_deletion
 
-STRIPE_RETRIES = {"max_retries": 10, "min_backoff": 2000, "max_backoff": 15 * 60 * 1000}
+STRIPE_RETRIES: dict[str, Any] = {"max_retries": 10, "min_backoff": 2000, "max_backoff": 15 * 60 * 1000}
 
 
 @dramatiq.actor(queue_name="billing", **STRIPE_RETRIES)

@@ -7,10 +7,11 @@ in `public`, whatever the previous one did.
 
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 from dramatiq import Middleware
 
 from config.logging import log_context_clear, log_context_set
+from public_app.tenancy import tenant_connection
 
 
 class DjangoConnectionsMiddleware(Middleware):
@@ -19,10 +20,10 @@ class DjangoConnectionsMiddleware(Middleware):
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         close_old_connections()
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
 
     def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
         close_old_connections()
 
     after_skip_message = after_process_message

@@ -130,7 +130,7 @@ class Access:
     def identity(self) -> tuple[str, str, str]:
         """(type, id, label) as the audit log records the caller. A user's public id and email are read on first
         use (only writes need them, so reads never pay for it)."""
-        if self.is_user and not self.uid:
+        if self.is_user and not self.uid and self.user_id is not None:
             from public_app.tenancy import public_context
 
             with public_context():  # also used from tenant operations, whose role cannot read users

@@ -34,6 +34,8 @@ def user_session_lock(user_id: int, token_id: int | None) -> None:
     from public_app.models import AuthToken, User
 
     User.objects.select_for_update().filter(id=user_id).values_list("id").first()
+    if token_id is None:
+        return
     live = AuthToken.objects.filter(id=token_id, user_id=user_id, revoked_at__isnull=True, user__is_active=True)
-    if token_id is not None and not live.exists():
+    if not live.exists():
         raise errors.NotAuthenticated()

@@ -38,8 +38,9 @@ def logo_process(data: bytes) -> bytes:
                 probe.verify()
             with Image.open(io.BytesIO(data)) as image:
                 image.load()  # a truncated or corrupt file fails here
-                if image.mode not in ("RGB", "RGBA", "L", "LA"):
-                    image = image.convert("RGBA")
+                picture: Image.Image = image
+                if picture.mode not in ("RGB", "RGBA", "L", "LA"):
+                    picture = picture.convert("RGBA")
                 out = io.BytesIO()
                 image.save(out, format="PNG", optimize=True)
     except errors.ValidationFailed:

@@ -3,10 +3,10 @@ import uuid
 from collections.abc import Callable
 
 from django.core.signals import request_finished
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from config.logging import log_context_clear, log_context_set
+from public_app.tenancy import tenant_connection
 
 
 class PublicSchemaMiddleware:
@@ -20,11 +20,11 @@ class PublicSchemaMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
         try:
             return self.get_response(request)
         finally:
-            connection.set_schema_to_public()
+            tenant_connection().set_schema_to_public()
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")

@@ -1,5 +1,7 @@
 """Public-schema models: users, auth tokens, organizations (the django-tenants tenant) and memberships."""
 
+from typing import Any
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -114,13 +116,13 @@ class Organization(TenantMixin, TimestampedModel):
     def __str__(self) -> str:
         return self.slug
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self.schema_name:
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.schema_name:  # type: ignore[has-type]  # declared by django-tenants' untyped TenantMixin
             self.schema_name = self.schema_name_for(self.uid)
         super().save(*args, **kwargs)
 
     @classmethod
-    def from_db(cls, db, field_names, values, **kwargs):  # type: ignore[no-untyped-def]
+    def from_db(cls, db, field_names, values, **kwargs):
         instance = super().from_db(db, field_names, values, **kwargs)
         # Remembered so a rename can invalidate the cache entry of the slug the row was loaded with.
         instance._loaded_slug = instance.__dict__.get("slug")

@@ -101,8 +101,9 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
                 _record_error(row, now, f"unknown actor: {exc}", retry_in=timedelta(hours=1))
                 continue
             delay_ms = max(0, int((row.eta - now).total_seconds() * 1000)) if row.eta else 0
-            message = Message(queue_name=actor.queue_name, actor_name=row.actor_name, args=tuple(row.args),
-                              kwargs={}, options={}, message_id=str(row.message_id))  # fmt: skip
+            message: Message[Any] = Message(queue_name=actor.queue_name, actor_name=row.actor_name,
+                                            args=tuple(row.args), kwargs={}, options={},
+                                            message_id=str(row.message_id))  # fmt: skip
             try:
                 actor.broker.enqueue(message, delay=delay_ms or None)
             except Exception as exc:

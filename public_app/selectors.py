@@ -1,5 +1,8 @@
 """Reads of the public schema. Every organization-scoped query starts from the organization."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -52,10 +55,10 @@ def membership_role_cached(*, organization_id: int, user_id: int) -> str | None:
     return cached(membership_cache_key(organization_id, user_id), load)
 
 
-def auth_token_lookup_cached(*, key_hash: str) -> dict | None:
+def auth_token_lookup_cached(*, key_hash: str) -> Mapping[str, Any] | None:
     """The live token for this hash as `{"id", "user_id", "expires_at"}`, or None (unknown, revoked, inactive user)."""
 
-    def load() -> dict | None:
+    def load() -> Mapping[str, Any] | None:
         return (
             AuthToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
             .values("id", "user_id", "expires_at", "key_hash")
@@ -69,10 +72,10 @@ def api_key_cache_key(key_hash: str) -> str:
     return f"apikey:{key_hash}"
 
 
-def api_key_lookup_cached(*, key_hash: str) -> dict | None:
+def api_key_lookup_cached(*, key_hash: str) -> Mapping[str, Any] | None:
     """The live (not revoked) key for this hash; expiry is checked by the caller on every request."""
 
-    def load() -> dict | None:
+    def load() -> Mapping[str, Any] | None:
         return (
             ApiKey.objects.filter(key_hash=key_hash, revoked_at__isnull=True)
             .values("id", "uid", "organization_id", "role", "name", "expires_at", "key_hash")

@@ -13,7 +13,7 @@ roles of two databases on one cluster apart (roles are cluster-wide).
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,6 +21,23 @@ from django_tenants.postgresql_backend.base import FakeTenant
 from django_tenants.utils import quote_schema_name
 
 from config.logging import log_context
+
+
+class TenantConnection(Protocol):
+    """What django-tenants' database backend adds to a connection (config.db builds on it)."""
+
+    tenant: object
+
+    def set_tenant(self, tenant: object, include_public: bool = True) -> None: ...
+
+    def set_schema(self, schema_name: str, include_public: bool = True, tenant_type: str | None = None) -> None: ...
+
+    def set_schema_to_public(self) -> None: ...
+
+
+def tenant_connection() -> TenantConnection:
+    """The default connection, typed as the tenant-aware backend it is."""
+    return cast(TenantConnection, connection)
 
 
 class Tenant(Protocol):
@@ -62,38 +79,38 @@ class TenantSchema(FakeTenant):
 @contextmanager
 def tenant_context(organization: Tenant) -> Iterator[None]:
     """Run tenant work in the organization's schema, as its role; back to whatever it was on exit, even on error."""
-    previous = connection.tenant
-    connection.set_tenant(organization)
+    previous = tenant_connection().tenant
+    tenant_connection().set_tenant(organization)
     try:
         with log_context(org=organization.slug):
             yield
     finally:
-        connection.set_tenant(previous)
+        tenant_connection().set_tenant(previous)
 
 
 @contextmanager
 def public_context() -> Iterator[None]:
     """Public rows read or written in the middle of tenant work (the tenant's role may not touch them)."""
-    previous = connection.tenant
-    connection.set_schema_to_public()
+    previous = tenant_connection().tenant
+    tenant_connection().set_schema_to_public()
     try:
         yield
     finally:
-        connection.set_tenant(previous)
+        tenant_connection().set_tenant(previous)
 
 
 @contextmanager
 def schema_context(schema_name: str, *, as_tenant: bool = True) -> Iterator[None]:
     """The same for a schema name; `as_tenant=False` keeps the login role (DDL, migrations, ops reads)."""
-    previous = connection.tenant
+    previous = tenant_connection().tenant
     if as_tenant:
-        connection.set_tenant(TenantSchema(schema_name))
+        tenant_connection().set_tenant(TenantSchema(schema_name))
     else:
-        connection.set_schema(schema_name)
+        tenant_connection().set_schema(schema_name)
     try:
         yield
     finally:
-        connection.set_tenant(previous)
+        tenant_connection().set_tenant(previous)
 
 
 # --- roles ---------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ _SAFE_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _django_cursor: Any = tenants_base.original_backend.Cursor
 
 
-class PinnedCursor(_django_cursor):  # type: ignore[misc, valid-type]
+class PinnedCursor(_django_cursor):
     """A client-side-binding cursor that puts the wrapper's pin in front of a statement when the open transaction
     (or, in autocommit, the statement's own implicit transaction) does not have it yet."""
 

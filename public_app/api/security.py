@@ -10,7 +10,6 @@ declare `request: AuthedRequest` so the type checker knows it.
 
 from typing import Any
 
-from django.db import connection
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
@@ -20,6 +19,7 @@ from public_app.access import Access, Capability, resolve_org
 from public_app.api.common import client_ip
 from public_app.services.auth import access_from_token
 from public_app.services.members import membership_touch
+from public_app.tenancy import tenant_connection
 
 
 class AuthedRequest(HttpRequest):
@@ -84,7 +84,7 @@ class OrgAuth(HttpBearer):
         if access.is_user and access.user_id is not None:
             membership_touch(organization_id=access.org.id, user_id=access.user_id)
         if self.tenant_schema:
-            connection.set_tenant(access.org)
+            tenant_connection().set_tenant(access.org)
         return access
 
 

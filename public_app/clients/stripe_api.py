@@ -30,7 +30,8 @@ def customer_create(*, organization_uid: str, name: str, email: str | None) -> s
     if email:
         params["email"] = email
     customer = client().v1.customers.create(
-        params=params, options={"idempotency_key": f"customer-create-{organization_uid}"}
+        params=params,  # type: ignore[arg-type]  # stripe's TypedDict; built conditionally above
+        options={"idempotency_key": f"customer-create-{organization_uid}"},
     )
     return customer.id
 
@@ -81,7 +82,7 @@ def invoices_list(*, customer_id: str, limit: int, starting_after: str | None) -
     params: dict[str, Any] = {"customer": customer_id, "limit": limit}
     if starting_after:
         params["starting_after"] = starting_after
-    page = client().v1.invoices.list(params=params)
+    page = client().v1.invoices.list(params=params)  # type: ignore[arg-type]  # stripe's TypedDict
     return [invoice.to_dict() for invoice in page.data], bool(page.has_more)
 
 

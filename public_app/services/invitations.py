@@ -129,7 +129,7 @@ def invitation_create(
     _check_rate_limits(organization, normalized)
     try:
         with transaction.atomic():
-            invited_by = User.objects.filter(id=access.user_id).first() if access.is_user else None
+            invited_by = User.objects.filter(id=access.user_id).first() if access.user_id is not None else None
             invited_by_key_id = access.api_key_id if access.is_api_key else None
             if invited_by is not None:
                 user_session_lock(invited_by.id, access.token_id)  # first the account (claims), then the organization
@@ -216,7 +216,7 @@ def invitation_cancel(*, access: Access, invitation_uid: str) -> None:
     happened(access=access, action="invitation.cancelled", target=_target(invitation))
 
 
-_GONE = {
+_GONE: dict[str, tuple[str, str]] = {
     InvitationStatus.ACCEPTED: ("This invitation has already been used.", "invitation_used"),
     InvitationStatus.CANCELLED: ("This invitation was cancelled.", "invitation_cancelled"),
     InvitationStatus.DECLINED: ("This invitation was declined.", "invitation_declined"),

@@ -29,7 +29,7 @@ from public_app.models import (
 )
 from public_app.outbox import enqueue
 from public_app.services.billing.subscriptions import subscription_cancellation_request
-from public_app.tenancy import role_drop
+from public_app.tenancy import role_drop, tenant_connection
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -263,5 +263,5 @@ def organization_purge(*, organization_id: int) -> bool:
         organization.delete()
         if logo:
             transaction.on_commit(lambda: logo_delete_file(logo))
-    connection.set_schema_to_public()
+    tenant_connection().set_schema_to_public()
     return True

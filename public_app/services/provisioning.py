@@ -32,7 +32,7 @@ from public_app.outbox import enqueue
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing.checkout import customer_create_request
 from public_app.services.organizations import organization_mark_active
-from public_app.tenancy import role_create, role_drop, role_rename
+from public_app.tenancy import role_create, role_drop, role_rename, tenant_connection
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def migrate_one(schema: str) -> tuple[str, str | None, float]:
         logger.exception("migrating %s failed", schema)
         return schema, f"{type(exc).__name__}: {exc}", time.monotonic() - started
     finally:
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
 
 
 def _pg_dump_ddl(schema_name: str) -> str:
@@ -173,7 +173,7 @@ def organization_provision(*, organization_id: int) -> Organization | None:
             with connection.cursor() as cursor:
                 cursor.execute(f"CREATE SCHEMA {quote_schema_name(organization.schema_name)}")
             migrate_schema(organization.schema_name)
-        connection.set_schema_to_public()
+        tenant_connection().set_schema_to_public()
         if not used_spare:
             role_create(organization.schema_name)  # completes the grants of a migrated or left-over schema too
         Organization.objects.filter(id=organization.id).update(migration_state=migration_state())

@@ -114,7 +114,7 @@ def email_verify(
     and every earlier session ends. Followed with the account's own token, it just confirms the address."""
     verification = _by_token(token, ip)
     if verification.user is not None:
-        user = User.objects.select_for_update().get(id=verification.user_id)
+        user = User.objects.select_for_update().get(id=verification.user.pk)
         if user.email != verification.email:
             raise errors.Gone("The account's email has changed since this link was sent.", code="verification_expired")
         if caller_user_id == user.id or user.email_verified_at is not None:

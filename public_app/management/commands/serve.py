@@ -41,7 +41,7 @@ def ensure_database() -> None:
         "password": params.get("PASSWORD") or None,
         "dbname": "postgres",
     }
-    with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}, autocommit=True) as conn:
+    with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}, autocommit=True) as conn:  # type: ignore[arg-type]
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [params["NAME"]]).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(params["NAME"])))

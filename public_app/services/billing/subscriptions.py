@@ -70,7 +70,7 @@ def _text(value: Any) -> str | None:
 
 
 def _organization_for(data: dict[str, Any]) -> Organization | None:
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    metadata: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
     uid = _text(data.get("client_reference_id")) or _text(metadata.get("organization_id"))
     if uid:
         return Organization.objects.filter(uid=uid).first()

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
+from public_app import errors
 from public_app.models import (
     Organization,
     OrganizationStatus,
@@ -32,7 +33,10 @@ def provision_again(*, organization: Organization) -> Organization:
     """Re-run provisioning for a failed or stuck organization (or an active one whose schema went missing)."""
     if organization.status in (OrganizationStatus.FAILED, OrganizationStatus.ACTIVE):
         Organization.objects.filter(id=organization.id).update(status=OrganizationStatus.PROVISIONING, status_reason="")
-    return organization_provision(organization_id=organization.id)
+    provisioned = organization_provision(organization_id=organization.id)
+    if provisioned is None:  # deleted meanwhile
+        raise errors.NotFound("Organization not found.")
+    return provisioned
 
 
 def drop_schema(schema: str) -> None:
