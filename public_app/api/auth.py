@@ -3,8 +3,7 @@
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from public_app.api.common import caller_user_id, client_ip, request_user
-from public_app.api.security import AuthedRequest
+from public_app.api.common import AuthedRequest, caller_user_id, client_ip, request_user
 from public_app.models import User, normalize_email
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import (

@@ -1,17 +1,20 @@
 """Small helpers shared by the routers: from where the caller is calling, and the caller's account."""
 
-from typing import TYPE_CHECKING
-
 from django.conf import settings
 from django.http import HttpRequest
 
 from public_app import errors
+from public_app.access import Access
 from public_app.models import User
 from public_app.selectors import user_get
 from public_app.tenancy import public_context
 
-if TYPE_CHECKING:
-    from public_app.api.security import AuthedRequest
+
+class AuthedRequest(HttpRequest):
+    """A request that passed BearerAuth or OrgAuth (public_app.api.security): `auth` is the caller, with its
+    organization under OrgAuth."""
+
+    auth: Access
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -22,7 +25,7 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def request_user(request: "AuthedRequest") -> User:
+def request_user(request: AuthedRequest) -> User:
     """The signed-in account behind a user token (401 for an API key, or an account deactivated meanwhile)."""
     caller = request.auth
     if not caller.is_user or caller.user_id is None:
@@ -34,7 +37,7 @@ def request_user(request: "AuthedRequest") -> User:
     return user
 
 
-def caller_user_id(request: "AuthedRequest") -> int:
+def caller_user_id(request: AuthedRequest) -> int:
     """The signed-in user's id, without loading the account (BearerAuth admits user tokens only)."""
     if request.auth.user_id is None:
         raise errors.NotAuthenticated()

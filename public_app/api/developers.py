@@ -5,7 +5,8 @@ from datetime import datetime
 from ninja import Field, Query, Router, Schema, Status
 
 from public_app.access import Capability
-from public_app.api.security import AuthedRequest, OrgAuth
+from public_app.api.common import AuthedRequest
+from public_app.api.security import OrgAuth
 from public_app.fields import Instant, Name
 from public_app.models import ApiKeyRole
 from public_app.pagination import Page, PageQuery, paginate

@@ -4,8 +4,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from public_app import errors
-from public_app.api.common import client_ip, request_user
-from public_app.api.security import AuthedRequest
+from public_app.api.common import AuthedRequest, client_ip, request_user
 from public_app.models import Invitation, InvitationStatus, User
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationAcceptedOut, InvitationPreviewOut, MyInvitationOut

@@ -4,7 +4,8 @@ from ninja import Field, Query, Router, Schema, Status
 
 from public_app import errors
 from public_app.access import Capability
-from public_app.api.security import AuthedRequest, OrgAuth
+from public_app.api.common import AuthedRequest
+from public_app.api.security import OrgAuth
 from public_app.models import Invitation, Membership
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationCreateIn, InvitationOut, MemberOut, MemberUpdateIn

@@ -7,8 +7,8 @@ from pydantic import Field
 
 from public_app import errors
 from public_app.access import Capability
-from public_app.api.common import request_user
-from public_app.api.security import AuthedRequest, OrgAuth
+from public_app.api.common import AuthedRequest, request_user
+from public_app.api.security import OrgAuth
 from public_app.fields import Name, ShortText
 from public_app.logos import logo_url
 from public_app.models import Organization

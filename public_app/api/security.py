@@ -22,12 +22,6 @@ from public_app.services.members import membership_touch
 from public_app.tenancy import tenant_connection
 
 
-class AuthedRequest(HttpRequest):
-    """A request that passed BearerAuth or OrgAuth: `auth` is the caller (with its organization under OrgAuth)."""
-
-    auth: Access
-
-
 class BearerAuth(HttpBearer):
     """User tokens only: organization API keys cannot call `/me` or anything outside their organization."""
 

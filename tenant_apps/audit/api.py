@@ -6,7 +6,8 @@ from datetime import datetime
 from ninja import Field, Query, Router, Schema
 
 from public_app.access import Capability
-from public_app.api.security import AuthedRequest, OrgAuth
+from public_app.api.common import AuthedRequest
+from public_app.api.security import OrgAuth
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.audit.models import AuditEntry
 from tenant_apps.common import RowId

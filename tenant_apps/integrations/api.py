@@ -5,7 +5,8 @@ from datetime import datetime
 from ninja import Router, Schema, Status
 
 from public_app.access import Capability
-from public_app.api.security import AuthedRequest, OrgAuth
+from public_app.api.common import AuthedRequest
+from public_app.api.security import OrgAuth
 from public_app.fields import Secret
 from tenant_apps.integrations.models import Integration
 from tenant_apps.integrations.services import (

@@ -2,7 +2,8 @@
 
 from ninja import Query, Router, Status
 
-from public_app.api.security import AuthedRequest, tenant_data_auth
+from public_app.api.common import AuthedRequest
+from public_app.api.security import tenant_data_auth
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.leads.models import Lead, LeadSource
 from tenant_apps.leads.schemas import ImportResultOut, LeadFilters, LeadIn, LeadOut, LeadUpdateIn

@@ -6,7 +6,8 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from public_app.access import Capability
-from public_app.api.security import AuthedRequest, OrgAuth
+from public_app.api.common import AuthedRequest
+from public_app.api.security import OrgAuth
 from public_app.fields import ShortText
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import ShownOnce
