@@ -14,7 +14,7 @@ import psutil
 
 from tests.pooler import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_fresh_machine_gets_embedded_postgres_and_a_postgres_broker(tmp_path):

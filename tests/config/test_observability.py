@@ -13,7 +13,7 @@ import pytest
 from config.logging import ContextFilter, JsonFormatter, log_context_clear, log_context_set, redact
 from tests.conftest import PASSWORD, Api, wait_for_jobs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

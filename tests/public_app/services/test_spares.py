@@ -9,7 +9,7 @@ from public_app.services.fleet import drift
 from public_app.services.organizations import organization_create
 from public_app.tenancy import role_exists, tenant_context
 from tests.conftest import drop_tenant_schemas, make_persona
-from tests.test_provisioning import catalog
+from tests.public_app.services.test_provisioning import catalog
 
 
 def schemas() -> set[str]:
