@@ -145,7 +145,7 @@ def _broker_actor(actor_name: str) -> Any:
     return dramatiq.get_broker().get_actor(actor_name)
 
 
-# --- the worker's side (jobs.middleware.OutboxMiddleware) -----------------------------------------------------------
+# What follows is the same message's life seen from the worker (jobs.middleware.OutboxMiddleware calls these).
 
 
 def job_started(message_id: str, time_limit_ms: int) -> None:

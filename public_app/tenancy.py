@@ -6,7 +6,8 @@ the database backend (config.db), so a query that reaches another organization's
 DDL (provisioning, migrations, purge, ops) runs as the login role with the schema as its path only
 (`connection.set_schema`).
 
-Role names are `<prefix><schema>`; the prefix (`TENANT_ROLE_PREFIX`, default: the database name and `_`) keeps the
+The roles themselves (create, grant, rename, drop, repair, inspect) are public_app.tenant_roles. Role names are
+`<prefix><schema>`; the prefix (`TENANT_ROLE_PREFIX`, default: the database name and `_`) keeps the
 roles of two databases on one cluster apart (roles are cluster-wide).
 """
 
@@ -16,9 +17,8 @@ from contextlib import contextmanager
 from typing import Protocol, cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django_tenants.postgresql_backend.base import FakeTenant
-from django_tenants.utils import quote_schema_name
 
 from config.logging import log_context
 
@@ -111,127 +111,3 @@ def schema_context(schema_name: str, *, as_tenant: bool = True) -> Iterator[None
         yield
     finally:
         tenant_connection().set_tenant(previous)
-
-
-# --- roles ---------------------------------------------------------------------------------------------------------
-
-_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
-_SEQUENCE_PRIVILEGES = "USAGE, SELECT, UPDATE"
-
-
-def role_grants_sql(schema_name: str) -> list[str]:
-    """What a tenant role may do: use its schema's tables and sequences, today's and those migrations add later
-    (default privileges for objects the login role creates there). Nothing else, and nothing in `public`."""
-    role, schema = quote_schema_name(tenant_role_name(schema_name)), quote_schema_name(schema_name)
-    return [
-        f"GRANT USAGE ON SCHEMA {schema} TO {role}",
-        f"GRANT {_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA {schema} TO {role}",
-        f"GRANT {_SEQUENCE_PRIVILEGES} ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {_TABLE_PRIVILEGES} ON TABLES TO {role}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {_SEQUENCE_PRIVILEGES} ON SEQUENCES TO {role}",
-    ]
-
-
-def role_exists(schema_name: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [tenant_role_name(schema_name)])
-        return cursor.fetchone() is not None
-
-
-def role_create(schema_name: str) -> None:
-    """Create (or complete) the schema's role with its grants; the login role becomes a member so it can `SET ROLE`.
-    Idempotent. Runs in the caller's transaction, so it is undone with it."""
-    role = quote_schema_name(tenant_role_name(schema_name))
-    statements = [] if role_exists(schema_name) else [f"CREATE ROLE {role} NOLOGIN NOINHERIT"]
-    statements += [f"GRANT {role} TO CURRENT_USER", *role_grants_sql(schema_name)]
-    with connection.cursor() as cursor:
-        cursor.execute(";\n".join(statements))
-
-
-def role_rename(old_schema: str, new_schema: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"ALTER ROLE {quote_schema_name(tenant_role_name(old_schema))} "
-            f"RENAME TO {quote_schema_name(tenant_role_name(new_schema))}"
-        )
-
-
-def role_drop(schema_name: str) -> None:
-    """Drop the schema's role (after the schema, whose objects and grants go with it). Idempotent."""
-    if role_exists(schema_name):
-        role_drop_by_name(tenant_role_name(schema_name))
-
-
-def role_drop_by_name(role_name: str) -> None:
-    if not role_name.startswith(tenant_role_prefix() + "t_"):
-        raise ValueError(f"refusing to drop {role_name!r}: not a tenant role of this database")
-    role = quote_schema_name(role_name)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP OWNED BY {role};\nDROP ROLE {role}")
-
-
-@transaction.atomic
-def role_repair(schema_name: str) -> None:
-    """Back to exactly what role_create grants: every privilege outside the schema revoked, the rest granted."""
-    role_create(schema_name)
-    role = quote_schema_name(tenant_role_name(schema_name))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT table_schema FROM information_schema.role_table_grants WHERE grantee = %s "
-            "AND table_schema <> %s UNION SELECT nspname FROM pg_namespace WHERE nspname <> %s "
-            "AND nspname NOT IN ('pg_catalog', 'information_schema', 'public') "
-            "AND has_schema_privilege(%s, oid, 'USAGE')",
-            [tenant_role_name(schema_name), schema_name, schema_name, tenant_role_name(schema_name)],
-        )
-        for (other,) in cursor.fetchall():
-            other_quoted = quote_schema_name(other)
-            cursor.execute(
-                f"REVOKE ALL ON ALL TABLES IN SCHEMA {other_quoted} FROM {role};\n"
-                f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {other_quoted} FROM {role};\n"
-                f"REVOKE ALL ON SCHEMA {other_quoted} FROM {role}"
-            )
-
-
-def role_has_own_grants(schema_name: str) -> bool:
-    """USAGE on its schema and every table privilege tenant work needs on each of its tables."""
-    role = tenant_role_name(schema_name)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT has_schema_privilege(%s, %s, 'USAGE') AND coalesce(bool_and(has_table_privilege(%s, c.oid, p)), true)
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
-            WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
-            """,
-            [role, schema_name, role, schema_name],
-        )
-        return bool(cursor.fetchone()[0])
-
-
-def roles_with_prefix() -> set[str]:
-    """Every tenant role of this database: the prefix and `t_`, with which every tenant schema name starts (the
-    prefix alone would also match the roles of a database whose name extends this one's: `orgs_` and `orgs_dev_`)."""
-    prefix = tenant_role_prefix() + "t_"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [prefix])
-        return {row[0] for row in cursor.fetchall()}
-
-
-def role_extra_grants(schema_name: str) -> list[str]:
-    """Privileges the schema's role holds outside its own schema (drift: it should hold none)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT format('%%s on %%s.%%s', privilege_type, table_schema, table_name)
-            FROM information_schema.role_table_grants
-            WHERE grantee = %s AND table_schema <> %s
-            UNION ALL
-            SELECT format('USAGE on schema %%s', n.nspname)
-            FROM pg_namespace n
-            WHERE n.nspname <> %s AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-              AND has_schema_privilege(%s, n.oid, 'USAGE')
-            ORDER BY 1
-            """,
-            [tenant_role_name(schema_name), schema_name, schema_name, tenant_role_name(schema_name)],
-        )
-        return [row[0] for row in cursor.fetchall()]

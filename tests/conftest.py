@@ -178,7 +178,7 @@ def personas(alice: Persona, bob: Persona, carol: Persona, dave: Persona, eve: P
 
 def drop_tenant_schemas() -> None:
     """Committed tenant schemas and their roles (roles are cluster-wide: they outlive the test database)."""
-    from public_app.tenancy import roles_with_prefix
+    from public_app.tenant_roles import roles_with_prefix
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")

@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from public_app.tenancy import role_create
+    from public_app.tenant_roles import role_create
 
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")

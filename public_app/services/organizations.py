@@ -29,7 +29,8 @@ from public_app.models import (
 )
 from public_app.outbox import enqueue
 from public_app.services.billing.subscriptions import subscription_cancellation_request
-from public_app.tenancy import role_drop, tenant_connection
+from public_app.tenancy import tenant_connection
+from public_app.tenant_roles import role_drop
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 RESERVED_SLUGS = frozenset(

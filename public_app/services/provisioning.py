@@ -32,7 +32,8 @@ from public_app.outbox import enqueue
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing.checkout import customer_create_request
 from public_app.services.organizations import organization_mark_active
-from public_app.tenancy import role_create, role_drop, role_rename, tenant_connection
+from public_app.tenancy import tenant_connection
+from public_app.tenant_roles import role_create, role_drop, role_rename
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +186,8 @@ def organization_provision(*, organization_id: int) -> Organization | None:
     return organization
 
 
-# --- spare schemas -------------------------------------------------------------------------------------------------
-
+# The spare pool: schemas built ahead from the same template, so that provisioning is a rename (spare_claim, above,
+# is tried first); kept here because it is provisioning's own fast path and shares its template.
 SPARE_PREFIX = "t_spare_"
 
 

@@ -5,7 +5,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from public_app.services.fleet import drift, repair
-from public_app.tenancy import role_exists, tenant_context, tenant_role_name
+from public_app.tenancy import tenant_context, tenant_role_name
+from public_app.tenant_roles import role_exists
 from tenant_apps.agents.models import Agent
 
 

@@ -21,9 +21,7 @@ from public_app.models import (
     User,
 )
 from public_app.pgtools import pg_connection_args, pg_tool
-from public_app.tenancy import (
-    role_create,
-)
+from public_app.tenant_roles import role_create
 
 logger = logging.getLogger(__name__)
 ARCHIVE_VERSION = 1

@@ -18,12 +18,8 @@ from public_app.services.fleet import SCHEMA_PREFIX
 from public_app.services.provisioning import (
     tenant_migrations,
 )
-from public_app.tenancy import (
-    role_extra_grants,
-    role_has_own_grants,
-    roles_with_prefix,
-    tenant_role_name,
-)
+from public_app.tenancy import tenant_role_name
+from public_app.tenant_roles import role_extra_grants, role_has_own_grants, roles_with_prefix
 
 logger = logging.getLogger(__name__)
 

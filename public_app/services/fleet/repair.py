@@ -20,11 +20,7 @@ from public_app.services.provisioning import (
     migrate_one,
     organization_provision,
 )
-from public_app.tenancy import (
-    role_drop,
-    role_drop_by_name,
-    role_repair,
-)
+from public_app.tenant_roles import role_drop, role_drop_by_name, role_repair
 
 logger = logging.getLogger(__name__)
 

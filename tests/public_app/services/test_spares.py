@@ -7,7 +7,8 @@ from public_app.models import Organization, OrganizationStatus, SpareSchema
 from public_app.services import provisioning
 from public_app.services.fleet import drift
 from public_app.services.organizations import organization_create
-from public_app.tenancy import role_exists, tenant_context
+from public_app.tenancy import tenant_context
+from public_app.tenant_roles import role_exists
 from tests.conftest import drop_tenant_schemas, make_persona
 from tests.public_app.services.test_provisioning import catalog
 
