@@ -1,7 +1,6 @@
 """Archive: one organization exported to a tarball (its schema dump and public rows) and imported back."""
 
 import json
-import logging
 import subprocess
 import tarfile
 import tempfile
@@ -23,7 +22,6 @@ from public_app.models import (
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.tenant_roles import role_create
 
-logger = logging.getLogger(__name__)
 ARCHIVE_VERSION = 1
 
 

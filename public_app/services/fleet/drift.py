@@ -1,7 +1,6 @@
 """Drift: schemas, structure, migration records and database roles, compared with the template and with the
 organizations table."""
 
-import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -20,8 +19,6 @@ from public_app.services.provisioning import (
 )
 from public_app.tenancy import tenant_role_name
 from public_app.tenant_roles import role_extra_grants, role_has_own_grants, roles_with_prefix
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """Inventory: organizations with their schema, size, migration state and members; row counts of one schema."""
 
-import logging
 from typing import Any
 
 from django.db import connection
@@ -13,8 +12,6 @@ from public_app.services.fleet import SCHEMA_PREFIX
 from public_app.services.provisioning import (
     migration_state,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def _schema_sizes(schema: str | None = None) -> dict[str, int]:

@@ -1,7 +1,6 @@
 """Fleet migrations: every tenant schema migrated, in parallel worker processes
 (public_app.services.fleet.worker), continuing past failures."""
 
-import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -17,8 +16,6 @@ from public_app.services.provisioning import (
     migrate_one,
     migration_state,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def migrate_fleet(

@@ -1,6 +1,5 @@
 """Repair: provision again, drop a schema, reconcile drift, purge now."""
 
-import logging
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -21,8 +20,6 @@ from public_app.services.provisioning import (
     organization_provision,
 )
 from public_app.tenant_roles import role_drop, role_drop_by_name, role_repair
-
-logger = logging.getLogger(__name__)
 
 
 def provision_again(*, organization: Organization) -> Organization:
