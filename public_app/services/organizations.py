@@ -89,6 +89,13 @@ def organization_mark_active(*, organization: Organization) -> None:
     organization.save(update_fields=["status", "status_reason", "provisioned_at", "updated_at"])
 
 
+def organization_note_attempt_failed(*, organization_id: int, reason: str) -> None:
+    """Record why a provisioning attempt failed (shown while retrying, and kept if it was the last attempt)."""
+    Organization.objects.filter(id=organization_id, status=OrganizationStatus.PROVISIONING).update(
+        status_reason=reason[:2000], updated_at=timezone.now()
+    )
+
+
 def organization_mark_failed(*, organization: Organization, reason: str) -> None:
     organization.status = OrganizationStatus.FAILED
     organization.status_reason = reason[:2000]

@@ -12,7 +12,6 @@ If pg_dump is unavailable or fails, provisioning falls back to running the migra
 import functools
 import hashlib
 import logging
-import re
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from public_app.ids import new_ulid
 from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
 from public_app.outbox import enqueue
+from public_app.pgdump import PLACEHOLDER, schema_ddl
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing.checkout import customer_create_request
 from public_app.services.organizations import organization_mark_active
@@ -37,7 +37,6 @@ from public_app.tenant_roles import role_create, role_drop, role_rename
 
 logger = logging.getLogger(__name__)
 
-_PLACEHOLDER = "__tenant_schema__"
 _lock = threading.Lock()
 _templates: dict[str, "Template"] = {}
 
@@ -45,7 +44,7 @@ _templates: dict[str, "Template"] = {}
 @dataclass(frozen=True)
 class Template:
     state: str  # hash of the migration graph the DDL corresponds to
-    ddl: str  # top-level statements; schema references are `_PLACEHOLDER`
+    ddl: str  # top-level statements; schema references are `PLACEHOLDER`
     migrations: tuple[tuple[str, str], ...]  # (app, name) rows of django_migrations
 
 
@@ -95,18 +94,6 @@ def _pg_dump_ddl(schema_name: str) -> str:
     return result.stdout
 
 
-def ddl_from_dump(dump: str, schema_name: str) -> str:
-    """Keep the DDL statements of a pg_dump of one schema, with the schema name replaced by a placeholder."""
-    statements = []
-    for raw in re.split(r";\s*\n", dump):
-        lines = [line for line in raw.splitlines() if line.strip() and not line.startswith(("--", "\\"))]
-        statement = "\n".join(lines).strip()
-        if not statement or statement.startswith(("SET ", "SELECT pg_catalog.set_config", "CREATE SCHEMA")):
-            continue
-        statements.append(re.sub(rf"\b{re.escape(schema_name)}\.", f"{_PLACEHOLDER}.", statement))
-    return ";\n".join(statements) + ";\n"
-
-
 def _build_template(state: str) -> Template:
     template = settings.TENANT_TEMPLATE_SCHEMA
     with transaction.atomic():
@@ -114,7 +101,7 @@ def _build_template(state: str) -> Template:
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema_name(template)}")
         migrate_schema(template)
-    ddl = ddl_from_dump(_pg_dump_ddl(template), template)
+    ddl = schema_ddl(_pg_dump_ddl(template), template)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT app, name FROM {quote_schema_name(template)}.django_migrations ORDER BY id")
         migrations = tuple(cursor.fetchall())
@@ -137,12 +124,43 @@ def schema_create_from_template(schema_name: str, template: Template) -> None:
     with transaction.atomic():
         with connection.cursor() as cursor:
             # One round trip, top-level statements only.
-            cursor.execute(f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{_PLACEHOLDER}.", f"{quoted}."))
+            cursor.execute(f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{PLACEHOLDER}.", f"{quoted}."))
             cursor.executemany(
                 f"INSERT INTO {quoted}.django_migrations (app, name, applied) VALUES (%s, %s, now())",
                 list(template.migrations),
             )
         role_create(schema_name)
+
+
+# Migration states whose template replay failed in this process: later schemas go straight to the migrations.
+_replay_failed: set[str] = set()
+
+
+def schema_build(schema_name: str, template: Template | None) -> str:
+    """Create a tenant schema at head with its role: by replaying the template, or, when there is none or the
+    engine refuses the replay, by running the migrations (slower, always accepted). Returns how ("template" or
+    "migrations"). Runs in the caller's transaction; a refused replay is rolled back to its savepoint first."""
+    if template is not None and template.state not in _replay_failed:
+        try:
+            schema_create_from_template(schema_name, template)
+            return "template"
+        except DatabaseError as exc:
+            _replay_failed.add(template.state)
+            logger.warning("replaying the template into %s failed (%s); running the migrations instead",
+                           schema_name, error_summary(exc))  # fmt: skip
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA {quote_schema_name(schema_name)}")
+        migrate_schema(schema_name)
+        tenant_connection().set_schema_to_public()
+        role_create(schema_name)
+    return "migrations"
+
+
+def error_summary(exc: BaseException) -> str:
+    """`Type: message` with the message's first line only (PostgreSQL's DETAIL and HINT lines follow it)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".strip().rstrip(":")
 
 
 def organization_provision(*, organization_id: int) -> Organization | None:
@@ -165,18 +183,13 @@ def organization_provision(*, organization_id: int) -> Organization | None:
             return organization
         used_spare = False
         if schema_exists(organization.schema_name):
-            migrate_schema(organization.schema_name)
-        elif template is not None:
-            used_spare = spare_claim(organization.schema_name)
-            if not used_spare:
-                schema_create_from_template(organization.schema_name, template)
+            migrate_schema(organization.schema_name)  # left over from an earlier attempt, or an older state
+            tenant_connection().set_schema_to_public()
+            role_create(organization.schema_name)  # completes the grants of a left-over schema too
         else:
-            with connection.cursor() as cursor:
-                cursor.execute(f"CREATE SCHEMA {quote_schema_name(organization.schema_name)}")
-            migrate_schema(organization.schema_name)
-        tenant_connection().set_schema_to_public()
-        if not used_spare:
-            role_create(organization.schema_name)  # completes the grants of a migrated or left-over schema too
+            used_spare = template is not None and spare_claim(organization.schema_name)
+            if not used_spare:
+                schema_build(organization.schema_name, template)
         Organization.objects.filter(id=organization.id).update(migration_state=migration_state())
         organization_mark_active(organization=organization)
         customer_create_request(organization=organization)
@@ -246,7 +259,7 @@ def spares_refill() -> int:
         ):
             name = SPARE_PREFIX + new_ulid()
             with transaction.atomic():
-                schema_create_from_template(name, template)
+                schema_build(name, template)
                 SpareSchema.objects.create(name=name, migration_state=state)
             built += 1
         return built

@@ -2,6 +2,7 @@
 a database connection dying between sending an email and recording it. Whole-service faults (killed processes,
 restarted dependencies) are in test_fault_processes.py."""
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -166,25 +167,28 @@ def test_an_email_goes_out_once_when_the_connection_dies_after_sending(worker, m
     from django.core.mail import EmailMessage
 
     real_send = EmailMessage.send
-    killed = []
+    killed: list[int] = []
+    kill_lock = threading.Lock()
 
     def send_then_lose_the_connection(self: EmailMessage, *args: Any, **kwargs: Any) -> int:
         sent = real_send(self, *args, **kwargs)
-        if len(killed) < 3:  # the mail server has it; now the worker's database connection dies
-            pid = connection.connection.info.backend_pid if connection.connection else None
-            if pid:
-                import psycopg
-
-                params = connection.settings_dict
-                with psycopg.connect(
-                    host=params["HOST"] or "127.0.0.1",
-                    port=params["PORT"] or 5432,
-                    user=params["USER"] or "postgres",
-                    dbname="postgres",
-                    autocommit=True,
-                ) as other:
-                    other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        pid = connection.connection.info.backend_pid if connection.connection else None
+        with kill_lock:  # the worker sends from several threads: claim one of the 3 kills atomically
+            kill = pid is not None and len(killed) < 3
+            if kill:
                 killed.append(pid)
+        if kill:  # the mail server has it; now the worker's database connection dies
+            import psycopg
+
+            params = connection.settings_dict
+            with psycopg.connect(
+                host=params["HOST"] or "127.0.0.1",
+                port=params["PORT"] or 5432,
+                user=params["USER"] or "postgres",
+                dbname="postgres",
+                autocommit=True,
+            ) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", [pid])
         return sent
 
     monkeypatch.setattr(EmailMessage, "send", send_then_lose_the_connection)

@@ -37,7 +37,11 @@ class Command(BaseCommand):
         p.add_argument("slug")
         p = add("provision", "Re-run provisioning for one organization (failed, stuck, or missing its schema).")
         p.add_argument("slug")
-        add("retry-failed", "Re-run provisioning for every failed or stuck (provisioning) organization.")
+        add(
+            "retry-failed",
+            "Re-run provisioning for every failed or stuck (provisioning) organization; exit 1 when "
+            "one is still not active.",
+        )
         p = add("migrate", "Bring every tenant schema to head; schemas already at head are skipped.")
         p.add_argument("--jobs", type=int, default=1, help="Schemas migrated in parallel (processes).")
         p.add_argument("--force", action="store_true", help="Also run on schemas recorded as current.")
@@ -109,6 +113,12 @@ class Command(BaseCommand):
             except Exception as exc:
                 results.append({"slug": organization.slug, "status": "failed", "error": str(exc)})
             self.say(options, f"{results[-1]['slug']}: {results[-1]['status']}")
+        still_failed = [r for r in results if r["status"] != OrganizationStatus.ACTIVE]
+        if still_failed:
+            self.say(options, f"{len(still_failed)} of {len(results)} still not active")
+            if options["json"]:
+                self.stdout.write(json.dumps(results, indent=1))
+            sys.exit(1)
         return results
 
     def cmd_migrate(self, options: dict) -> dict:

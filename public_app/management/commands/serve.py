@@ -118,7 +118,7 @@ class Command(BaseCommand):
 
     def _migrate_tenants(self, jobs: int) -> None:
         from public_app.services.fleet import migrations
-        from public_app.services.provisioning import spares_refill
+        from public_app.services.provisioning import error_summary, spares_refill
 
         started = time.monotonic()
         result = migrations.migrate_fleet(jobs=max(1, jobs))
@@ -128,7 +128,13 @@ class Command(BaseCommand):
         )
         for schema, error in result["failed"].items():
             self.stderr.write(f"  {schema}: {error} (see `manage.py orgs check`)")
-        spares_refill()
+        # The spare pool only makes provisioning faster: a refill that fails is reported and retried by the
+        # scheduler; the service starts regardless (organizations are then provisioned without a spare).
+        try:
+            spares_refill()
+        except Exception as exc:
+            self.stderr.write(f"Spare schemas: refill failed ({error_summary(exc)}); provisioning goes on without "
+                              "spares and the scheduler retries the refill")  # fmt: skip
 
     def _requeue_provisioning(self) -> None:
         from public_app.outbox import enqueue

@@ -19,6 +19,7 @@ from public_app.models import (
     OrganizationStatus,
     User,
 )
+from public_app.pgdump import replayable_dump
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.tenant_roles import role_create
 
@@ -67,25 +68,6 @@ def export_organization(*, organization: Organization, path: Path) -> dict[str, 
     return {"file": str(path), "schema": organization.schema_name, "members": len(public["memberships"])}
 
 
-def rename_schema_in_dump(sql: str, old: str, new: str) -> str:
-    """Point a plain-format pg_dump of one schema at another schema name. Only statements are rewritten; the rows
-    inside COPY blocks are left byte for byte, so data that happens to contain the old name is untouched."""
-    out: list[str] = []
-    in_copy = False
-    for line in sql.splitlines(keepends=True):
-        if in_copy:
-            out.append(line)
-            if line.rstrip("\r\n") == "\\.":
-                in_copy = False
-            continue
-        if line.startswith("COPY "):
-            in_copy = True
-        line = line.replace(f"{old}.", f"{new}.")
-        line = line.replace(f"SCHEMA {old};", f"SCHEMA {new};").replace(f"SCHEMA {old} ", f"SCHEMA {new} ")
-        out.append(line)
-    return "".join(out)
-
-
 def import_organization(*, path: Path, slug: str | None = None, owner_email: str | None = None) -> dict[str, Any]:
     """Restore an export under a new organization id and schema name (into this or another database).
     Members are matched to existing users by email; missing users are created without a usable password (they
@@ -105,7 +87,7 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
                                     billing_email=source["billing_email"], timezone=source["timezone"],
                                     status=OrganizationStatus.PROVISIONING)  # fmt: skip
         organization.schema_name = Organization.schema_name_for(organization.uid)
-        sql = rename_schema_in_dump(
+        sql = replayable_dump(
             (Path(tmp) / "schema.sql").read_text(), manifest["source_schema"], organization.schema_name
         )
         restored = Path(tmp) / "restore.sql"

@@ -3,9 +3,12 @@ organizations table."""
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
 from public_app.models import (
@@ -20,11 +23,18 @@ from public_app.services.provisioning import (
 from public_app.tenancy import tenant_role_name
 from public_app.tenant_roles import role_extra_grants, role_has_own_grants, roles_with_prefix
 
+# A provisioning job retries for a few minutes at most (PROVISION_MAX_RETRIES with backoff); older than this, an
+# organization still provisioning is stuck.
+STUCK_AFTER = timedelta(minutes=15)
+
 
 @dataclass
 class DriftReport:
     orphan_schemas: list[str] = field(default_factory=list)
-    missing_schemas: list[str] = field(default_factory=list)  # slugs
+    missing_schemas: list[str] = field(default_factory=list)  # slugs of active or deleting organizations
+    # Organizations without a schema that are not being provisioned right now: failed, or stuck in provisioning
+    # for longer than STUCK_AFTER (a job that should have finished long ago).
+    unprovisioned: list[str] = field(default_factory=list)  # slugs
     structure_differs: list[str] = field(default_factory=list)  # slugs
     missing_migrations: dict[str, list[str]] = field(default_factory=dict)
     extra_migrations: dict[str, list[str]] = field(default_factory=dict)
@@ -75,6 +85,14 @@ def drift_check() -> DriftReport:
     spares = set(SpareSchema.objects.values_list("name", flat=True))  # ready-made, not orphans
     report.orphan_schemas = sorted(existing - every_org_schema - spares)
     report.missing_schemas = sorted(orgs[s].slug for s in set(orgs) - existing)
+    stuck_before = timezone.now() - STUCK_AFTER
+    report.unprovisioned = sorted(
+        org.slug
+        for org in Organization.objects.filter(
+            Q(status=OrganizationStatus.FAILED) | Q(status=OrganizationStatus.PROVISIONING, created_at__lt=stuck_before)
+        )
+        if org.schema_name not in existing
+    )
     present = sorted(set(orgs) & existing)
     template = settings.TENANT_TEMPLATE_SCHEMA
     columns = _columns_by_schema([*present, template])

@@ -1,5 +1,6 @@
 """Repair: provision again, drop a schema, reconcile drift, purge now."""
 
+import logging
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from public_app.services.provisioning import (
     organization_provision,
 )
 from public_app.tenant_roles import role_drop, role_drop_by_name, role_repair
+
+logger = logging.getLogger(__name__)
 
 
 def provision_again(*, organization: Organization) -> Organization:
@@ -51,8 +54,12 @@ def reconcile(*, drop_orphans: bool = False) -> dict[str, Any]:
     report = drift_check()
     fixed: dict[str, list[str]] = {"provisioned": [], "migrated": [], "dropped": [], "roles_repaired": [],
                                    "roles_dropped": []}  # fmt: skip
-    for slug in report.missing_schemas:
-        provision_again(organization=Organization.objects.get(slug=slug))
+    for slug in [*report.missing_schemas, *report.unprovisioned]:
+        try:
+            provision_again(organization=Organization.objects.get(slug=slug))
+        except Exception:  # still failing: the final check below reports it, with its status_reason
+            logger.warning("provisioning %s again failed", slug, exc_info=True)
+            continue
         fixed["provisioned"].append(slug)
     for slug in sorted({*report.structure_differs, *report.missing_migrations}):
         schema = Organization.objects.get(slug=slug).schema_name

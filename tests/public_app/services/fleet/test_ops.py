@@ -1,11 +1,13 @@
 """`manage.py orgs ...` against real schemas (these tests commit, so they clean their schemas up)."""
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 
 from public_app.models import Membership, Organization, OrganizationStatus, Role
 from public_app.tenancy import tenant_context
@@ -56,7 +58,7 @@ def test_list_and_show(fleet):
     assert "agents_agent" in orgs("show", "ops-0")
 
 
-def test_provision_and_retry_failed(fleet):
+def test_provision_and_retry_failed(fleet, monkeypatch):
     owner = fleet["owner"].user
     broken = Organization.objects.create(name="Broken", slug="broken", status=OrganizationStatus.FAILED,
                                          status_reason="disk full")  # fmt: skip
@@ -66,6 +68,15 @@ def test_provision_and_retry_failed(fleet):
     assert json.loads(orgs("provision", "broken", "--json")) == {"slug": "broken", "status": "active"}
     results = json.loads(orgs("retry-failed", "--json"))
     assert results == [{"slug": "stuck", "status": "active"}]
+    # one that still fails: reported, and the exit code says so (scripts and cron jobs see it)
+    Organization.objects.create(name="Still", slug="still", status=OrganizationStatus.FAILED)
+
+    def refuse(**kwargs):
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr("public_app.services.fleet.repair.organization_provision", refuse)
+    output = orgs("retry-failed", expect_exit=1)
+    assert "still: failed" in output and "1 of 1 still not active" in output
     with pytest.raises(CommandError, match="no organization"):
         call_command("orgs", "provision", "nope")
 
@@ -91,13 +102,18 @@ def test_check_reports_drift_and_reconcile_fixes_it(fleet):
     execute(f'DROP SCHEMA "{a.schema_name}" CASCADE')
     execute(f'ALTER TABLE "{b.schema_name}".agents_agent DROP COLUMN voice')
     execute(f"DELETE FROM \"{c.schema_name}\".django_migrations WHERE app = 'leads'")
+    Organization.objects.create(name="Failed", slug="ops-failed", status=OrganizationStatus.FAILED)
+    Organization.objects.create(name="In flight", slug="ops-new")  # being provisioned right now: not drift
+    stuck = Organization.objects.create(name="Stuck", slug="ops-stuck")
+    Organization.objects.filter(id=stuck.id).update(created_at=timezone.now() - timedelta(hours=1))
     report = json.loads(orgs("check", "--json", expect_exit=1))
+    assert report["unprovisioned"] == ["ops-failed", "ops-stuck"]
     assert report["orphan_schemas"] == ["t_orphan"]
     assert report["missing_schemas"] == ["ops-0"]
     assert report["structure_differs"] == ["ops-1"]
     assert report["missing_migrations"] == {"ops-2": ["leads.0001_initial"]}
     result = json.loads(orgs("reconcile", "--json"))
-    assert result["fixed"]["provisioned"] == ["ops-0"]
+    assert result["fixed"]["provisioned"] == ["ops-0", "ops-failed", "ops-stuck"]
     assert result["left"]["orphan_schemas"] == ["t_orphan"]  # only dropped when asked
     json.loads(orgs("reconcile", "--drop-orphans", "--json"))
     remaining = json.loads(orgs("check", "--json", expect_exit=1))
@@ -125,21 +141,6 @@ def test_export_then_import_under_a_new_schema(fleet, tmp_path):
     names = [a["name"] for a in owner_api.get("/api/v1/organizations/ops-copy/agents").json()["items"]]
     assert names == ["Only in the copy", "Second agent", "Exported agent"]
     assert "no drift" in orgs("check")
-
-
-def test_rename_schema_in_dump_leaves_data_alone():
-    from public_app.services.fleet.archive import rename_schema_in_dump
-
-    dump = (
-        "CREATE SCHEMA t_old;\nCREATE TABLE t_old.agents_agent (id bigint);\n"
-        "COPY t_old.agents_agent (id, name) FROM stdin;\n1\tmentions t_old.agents_agent in data\n\\.\n"
-        "ALTER TABLE ONLY t_old.agents_agent ADD CONSTRAINT p PRIMARY KEY (id);\n"
-    )
-    renamed = rename_schema_in_dump(dump, "t_old", "t_new")
-    assert "CREATE SCHEMA t_new;" in renamed
-    assert "COPY t_new.agents_agent" in renamed
-    assert "1\tmentions t_old.agents_agent in data" in renamed
-    assert "ALTER TABLE ONLY t_new.agents_agent" in renamed
 
 
 def test_purge_asks_unless_yes(fleet, monkeypatch):
