@@ -1,10 +1,15 @@
-"""The tenant database roles: one `NOLOGIN` role per organization schema, allowed to use that schema and nothing
-else (public_app.tenancy pins it per transaction). Create, grant, rename with the schema, drop, repair and inspect.
+"""The tenant database roles: one role per organization schema, allowed to use that schema and nothing else
+(public_app.tenancy pins it per transaction). Create, grant, rename with the schema, drop, repair and inspect.
+
+The roles are `NOLOGIN` on plain PostgreSQL. On a Citus coordinator they are `LOGIN` (with no password): the
+coordinator reaches the workers as the current role, and a role that may not log in cannot be routed to a worker
+(`FATAL: role … is not permitted to log in`); the workers' pg_hba.conf is where those logins are confined.
 """
 
 from django.db import connection, transaction
 from django_tenants.utils import quote_schema_name
 
+from public_app import citus
 from public_app.tenancy import tenant_role_name, tenant_role_prefix
 
 _TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
@@ -34,7 +39,11 @@ def role_create(schema_name: str) -> None:
     """Create (or complete) the schema's role with its grants; the login role becomes a member so it can `SET ROLE`.
     Idempotent. Runs in the caller's transaction, so it is undone with it."""
     role = quote_schema_name(tenant_role_name(schema_name))
-    statements = [] if role_exists(schema_name) else [f"CREATE ROLE {role} NOLOGIN NOINHERIT"]
+    login = "LOGIN" if citus.enabled() else "NOLOGIN"
+    if role_exists(schema_name):
+        statements = [f"ALTER ROLE {role} {login}"] if citus.enabled() else []
+    else:
+        statements = [f"CREATE ROLE {role} {login} NOINHERIT"]
     statements += [f"GRANT {role} TO CURRENT_USER", *role_grants_sql(schema_name)]
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements))

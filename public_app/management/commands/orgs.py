@@ -3,13 +3,15 @@ machine-readable output for scripts."""
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from public_app import citus
 from public_app.models import Organization, OrganizationStatus
-from public_app.services.fleet import archive, drift, inventory, migrations, repair
+from public_app.services.fleet import archive, drift, inventory, migrations, placement, repair
 
 
 def _org(slug: str) -> Organization:
@@ -19,9 +21,20 @@ def _org(slug: str) -> Organization:
     return organization
 
 
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 class Command(BaseCommand):
     help = "Operate on organizations at the schema level: list, show, provision, retry-failed, migrate, check, " \
-           "reconcile, export, import, purge."  # fmt: skip
+           "reconcile, export, import, move, rebalance, nodes, purge."  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +67,16 @@ class Command(BaseCommand):
         p = add("import", "Restore an archive as a new organization (new id and schema), here or elsewhere.")
         p.add_argument("file", type=Path)
         p.add_argument("--slug", help="Slug for the restored organization (default: the archived one).")
+        p = add("move", "Citus: move one organization to another worker node; its API keeps answering (the copy runs "
+                        "by logical replication; writes pause only for the switch-over).")  # fmt: skip
+        p.add_argument("slug")
+        p.add_argument("--to", required=True, metavar="HOST:PORT", help="The worker node to move it to.")
+        p.add_argument("--block-writes", action="store_true",
+                       help="Copy with writes blocked throughout (no replication slot; writers wait).")  # fmt: skip
+        p = add("rebalance", "Citus: spread organizations evenly over the worker nodes, one move at a time.")
+        p.add_argument("--dry-run", action="store_true", help="Only print the moves it would make.")
+        p.add_argument("--block-writes", action="store_true", help="As for `move`.")
+        add("nodes", "Citus: the worker nodes with how many organizations and bytes each holds.")
         p = add("purge", "Drop an organization's schema and public rows now (asks for confirmation).")
         p.add_argument("slug")
         p.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
@@ -71,14 +94,14 @@ class Command(BaseCommand):
     def cmd_list(self, options: dict) -> list[dict]:
         rows = inventory.organizations_report(status=options.get("status"))
         if not options["json"]:
-            header = f"{'slug':<28} {'schema':<30} {'status':<12} {'members':>7} {'plan':<9} {'size':>10} " \
-                     f"{'migrations':<10} last activity"  # fmt: skip
+            header = f"{'slug':<28} {'schema':<30} {'status':<12} {'node':<21} {'members':>7} {'plan':<9} " \
+                     f"{'size':>10} {'migrations':<10} last activity"  # fmt: skip
             self.stdout.write(header)
             for r in rows:
-                size = f"{(r['schema_bytes'] or 0) / 1024:.0f} KiB" if r["schema_bytes"] is not None else "-"
+                size = _size(r["schema_bytes"])
                 self.stdout.write(
-                    f"{r['slug']:<28} {r['schema']:<30} {r['status']:<12} {r['members']:>7} {r['plan']:<9} "
-                    f"{size:>10} {r['migrations']:<10} {r['last_activity'] or '-'}"
+                    f"{r['slug']:<28} {r['schema']:<30} {r['status']:<12} {r['node'] or '-':<21} {r['members']:>7} "
+                    f"{r['plan']:<9} {size:>10} {r['migrations']:<10} {r['last_activity'] or '-'}"
                 )
             self.stdout.write(f"{len(rows)} organization(s)")
         return rows
@@ -167,6 +190,66 @@ class Command(BaseCommand):
         self.say(options, f"imported as {result['slug']} in schema {result['schema']} ({result['members']} members, "
                           f"{result['created_users']} new users)")  # fmt: skip
         return result
+
+    def _progress(self, options: dict) -> Callable[[citus.MoveProgress], None] | None:
+        if options.get("json"):
+            return None
+
+        def show(p: citus.MoveProgress) -> None:
+            share = f"{100 * p.copied_bytes / p.total_bytes:.0f}%" if p.total_bytes else "-"
+            self.stdout.write(f"  {p.seconds:5.1f} s  {p.status:<24} copied {_size(p.copied_bytes)} of "
+                              f"{_size(p.total_bytes)} ({share})")  # fmt: skip
+            self.stdout.flush()
+
+        return show
+
+    def cmd_move(self, options: dict) -> dict:
+        organization = _org(options["slug"])
+        self.say(options, f"moving {organization.slug} ({organization.schema_name}) to {options['to']} "
+                          f"({'writes blocked' if options['block_writes'] else 'non-blocking'})")  # fmt: skip
+        try:
+            result = placement.organization_move(organization=organization, to=options["to"],
+                                                 block_writes=options["block_writes"],
+                                                 progress=self._progress(options))  # fmt: skip
+        except (placement.NotACluster, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        if result["moved"]:
+            self.say(options, f"moved {result['slug']} from {result['from']} to {result['to']} "
+                              f"({_size(result['bytes'])}) in {result['seconds']:.1f} s")  # fmt: skip
+        else:
+            self.say(options, f"{result['slug']} is already on {result['to']}")
+        return result
+
+    def cmd_rebalance(self, options: dict) -> dict:
+        def moved(move: dict) -> None:
+            self.say(options, f"moved {move['slug'] or move['schema']} {move['from']} -> {move['to']} "
+                              f"in {move['seconds']:.1f} s")  # fmt: skip
+
+        try:
+            result = placement.rebalance(dry_run=options["dry_run"], block_writes=options["block_writes"],
+                                         on_move=moved, progress=self._progress(options))  # fmt: skip
+        except placement.NotACluster as exc:
+            raise CommandError(str(exc)) from None
+        if not result["planned"]:
+            self.say(options, "balanced: nothing to move")
+        elif options["dry_run"]:
+            for move in result["planned"]:
+                self.say(options, f"would move {move['slug'] or move['schema']} {move['from']} -> {move['to']} "
+                                  f"({_size(move['bytes'])})")  # fmt: skip
+        self._print_nodes(options, result["nodes"])
+        return result
+
+    def cmd_nodes(self, options: dict) -> list[dict]:
+        try:
+            rows = placement.nodes()
+        except placement.NotACluster as exc:
+            raise CommandError(str(exc)) from None
+        self._print_nodes(options, rows)
+        return rows
+
+    def _print_nodes(self, options: dict, rows: list[dict]) -> None:
+        for row in rows:
+            self.say(options, f"{row['node']:<21} {row['organizations']:>6} schema(s) {_size(row['bytes']):>10}")
 
     def cmd_purge(self, options: dict) -> dict:
         organization = _org(options["slug"])

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
+from public_app import citus
 from public_app.models import (
     Organization,
     OrganizationStatus,
@@ -44,6 +45,10 @@ class DriftReport:
     role_grants_missing: list[str] = field(default_factory=list)  # slugs
     extra_grants: dict[str, list[str]] = field(default_factory=dict)  # slug -> privileges outside its schema
     orphan_roles: list[str] = field(default_factory=list)
+    # On a Citus coordinator (public_app.citus): schemas that are not distributed (their rows would live on the
+    # coordinator), and tables of a distributed schema that Citus does not know (created inside a function).
+    not_distributed: list[str] = field(default_factory=list)  # slugs
+    undistributed_tables: dict[str, list[str]] = field(default_factory=dict)  # slug -> tables
 
     @property
     def clean(self) -> bool:
@@ -115,6 +120,11 @@ def drift_check() -> DriftReport:
             report.extra_migrations[slug] = sorted(applied_tenant - expected)
     report.structure_differs.sort()
     _role_drift(report, {schema: orgs[schema].slug for schema in present}, existing)
+    if citus.enabled():
+        distributed = citus.distributed_schemas()
+        report.not_distributed = sorted(orgs[schema].slug for schema in present if schema not in distributed)
+        loose = citus.undistributed_tables([schema for schema in present if schema in distributed])
+        report.undistributed_tables = {orgs[schema].slug: tables for schema, tables in sorted(loose.items())}
     return report
 
 

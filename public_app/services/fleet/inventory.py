@@ -1,10 +1,12 @@
-"""Inventory: organizations with their schema, size, migration state and members; row counts of one schema."""
+"""Inventory: organizations with their schema, node, size, migration state and members; row counts of one
+schema."""
 
 from typing import Any
 
 from django.db import connection
 from django_tenants.utils import quote_schema_name
 
+from public_app import citus
 from public_app.models import (
     Organization,
 )
@@ -40,7 +42,15 @@ def organizations_report(*, status: str | None = None, slug: str | None = None) 
     if slug:
         queryset = queryset.filter(slug=slug)
     only = queryset.values_list("schema_name", flat=True).first() if slug else None
-    sizes = _schema_sizes(only)
+    nodes: dict[str, str] = {}
+    if citus.enabled():  # the coordinator's tables are empty shells: ask the cluster where the rows are
+        found = citus.placements([only] if only else None)
+        sizes = {schema: placement.bytes for schema, placement in found.items()}
+        nodes = {schema: placement.node for schema, placement in found.items()}
+        local = _schema_sizes(only)  # a schema Citus does not distribute (drift) still has a local size
+        sizes.update({schema: size for schema, size in local.items() if schema not in found})
+    else:
+        sizes = _schema_sizes(only)
     expected = migration_state()
     return [
         {
@@ -51,6 +61,7 @@ def organizations_report(*, status: str | None = None, slug: str | None = None) 
             "members": org.members,
             "plan": org.plan,
             "schema_bytes": sizes.get(org.schema_name),
+            "node": nodes.get(org.schema_name) or ("local" if org.schema_name in sizes else None),
             "migrations": "current"
             if org.migration_state == expected
             else ("none" if not org.migration_state else "behind"),

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import quote_schema_name
 
-from public_app import errors
+from public_app import citus, errors
 from public_app.models import (
     Organization,
     OrganizationStatus,
@@ -53,7 +53,7 @@ def reconcile(*, drop_orphans: bool = False) -> dict[str, Any]:
     schemas only when asked."""
     report = drift_check()
     fixed: dict[str, list[str]] = {"provisioned": [], "migrated": [], "dropped": [], "roles_repaired": [],
-                                   "roles_dropped": []}  # fmt: skip
+                                   "roles_dropped": [], "distributed": []}  # fmt: skip
     for slug in [*report.missing_schemas, *report.unprovisioned]:
         try:
             provision_again(organization=Organization.objects.get(slug=slug))
@@ -69,6 +69,11 @@ def reconcile(*, drop_orphans: bool = False) -> dict[str, Any]:
     for slug in sorted({*report.missing_roles, *report.role_grants_missing, *report.extra_grants}):
         role_repair(Organization.objects.get(slug=slug).schema_name)
         fixed["roles_repaired"].append(slug)
+    # Citus: a schema that is not distributed keeps its rows on the coordinator; distributing it moves them to a
+    # worker (its tables are copied; writes to it wait meanwhile).
+    for slug in report.not_distributed:
+        citus.schema_distribute(Organization.objects.get(slug=slug).schema_name)
+        fixed["distributed"].append(slug)
     # A tenant role without its schema can reach nothing; dropping it is always safe.
     for role in report.orphan_roles:
         role_drop_by_name(role)
