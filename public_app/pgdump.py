@@ -125,7 +125,9 @@ def replayable_dump(sql: str, old: str, new: str) -> str:
 
 def schema_ddl(dump: str, schema_name: str) -> str:
     """The DDL statements of a `--schema-only` dump of one schema, identity folded, with the schema name replaced
-    by `PLACEHOLDER`; session settings, `CREATE SCHEMA` and psql meta-commands are left out."""
+    by `PLACEHOLDER`; session settings, `CREATE SCHEMA` and psql meta-commands are left out. Statements are joined
+    by `;\n`, which occurs nowhere inside one (a statement ends at the first line ending in `;`), so splitting on
+    it gives them back one by one."""
     statements = []
     for part in fold_identity(chunks(dump)):
         statement = part.statement

@@ -13,6 +13,12 @@ from public_app import citus
 from public_app.tenancy import tenant_role_name, tenant_role_prefix
 
 _TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+# A schema every role may use that is not a tenant's (an extension's own, such as Citus' `citus_internal`): usage
+# that comes from PUBLIC there is not a tenant role's privilege, so it is neither drift nor revoked.
+_EXTENSION_SCHEMA = (
+    "n.nspname NOT LIKE 't\\_%%' AND EXISTS (SELECT 1 FROM aclexplode(n.nspacl) a "
+    "WHERE a.grantee = 0 AND a.privilege_type = 'USAGE')"
+)
 _SEQUENCE_PRIVILEGES = "USAGE, SELECT, UPDATE"
 
 
@@ -46,7 +52,8 @@ def role_create(schema_name: str) -> None:
         statements = [f"CREATE ROLE {role} {login} NOINHERIT"]
     statements += [f"GRANT {role} TO CURRENT_USER", *role_grants_sql(schema_name)]
     with connection.cursor() as cursor:
-        cursor.execute(";\n".join(statements))
+        for statement in statements:  # one by one: Citus forwards each to the workers (see public_app.citus)
+            cursor.execute(statement)
 
 
 def role_rename(old_schema: str, new_schema: str) -> None:
@@ -68,7 +75,8 @@ def role_drop_by_name(role_name: str) -> None:
         raise ValueError(f"refusing to drop {role_name!r}: not a tenant role of this database")
     role = quote_schema_name(role_name)
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP OWNED BY {role};\nDROP ROLE {role}")
+        cursor.execute(f"DROP OWNED BY {role}")
+        cursor.execute(f"DROP ROLE {role}")
 
 
 @transaction.atomic
@@ -81,16 +89,14 @@ def role_repair(schema_name: str) -> None:
             "SELECT DISTINCT table_schema FROM information_schema.role_table_grants WHERE grantee = %s "
             "AND table_schema <> %s UNION SELECT nspname FROM pg_namespace WHERE nspname <> %s "
             "AND nspname NOT IN ('pg_catalog', 'information_schema', 'public') "
-            "AND has_schema_privilege(%s, oid, 'USAGE')",
+            f"AND has_schema_privilege(%s, oid, 'USAGE') AND NOT ({_EXTENSION_SCHEMA.replace('n.', '')})",
             [tenant_role_name(schema_name), schema_name, schema_name, tenant_role_name(schema_name)],
         )
         for (other,) in cursor.fetchall():
             other_quoted = quote_schema_name(other)
-            cursor.execute(
-                f"REVOKE ALL ON ALL TABLES IN SCHEMA {other_quoted} FROM {role};\n"
-                f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {other_quoted} FROM {role};\n"
-                f"REVOKE ALL ON SCHEMA {other_quoted} FROM {role}"
-            )
+            cursor.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {other_quoted} FROM {role}")
+            cursor.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {other_quoted} FROM {role}")
+            cursor.execute(f"REVOKE ALL ON SCHEMA {other_quoted} FROM {role}")
 
 
 def role_has_own_grants(schema_name: str) -> bool:
@@ -122,7 +128,7 @@ def role_extra_grants(schema_name: str) -> list[str]:
     """Privileges the schema's role holds outside its own schema (drift: it should hold none)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             SELECT format('%%s on %%s.%%s', privilege_type, table_schema, table_name)
             FROM information_schema.role_table_grants
             WHERE grantee = %s AND table_schema <> %s
@@ -130,7 +136,7 @@ def role_extra_grants(schema_name: str) -> list[str]:
             SELECT format('USAGE on schema %%s', n.nspname)
             FROM pg_namespace n
             WHERE n.nspname <> %s AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-              AND has_schema_privilege(%s, n.oid, 'USAGE')
+              AND has_schema_privilege(%s, n.oid, 'USAGE') AND NOT ({_EXTENSION_SCHEMA})
             ORDER BY 1
             """,
             [tenant_role_name(schema_name), schema_name, schema_name, tenant_role_name(schema_name)],

@@ -31,6 +31,7 @@ _OUTSIDE_TRANSACTIONS = re.compile(
     r"\s*(?:(?:CREATE|DROP|ALTER)\s+(?:DATABASE|TABLESPACE|SYSTEM)|VACUUM|.*\bCONCURRENTLY\b)",
     re.IGNORECASE | re.DOTALL,
 )
+_DDL = re.compile(r"\s*(?:CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|TRUNCATE)\b", re.IGNORECASE)
 _PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SAFE_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _django_cursor: Any = tenants_base.original_backend.Cursor
@@ -46,6 +47,17 @@ class PinnedCursor(_django_cursor):
         wrapper = self.pinning
         pin = wrapper.pin_needed() if wrapper is not None else None
         if pin is None or (isinstance(query, str) and _OUTSIDE_TRANSACTIONS.match(query)):
+            return super().execute(query, params, **kwargs)
+        if isinstance(query, str) and _DDL.match(query):
+            # DDL gets the pin as a statement of its own: Citus forwards DDL to its workers with the whole query
+            # string, and a worker refuses a string of several commands.
+            if self.connection.autocommit:
+                with self.connection.transaction():
+                    super().execute(pin)
+                    wrapper.pin_sent(pin)  # type: ignore[union-attr]
+                    return super().execute(query, params, **kwargs)
+            super().execute(pin)
+            wrapper.pin_sent(pin)  # type: ignore[union-attr]
             return super().execute(query, params, **kwargs)
         if isinstance(query, str):
             query = f"{pin};\n{query}"

@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import quote_schema_name, schema_exists
 
+from public_app import citus
 from public_app.ids import new_ulid
 from public_app.locks import advisory_xact_lock
 from public_app.models import Organization, OrganizationStatus
@@ -122,9 +123,16 @@ def schema_create_from_template(schema_name: str, template: Template) -> None:
     savepoint when nested)."""
     quoted = quote_schema_name(schema_name)
     with transaction.atomic():
+        ddl = f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{PLACEHOLDER}.", f"{quoted}.")
         with connection.cursor() as cursor:
-            # One round trip, top-level statements only.
-            cursor.execute(f"CREATE SCHEMA {quoted};\n" + template.ddl.replace(f"{PLACEHOLDER}.", f"{quoted}."))
+            if citus.enabled():
+                # Citus forwards a DDL statement to the workers with the whole query string it came in, which a
+                # worker refuses when it holds several commands: one statement per round trip there.
+                for statement in ddl.split(";\n"):
+                    if statement.strip():
+                        cursor.execute(statement)
+            else:
+                cursor.execute(ddl)  # one round trip, top-level statements only
             cursor.executemany(
                 f"INSERT INTO {quoted}.django_migrations (app, name, applied) VALUES (%s, %s, now())",
                 list(template.migrations),
