@@ -190,20 +190,20 @@ def organization_provision(*, organization_id: int) -> Organization | None:
         if organization.status in (OrganizationStatus.ACTIVE, OrganizationStatus.DELETING):
             return organization
         used_spare = False
+        how = "migrations"
         if schema_exists(organization.schema_name):
             migrate_schema(organization.schema_name)  # left over from an earlier attempt, or an older state
             tenant_connection().set_schema_to_public()
             role_create(organization.schema_name)  # completes the grants of a left-over schema too
         else:
             used_spare = template is not None and spare_claim(organization.schema_name)
-            if not used_spare:
-                schema_build(organization.schema_name, template)
+            how = "spare" if used_spare else schema_build(organization.schema_name, template)
         Organization.objects.filter(id=organization.id).update(migration_state=migration_state())
         organization_mark_active(organization=organization)
         customer_create_request(organization=organization)
         if used_spare:
             enqueue("refill_spare_schemas", unique=True)
-    logger.info("organization %s provisioned in schema %s", organization.slug, organization.schema_name)
+    logger.info("organization %s provisioned in schema %s (by %s)", organization.slug, organization.schema_name, how)
     return organization
 
 
@@ -267,7 +267,8 @@ def spares_refill() -> int:
         ):
             name = SPARE_PREFIX + new_ulid()
             with transaction.atomic():
-                schema_build(name, template)
+                how = schema_build(name, template)
                 SpareSchema.objects.create(name=name, migration_state=state)
+            logger.info("spare schema %s built (by %s)", name, how)
             built += 1
         return built
