@@ -2,9 +2,10 @@
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from ninja import Schema
+from pydantic import AfterValidator, AwareDatetime, StringConstraints, model_validator
 
 
 def _no_nul(value: str) -> str:
@@ -55,3 +56,17 @@ def _to_utc(value: datetime) -> datetime:
 # A point in time with an explicit offset, stored and compared in UTC (PostgreSQL refuses offsets beyond ±15:59,
 # and naive datetimes are ambiguous).
 Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+class BodyIn(Schema):
+    """The base of every JSON request body: an object, nothing else. ninja's schemas read their input by attribute,
+    so `[null, null]`, `42` or `null` would otherwise validate as "no fields given" (a PATCH answering 200 having
+    changed nothing)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _an_object(cls, value: Any, handler: Any) -> Any:
+        raw = getattr(value, "_obj", value)  # ninja may hand over its attribute reader around the input
+        if not isinstance(raw, dict) and not isinstance(raw, Schema):
+            raise ValueError("The request body must be a JSON object.")
+        return handler(value)

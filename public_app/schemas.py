@@ -8,18 +8,18 @@ from typing import Any
 
 from ninja import Field, Schema
 
-from public_app.fields import Name, OptionalName, Secret, ShortText
+from public_app.fields import BodyIn, Name, OptionalName, Secret, ShortText
 from public_app.logos import logo_url
 from public_app.models import Membership, Organization, Role, User
 
 
-class SignupIn(Schema):
+class SignupIn(BodyIn):
     email: ShortText
     password: Secret
     name: OptionalName = ""
 
 
-class LoginIn(Schema):
+class LoginIn(BodyIn):
     email: ShortText
     password: Secret
 
@@ -40,7 +40,7 @@ class VerificationSentOut(Schema):
     email: str
 
 
-class VerifyEmailIn(Schema):
+class VerifyEmailIn(BodyIn):
     token: ShortText
     # Only for a link that claims an address held by an unconfirmed account: the password (and optionally the name)
     # the account will have. Chosen by whoever follows the link, never by whoever asked for it.
@@ -73,7 +73,7 @@ class MyOrganizationOut(Schema):
         return logo_url(membership.organization)
 
 
-class OrganizationCreateIn(Schema):
+class OrganizationCreateIn(BodyIn):
     name: Name
     slug: ShortText = Field(..., description="3–48 chars, `^[a-z][a-z0-9-]*[a-z0-9]$`, no `--`, not reserved.")
 
@@ -130,11 +130,11 @@ class MemberOut(Schema):
     joined_at: datetime = Field(alias="created_at")
 
 
-class MemberUpdateIn(Schema):
+class MemberUpdateIn(BodyIn):
     role: Role
 
 
-class InvitationCreateIn(Schema):
+class InvitationCreateIn(BodyIn):
     email: ShortText
     role: Role
     expires_in_days: int = Field(7, ge=1, le=30)

@@ -9,7 +9,7 @@ from pydantic import Field
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest
 from public_app.api.security import OrgAuth
-from public_app.fields import ShortText
+from public_app.fields import BodyIn, ShortText
 from public_app.pagination import Page, PageQuery
 from public_app.plans import plans
 from public_app.services.billing.accounts import billing_status
@@ -44,13 +44,13 @@ class BillingOut(Schema):
     payment_method: PaymentMethodOut | None
 
 
-class CheckoutIn(Schema):
+class CheckoutIn(BodyIn):
     plan: ShortText
     success_url: str = Field(..., max_length=2000)
     cancel_url: str = Field(..., max_length=2000)
 
 
-class PortalIn(Schema):
+class PortalIn(BodyIn):
     return_url: str = Field(..., max_length=2000)
 
 

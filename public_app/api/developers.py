@@ -7,7 +7,7 @@ from ninja import Field, Query, Router, Schema, Status
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest
 from public_app.api.security import OrgAuth
-from public_app.fields import Instant, Name
+from public_app.fields import BodyIn, Instant, Name
 from public_app.models import ApiKeyRole
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import ShownOnce
@@ -17,7 +17,7 @@ from public_app.services.api_keys import api_key_create, api_key_revoke, api_key
 router = Router(tags=["developers"], auth=OrgAuth(Capability.DEVELOPERS, users_only=True))
 
 
-class ApiKeyCreateIn(Schema):
+class ApiKeyCreateIn(BodyIn):
     name: Name
     role: ApiKeyRole
     expires_at: Instant | None = None

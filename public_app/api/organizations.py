@@ -9,7 +9,7 @@ from public_app import errors
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest, request_user
 from public_app.api.security import OrgAuth
-from public_app.fields import Name, ShortText
+from public_app.fields import BodyIn, Name, ShortText
 from public_app.logos import logo_url
 from public_app.models import Organization
 from public_app.schemas import OrganizationCreatedOut, OrganizationCreateIn, OrganizationOut
@@ -24,7 +24,7 @@ from public_app.services.organizations import (
 router = Router(tags=["organizations"])
 
 
-class OrganizationUpdateIn(Schema):
+class OrganizationUpdateIn(BodyIn):
     name: Name | None = None
     slug: ShortText | None = None
     website: ShortText | None = Field(None, description="http:// or https:// URL; empty string clears it.")

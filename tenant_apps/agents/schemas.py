@@ -4,7 +4,7 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from public_app.fields import LongText, Name, ShortText
+from public_app.fields import BodyIn, LongText, Name, ShortText
 from tenant_apps.agents.models import AgentStatus
 from tenant_apps.common import RowId
 
@@ -12,7 +12,7 @@ from tenant_apps.common import RowId
 Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-([a-zA-Z]{2}|[0-9]{3}))?$")]
 
 
-class AgentCreateIn(Schema):
+class AgentCreateIn(BodyIn):
     name: Name
     status: AgentStatus = AgentStatus.DRAFT
     language: Language = "en-US"
@@ -20,7 +20,7 @@ class AgentCreateIn(Schema):
     prompt: LongText = ""
 
 
-class AgentUpdateIn(Schema):
+class AgentUpdateIn(BodyIn):
     name: Name | None = None
     status: AgentStatus | None = None
     language: Language | None = None

@@ -2,12 +2,12 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
-from public_app.fields import Instant, Name
+from public_app.fields import BodyIn, Instant, Name
 from tenant_apps.campaigns.models import CampaignStatus
 from tenant_apps.common import CreatedAfterFilter, RowId, RowRef
 
 
-class CampaignCreateIn(Schema):
+class CampaignCreateIn(BodyIn):
     name: Name
     status: CampaignStatus = CampaignStatus.DRAFT
     agent_id: str | None = Field(None, max_length=20)
@@ -15,7 +15,7 @@ class CampaignCreateIn(Schema):
     ends_at: Instant | None = None
 
 
-class CampaignUpdateIn(Schema):
+class CampaignUpdateIn(BodyIn):
     name: Name | None = None
     status: CampaignStatus | None = None
     agent_id: str | None = Field(None, max_length=20)

@@ -7,7 +7,7 @@ from ninja import Router, Schema, Status
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest
 from public_app.api.security import OrgAuth
-from public_app.fields import Secret
+from public_app.fields import BodyIn, Secret
 from tenant_apps.integrations.models import Integration
 from tenant_apps.integrations.services import (
     leadsforce_connect,
@@ -19,7 +19,7 @@ from tenant_apps.integrations.services import (
 router = Router(tags=["integrations"], auth=OrgAuth(Capability.INTEGRATIONS, tenant_schema=True))
 
 
-class LeadsforceConnectIn(Schema):
+class LeadsforceConnectIn(BodyIn):
     api_key: Secret
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import AfterValidator, StringConstraints
 
-from public_app.fields import ShortText
+from public_app.fields import BodyIn, ShortText
 from tenant_apps.common import CreatedAfterFilter, RowId, RowRef
 from tenant_apps.leads.models import LeadStatus
 
@@ -28,7 +28,7 @@ def _email(value: str) -> str:
 Email = Annotated[ShortText, AfterValidator(_email)]
 
 
-class LeadIn(Schema):
+class LeadIn(BodyIn):
     first_name: ShortText = ""
     last_name: ShortText = ""
     email: Email = ""
@@ -37,7 +37,7 @@ class LeadIn(Schema):
     campaign_id: str | None = Field(None, max_length=20)
 
 
-class LeadUpdateIn(Schema):
+class LeadUpdateIn(BodyIn):
     first_name: ShortText | None = None
     last_name: ShortText | None = None
     email: Email | None = None

@@ -8,7 +8,7 @@ from pydantic import Field
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest
 from public_app.api.security import OrgAuth
-from public_app.fields import ShortText
+from public_app.fields import BodyIn, ShortText
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import ShownOnce
 from tenant_apps.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -24,13 +24,13 @@ from tenant_apps.webhooks.services.events import event_emit
 router = Router(tags=["webhooks"], auth=OrgAuth(Capability.DEVELOPERS, tenant_schema=True))
 
 
-class EndpointCreateIn(Schema):
+class EndpointCreateIn(BodyIn):
     url: str = Field(..., max_length=2000)
     events: list[ShortText] = Field(..., max_length=50)
     description: ShortText = ""
 
 
-class EndpointUpdateIn(Schema):
+class EndpointUpdateIn(BodyIn):
     url: str | None = Field(None, max_length=2000)
     events: list[ShortText] | None = Field(None, max_length=50)
     description: ShortText | None = None

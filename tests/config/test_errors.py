@@ -88,3 +88,21 @@ def test_nul_in_query_or_path_is_422_never_500(acme, alice, path):
 )  # fmt: skip
 def test_nul_anywhere_in_a_json_body_is_422(acme, alice, path, body):
     assert_error(alice.api.post(path, raw=body.encode()), 422, "validation_error")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", [b"[null,null]", b"42", b"null", b'"x"', b"[]", b"true"])
+def test_a_body_that_is_not_an_object_is_422_and_changes_nothing(acme, alice, raw):
+    """Before: PATCH with `[null,null]`, `42`, `null` or `"x"` answered 200, having changed nothing."""
+    created = alice.api.post("/api/v1/organizations/acme/agents", {"name": "Kept"})
+    agent = created.json()["id"]
+    organization = alice.api.get("/api/v1/organizations/acme").json()
+    for method, path in (("PATCH", f"/api/v1/organizations/acme/agents/{agent}"),
+                         ("PATCH", "/api/v1/organizations/acme"),
+                         ("POST", "/api/v1/organizations/acme/campaigns")):  # fmt: skip
+        response = alice.api.request(method, path, raw=raw)
+        assert_error(response, 422, "validation_error")
+        assert "JSON object" in response.json()["details"][0]["message"]
+    assert alice.api.get(f"/api/v1/organizations/acme/agents/{agent}").json()["name"] == "Kept"
+    assert alice.api.get("/api/v1/organizations/acme/campaigns").json()["items"] == []
+    assert alice.api.get("/api/v1/organizations/acme").json() == organization
