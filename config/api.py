@@ -1,5 +1,6 @@
 """The one NinjaAPI: authentication, the error handlers that give every error the body of API.md, and routers."""
 
+import datetime
 import json
 import logging
 from typing import Any
@@ -13,6 +14,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
+from ninja.responses import NinjaJSONEncoder
 
 from public_app import errors
 from public_app.api.security import BearerAuth
@@ -77,6 +80,21 @@ class StrictJSONParser(Parser):
         return data
 
 
+class PreciseJSONEncoder(NinjaJSONEncoder):
+    """Timestamps at the precision they are stored with (microseconds), in UTC with `Z`: Django's encoder cuts
+    them to milliseconds, so a client that sent `…12.345678Z` got `…12.345Z` back and could not match it."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime.datetime):
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().default(o)
+
+
+class PreciseJSONRenderer(JSONRenderer):
+    encoder_class = PreciseJSONEncoder
+
+
 api = NinjaAPI(
     title="Organizations API",
     version="1.0.0",
@@ -84,6 +102,7 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     auth=BearerAuth(),
     parser=StrictJSONParser(),
+    renderer=PreciseJSONRenderer(),
     docs_url="/docs",
     openapi_url="/openapi.json",
 )

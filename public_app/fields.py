@@ -1,11 +1,12 @@
 """Reusable pydantic field types for request schemas: API.md text limits and NUL rejection in one place."""
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, AwareDatetime, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints, model_validator
 
 
 def _no_nul(value: str) -> str:
@@ -53,9 +54,18 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("The date is out of range") from None
 
 
-# A point in time with an explicit offset, stored and compared in UTC (PostgreSQL refuses offsets beyond ±15:59,
-# and naive datetimes are ambiguous).
-Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+def _iso_8601(value: object) -> object:
+    """Only an ISO 8601 text (or a datetime): pydantic would read `0.5` or `1700000000` as a Unix timestamp."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", value):
+        raise ValueError("Expected an ISO 8601 date-time with a time zone, such as 2026-01-31T12:00:00Z")
+    return value
+
+
+# A point in time with an explicit offset, as ISO 8601 text, stored and compared in UTC (PostgreSQL refuses offsets
+# beyond ±15:59, and naive datetimes are ambiguous).
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_to_utc)]
 
 
 class BodyIn(Schema):

@@ -106,3 +106,25 @@ def test_a_body_that_is_not_an_object_is_422_and_changes_nothing(acme, alice, ra
     assert alice.api.get(f"/api/v1/organizations/acme/agents/{agent}").json()["name"] == "Kept"
     assert alice.api.get("/api/v1/organizations/acme/campaigns").json()["items"] == []
     assert alice.api.get("/api/v1/organizations/acme").json() == organization
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "2026-13-01T00:00:00Z", "yesterday"])
+def test_a_query_instant_must_be_an_iso_8601_date_time(acme, alice, value):
+    """Before: `?created_after=0.5` was read as a Unix timestamp and accepted."""
+    response = alice.api.get(f"/api/v1/organizations/acme/leads?created_after={value}")
+    assert_error(response, 422, "validation_error")
+    assert response.json()["details"][0]["field"] == "created_after"
+    assert alice.api.get("/api/v1/organizations/acme/leads?created_after=2026-01-01T00:00:00Z").status_code == 200
+
+
+@pytest.mark.django_db
+def test_timestamps_come_back_at_the_precision_they_were_sent(acme, alice):
+    """Before: `…05.123456Z` came back as `…05.123Z`."""
+    sent = "2027-01-02T03:04:05.123456Z"
+    created = alice.api.post("/api/v1/organizations/acme/campaigns", {"name": "Precise", "starts_at": sent})
+    assert created.status_code == 201, created.content
+    assert created.json()["starts_at"] == sent
+    fetched = alice.api.get(f"/api/v1/organizations/acme/campaigns/{created.json()['id']}").json()
+    assert fetched["starts_at"] == sent
+    assert fetched["created_at"].endswith("Z") and len(fetched["created_at"]) == len("2027-01-02T03:04:05.123456Z")

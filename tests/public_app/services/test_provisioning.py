@@ -174,7 +174,9 @@ def test_the_recorded_reason_is_the_error_not_its_detail_line(worker, monkeypatc
     )
 
 
-def test_a_replay_the_database_refuses_falls_back_to_the_migrations(transactional_db, tenant_template, monkeypatch):
+def test_a_replay_the_database_refuses_falls_back_to_the_migrations(
+    transactional_db, tenant_template, monkeypatch, settings
+):
     """On an engine that rejects a statement of the template, the organization is still provisioned (by the
     migrations, inside the same transaction), and later schemas skip the replay."""
     import dataclasses
@@ -185,6 +187,7 @@ def test_a_replay_the_database_refuses_falls_back_to_the_migrations(transactiona
     )
     monkeypatch.setattr(provisioning, "template_get", lambda: refused)
     monkeypatch.setattr(provisioning, "_replay_failed", set())
+    settings.TENANT_SPARE_SCHEMAS = 0  # a spare left by another test would be claimed instead of built
     migrated = []
     real_migrate = provisioning.migrate_schema
     monkeypatch.setattr(provisioning, "migrate_schema", lambda schema: (migrated.append(schema), real_migrate(schema)))
