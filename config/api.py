@@ -113,7 +113,9 @@ def _field_errors(exc_errors: list[dict]) -> list[dict]:
     for err in exc_errors:
         loc = [str(part) for part in err.get("loc", [])]
         # ninja prefixes the location with the source ("body", "query", "path") and the parameter name.
-        if loc and loc[0] in {"body", "query", "path", "header", "form", "file"}:
+        if loc and loc[0] == "body" and len(loc) <= 2:
+            loc = []  # the body as a whole (not an object, say): no field to name
+        elif loc and loc[0] in {"body", "query", "path", "header", "form", "file"}:
             loc = loc[2:] if len(loc) > 2 else loc[1:]
         details.append({"field": ".".join(loc) or None, "message": err.get("msg", "Invalid value.")})
     return details
