@@ -13,10 +13,14 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.openapi.schema import OpenAPISchema
+from ninja.operation import Operation
 from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
+from config import openapi
+from config.openapi import error_body
 from public_app import errors
 from public_app.api.security import BearerAuth
 
@@ -41,10 +45,6 @@ Organizations backend (contract: API.md). Every organization-scoped path is `/ap
   invitations 100 per organization and 10 per email per organization per day (resends count).
 * **Timestamps** are UTC; datetimes you send must carry an offset.
 """
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict:
-    return {"code": code, "message": message, "details": details}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
@@ -95,7 +95,19 @@ class PreciseJSONRenderer(JSONRenderer):
     encoder_class = PreciseJSONEncoder
 
 
-api = NinjaAPI(
+class OrganizationsAPI(NinjaAPI):
+    """The API whose OpenAPI document is the client contract (config/openapi.py)."""
+
+    def get_openapi_operation_id(self, operation: Operation) -> str:
+        return openapi.operation_id(operation.view_func.__name__)
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: Any = None) -> OpenAPISchema:
+        if path_prefix is None:
+            path_prefix = self.get_root_path(path_params or {})
+        return openapi.ContractSchema(self, path_prefix)
+
+
+api = OrganizationsAPI(
     title="Organizations API",
     version="1.0.0",
     description=API_DESCRIPTION,

@@ -19,3 +19,6 @@ from config.settings import *  # noqa: F403
 
 # Argon2 stays the hasher (it is what production runs), with test-sized costs.
 PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
+
+# Every error response the tests receive is checked against the OpenAPI document (tests/contract.py).
+MIDDLEWARE = ["tests.contract.ContractCheckMiddleware", *MIDDLEWARE]  # noqa: F405

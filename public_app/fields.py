@@ -2,11 +2,40 @@
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import CoreSchema
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: typing hashes the metadata of `X | None`
+class Documented:
+    """States in the JSON Schema a rule a validator below enforces (a pattern, a format), so clients and schema-driven
+    testers know it; also works inside `X | None` and `list[X]`, where pydantic ignores `Field(...)`."""
+
+    extra: dict[str, Any]
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        schema = dict(handler(core_schema))
+        schema.update(self.extra)
+        return schema
+
+
+# Characters `_no_control` refuses (C0/C1 controls, line and paragraph separators, bidi controls), as a regex class.
+_CONTROLS = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069"
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+NAME_PATTERN = f"^[^{_CONTROLS}]*[^\\s{_CONTROLS}][^{_CONTROLS}]*$"
+OPTIONAL_NAME_PATTERN = f"^[^{_CONTROLS}]*$"
 
 
 def _no_nul(value: str) -> str:
@@ -15,9 +44,10 @@ def _no_nul(value: str) -> str:
     return value
 
 
-ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
-LongText = Annotated[str, StringConstraints(max_length=20000), AfterValidator(_no_nul)]
-Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
+_NO_NUL = Documented({"pattern": NO_NUL_PATTERN})
+ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul), _NO_NUL]
+LongText = Annotated[str, StringConstraints(max_length=20000), AfterValidator(_no_nul), _NO_NUL]
+Secret = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul), _NO_NUL]
 
 
 # Bidirectional embeddings, overrides and isolates: in a name they reorder what the reader sees ("X invited you to
@@ -35,16 +65,24 @@ def _no_control(value: str) -> str:
 
 
 def _strip_non_blank(value: str) -> str:
-    value = value.strip()
+    # Control characters first: strip() would quietly drop a trailing line break or tab that the schema refuses.
+    value = _no_control(value).strip()
     if not value:
         raise ValueError("This field may not be blank")
-    return _no_control(value)
+    return value
 
 
 # A required human-readable name: trimmed, not blank, at most 200 characters, no NUL or control characters.
-Name = Annotated[ShortText, AfterValidator(_strip_non_blank)]
+Name = Annotated[ShortText, AfterValidator(_strip_non_blank), Documented({"minLength": 1, "pattern": NAME_PATTERN})]
 # The same, optional (may be empty).
-OptionalName = Annotated[ShortText, AfterValidator(_no_control)]
+OptionalName = Annotated[ShortText, AfterValidator(_no_control), Documented({"pattern": OPTIONAL_NAME_PATTERN})]
+# An email address the service checks (Django's validator); stated as `format: email`.
+EmailAddress = Annotated[ShortText, Documented({"format": "email"})]
+EmailOrEmpty = Annotated[ShortText, Documented({"anyOf": [{"format": "email"}, {"maxLength": 0}]})]
+# An http(s) address the service checks (Django's URLValidator), or empty to clear it.
+WebAddressOrEmpty = Annotated[
+    ShortText, Documented({"anyOf": [{"format": "uri", "pattern": "^https?://"}, {"maxLength": 0}]})
+]
 
 
 def _to_utc(value: datetime) -> datetime:

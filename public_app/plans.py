@@ -1,8 +1,21 @@
 """Plans, defined in one place. Seat caps apply to members + pending invitations (API.md "Seats")."""
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from django.conf import settings
+
+
+class PlanCode(StrEnum):
+    FREE = "free"
+    TEAM = "team"
+    BUSINESS = "business"
+
+
+# What checkout sells (the free plan is what an organization has without a subscription).
+class PaidPlanCode(StrEnum):
+    TEAM = "team"
+    BUSINESS = "business"
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,28 @@ Out schemas read the models themselves (aliases for renamed or nested fields, `r
 every output shape is written once, here."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 
-from public_app.fields import BodyIn, Name, OptionalName, Secret, ShortText
+from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, Secret, ShortText
 from public_app.logos import logo_url
-from public_app.models import Membership, Organization, Role, User
+from public_app.models import InvitationStatus, Membership, Organization, OrganizationStatus, Role, User
+from public_app.plans import PlanCode
+from public_app.services.organizations import RESERVED_SLUGS
+
+# API.md's slug rules as JSON Schema (organization_create and _update check them, with a message per rule): 3-48
+# characters of a-z, 0-9 and single hyphens, starting with a letter, ending with a letter or digit, not starting
+# with `pg`, not reserved. The pattern is also the service's: tests/config/test_openapi.py compares them.
+SLUG_PATTERN = r"^(?:[a-oq-z][a-z0-9]*|p(?:[a-fh-z0-9][a-z0-9]*)?)(?:-[a-z0-9]+)*$"
+Slug = Annotated[
+    ShortText,
+    Documented({"minLength": 3, "maxLength": 48, "pattern": SLUG_PATTERN, "not": {"enum": sorted(RESERVED_SLUGS)}}),
+]
 
 
 class SignupIn(BodyIn):
-    email: ShortText
+    email: EmailAddress
     password: Secret
     name: OptionalName = ""
 
@@ -36,7 +47,7 @@ class UserOut(Schema):
 
 
 class VerificationSentOut(Schema):
-    status: str
+    status: Literal["verification_sent"]
     email: str
 
 
@@ -63,8 +74,8 @@ class MyOrganizationOut(Schema):
 
     slug: str = Field(alias="organization.slug")
     name: str = Field(alias="organization.name")
-    role: str
-    status: str = Field(alias="organization.status")
+    role: Role
+    status: OrganizationStatus = Field(alias="organization.status")
     logo_url: str | None
     last_accessed_at: datetime
 
@@ -75,14 +86,14 @@ class MyOrganizationOut(Schema):
 
 class OrganizationCreateIn(BodyIn):
     name: Name
-    slug: ShortText = Field(..., description="3–48 chars, `^[a-z][a-z0-9-]*[a-z0-9]$`, no `--`, not reserved.")
+    slug: Slug = Field(..., description="3–48 chars, `^[a-z][a-z0-9-]*[a-z0-9]$`, no `--`, not `pg…`, not reserved.")
 
 
 class OrganizationCreatedOut(Schema):
     id: str = Field(alias="uid")
     slug: str
     name: str
-    status: str
+    status: OrganizationStatus
 
 
 class OrganizationOut(Schema):
@@ -91,14 +102,14 @@ class OrganizationOut(Schema):
     id: str = Field(alias="uid")
     slug: str
     name: str
-    status: str
+    status: OrganizationStatus
     logo_url: str | None
     website: str | None
     billing_email: str | None
     timezone: str
     created_at: datetime
-    plan: str
-    role: str
+    plan: PlanCode
+    role: Role
     purge_at: datetime | None
 
     @staticmethod
@@ -126,7 +137,7 @@ class MemberUserOut(Schema):
 
 class MemberOut(Schema):
     user: MemberUserOut
-    role: str
+    role: Role
     joined_at: datetime = Field(alias="created_at")
 
 
@@ -135,7 +146,7 @@ class MemberUpdateIn(BodyIn):
 
 
 class InvitationCreateIn(BodyIn):
-    email: ShortText
+    email: EmailAddress
     role: Role
     expires_in_days: int = Field(7, ge=1, le=30)
 
@@ -149,8 +160,8 @@ class InviterOut(Schema):
 class InvitationOut(Schema):
     id: str = Field(alias="uid")
     email: str
-    role: str
-    status: str = Field(alias="effective_status")
+    role: Role
+    status: InvitationStatus = Field(alias="effective_status")
     invited_by: InviterOut | None
     created_at: datetime
     expires_at: datetime
@@ -164,14 +175,14 @@ class OrganizationRefOut(Schema):
 class MyInvitationOut(Schema):
     id: str = Field(alias="uid")
     organization: OrganizationRefOut
-    role: str
+    role: Role
     invited_by: InviterOut | None
     expires_at: datetime
 
 
 class InvitationAcceptedOut(Schema):
     organization: OrganizationRefOut
-    role: str
+    role: Role
 
 
 class OrganizationNameOut(Schema):
@@ -180,7 +191,7 @@ class OrganizationNameOut(Schema):
 
 class InvitationPreviewOut(Schema):
     organization: OrganizationNameOut
-    role: str
+    role: Role
     email: str
     expires_at: datetime
 

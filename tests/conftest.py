@@ -114,6 +114,18 @@ def _no_dns_off_the_machine() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _responses_follow_the_contract() -> Iterator[None]:
+    """Each error response of the test must be documented for its operation (tests/contract.py)."""
+    from tests.contract import contract_violations
+
+    contract_violations.clear()
+    yield
+    found = list(contract_violations)
+    contract_violations.clear()
+    assert not found, "responses the OpenAPI document does not describe:\n" + "\n".join(found)
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     cache.clear()
     yield

@@ -3,7 +3,7 @@
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from public_app.api.common import AuthedRequest, caller_user_id, client_ip, request_user
+from public_app.api.common import AuthedRequest, caller_user_id, client_ip, may_raise, request_user
 from public_app.models import User, normalize_email
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import (
@@ -20,10 +20,11 @@ from public_app.selectors import organization_list_for_user
 from public_app.services.auth import access_from_token, token_issue, token_revoke, user_login, user_signup
 from public_app.services.verification import email_verification_resend, email_verify
 
-router = Router(tags=["auth"])
+router = Router(tags=["Authentication"])
 
 
 @router.post("/auth/signup", response={201: AuthOut, 202: VerificationSentOut}, auth=None)
+@may_raise("email_taken", "rate_limited")
 def signup(request: HttpRequest, payload: SignupIn) -> Status:
     """Create an account; returns the user and a bearer token, and emails a link to confirm the address. When the
     address belongs to an account that never confirmed it: 202, no account yet; the link emailed to the address
@@ -35,6 +36,7 @@ def signup(request: HttpRequest, payload: SignupIn) -> Status:
 
 
 @router.post("/auth/verify-email", response=VerifiedOut, auth=None)
+@may_raise("verification_expired", "verification_used", "email_taken", "not_found", "rate_limited")
 def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
     """Follow the link from a verification email. Sent with the account's own bearer token, it confirms the
     address (`token` null: the account has its own). Otherwise, whoever follows it reads the mailbox: `password`
@@ -51,6 +53,7 @@ def verify_email(request: HttpRequest, payload: VerifyEmailIn) -> dict:
 
 
 @router.post("/auth/verify-email/resend", response={202: None})
+@may_raise("rate_limited")
 def resend_verification(request: AuthedRequest) -> Status:
     """Email a new confirmation link to my address (nothing happens when it is already confirmed)."""
     email_verification_resend(user=request_user(request))
@@ -58,6 +61,7 @@ def resend_verification(request: AuthedRequest) -> Status:
 
 
 @router.post("/auth/login", response=AuthOut, auth=None)
+@may_raise("invalid_credentials", "rate_limited")
 def login(request: HttpRequest, payload: LoginIn) -> dict:
     """Exchange email and password for a new bearer token."""
     user, token = user_login(email=payload.email, password=payload.password, ip=client_ip(request))
@@ -72,13 +76,13 @@ def logout(request: AuthedRequest) -> Status:
     return Status(204, None)
 
 
-@router.get("/me", response=UserOut)
+@router.get("/me", response=UserOut, tags=["Current user"])
 def get_me(request: AuthedRequest) -> User:
     """The signed-in user."""
     return request_user(request)
 
 
-@router.get("/me/organizations", response=Page[MyOrganizationOut])
+@router.get("/me/organizations", response=Page[MyOrganizationOut], tags=["Current user"])
 def list_my_organizations(request: AuthedRequest, page: Query[PageQuery]) -> dict:
     """The organization switcher: every organization I belong to, with my role, its status and logo, most
     recently used first. Switching needs no new sign-in: the same token works in all of them."""

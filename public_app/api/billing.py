@@ -1,30 +1,31 @@
 """Settings → Billing: plans, the organization's subscription, Checkout and Portal, invoices; Stripe's webhook."""
 
 from datetime import datetime
+from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
 from public_app.access import Capability
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
-from public_app.fields import BodyIn, ShortText
+from public_app.fields import BodyIn
 from public_app.pagination import Page, PageQuery
-from public_app.plans import plans
+from public_app.plans import PaidPlanCode, PlanCode, plans
 from public_app.services.billing.accounts import billing_status
 from public_app.services.billing.checkout import checkout_start, invoices_page, portal_start
 from public_app.services.billing.subscriptions import stripe_event_receive
 
-router = Router(tags=["billing"])
+router = Router(tags=["Billing"])
 
 
 class PlanOut(Schema):
-    code: str
+    code: PlanCode
     name: str
     price_per_seat: int = Field(..., description="Minor units (cents).")
     currency: str
-    interval: str
+    interval: Literal["month", "year"]
     max_seats: int | None
 
 
@@ -34,7 +35,7 @@ class PaymentMethodOut(Schema):
 
 
 class BillingOut(Schema):
-    plan: str
+    plan: PlanCode
     status: str
     seats_used: int
     seats_billed: int
@@ -45,7 +46,7 @@ class BillingOut(Schema):
 
 
 class CheckoutIn(BodyIn):
-    plan: ShortText
+    plan: PaidPlanCode
     success_url: str = Field(..., max_length=2000)
     cancel_url: str = Field(..., max_length=2000)
 
@@ -86,6 +87,7 @@ def get_billing(request: AuthedRequest, slug: str) -> dict:
 
 
 @router.post("/organizations/{slug}/billing/checkout", response=UrlOut, auth=OrgAuth(Capability.BILLING_MANAGE))
+@may_raise("seat_limit_reached", "stripe_unavailable", "billing_not_configured")
 def start_checkout(request: AuthedRequest, slug: str, payload: CheckoutIn) -> dict:
     """A Stripe Checkout URL to subscribe to `plan`, one seat per member (owner, billing)."""
     url = checkout_start(
@@ -98,18 +100,21 @@ def start_checkout(request: AuthedRequest, slug: str, payload: CheckoutIn) -> di
 
 
 @router.post("/organizations/{slug}/billing/portal", response=UrlOut, auth=OrgAuth(Capability.BILLING_MANAGE))
+@may_raise("stripe_unavailable", "billing_not_configured")
 def open_portal(request: AuthedRequest, slug: str, payload: PortalIn) -> dict:
     """A Stripe Billing Portal URL: payment method, invoices, cancellation (owner, billing)."""
     return {"url": portal_start(organization=request.auth.org, return_url=payload.return_url)}
 
 
 @router.get("/organizations/{slug}/billing/invoices", response=Page[InvoiceOut], auth=OrgAuth(Capability.BILLING_VIEW))
+@may_raise("stripe_unavailable", "billing_not_configured")
 def list_invoices(request: AuthedRequest, slug: str, page: Query[InvoicePageQuery]) -> dict:
     """Invoices from Stripe, newest first (`cursor` is the last invoice id of the previous page)."""
     return invoices_page(organization=request.auth.org, limit=page.limit, cursor=page.cursor)
 
 
 @router.post("/billing/stripe/webhook", response={200: dict}, auth=None)
+@may_raise("invalid_signature", "invalid_event", "billing_not_configured")
 def stripe_webhook(request: HttpRequest) -> dict:
     """Stripe events. `Stripe-Signature` is verified over the raw body (400 `invalid_signature`); each event id is
     stored once and processed by a job; other event types are acknowledged and ignored."""

@@ -1,5 +1,8 @@
 """Small helpers shared by the routers: from where the caller is calling, and the caller's account."""
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -42,3 +45,25 @@ def caller_user_id(request: AuthedRequest) -> int:
     if request.auth.user_id is None:
         raise errors.NotAuthenticated()
     return request.auth.user_id
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DECLARED_ERRORS: dict[Callable[..., Any], frozenset[str]] = {}
+
+
+def may_raise(*codes: str) -> Callable[[F], F]:
+    """The error codes an operation can answer beyond those that follow from its auth and inputs (config/openapi.py
+    derives those); each must be in `errors.CODES`, which gives its status. The OpenAPI document lists them."""
+    unknown = [code for code in codes if code not in errors.CODES]
+    if unknown:
+        raise ValueError(f"unknown error codes {unknown}: add them to public_app.errors.CODES")
+
+    def mark(view: F) -> F:
+        _DECLARED_ERRORS[view] = _DECLARED_ERRORS.get(view, frozenset()) | set(codes)
+        return view
+
+    return mark
+
+
+def declared_errors(view: Callable[..., Any]) -> frozenset[str]:
+    return _DECLARED_ERRORS.get(view, frozenset())

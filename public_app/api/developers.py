@@ -5,7 +5,7 @@ from datetime import datetime
 from ninja import Field, Query, Router, Schema, Status
 
 from public_app.access import Capability
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, Instant, Name
 from public_app.models import ApiKeyRole
@@ -14,7 +14,7 @@ from public_app.schemas import ShownOnce
 from public_app.selectors import api_key_list
 from public_app.services.api_keys import api_key_create, api_key_revoke, api_key_rotate
 
-router = Router(tags=["developers"], auth=OrgAuth(Capability.DEVELOPERS, users_only=True))
+router = Router(tags=["Developers"], auth=OrgAuth(Capability.DEVELOPERS, users_only=True))
 
 
 class ApiKeyCreateIn(BodyIn):
@@ -32,7 +32,7 @@ class ApiKeyCreatorOut(Schema):
 class ApiKeyOut(Schema):
     id: str = Field(alias="uid")
     name: str
-    role: str
+    role: ApiKeyRole
     prefix: str
     created_by: ApiKeyCreatorOut | None = Field(
         None, description="Who the key answers to; its keys are revoked when that member leaves the organization."
@@ -53,6 +53,7 @@ def list_api_keys(request: AuthedRequest, slug: str, page: Query[PageQuery]) -> 
 
 
 @router.post("/{slug}/api-keys", response={201: ApiKeyCreatedOut})
+@may_raise("role_too_high")
 def create_api_key(request: AuthedRequest, slug: str, payload: ApiKeyCreateIn) -> Status:
     """Create a key acting in this organization with `role`; the full `key` is returned only in this response."""
     key, raw = api_key_create(access=request.auth, name=payload.name, role=payload.role, expires_at=payload.expires_at)
@@ -60,6 +61,7 @@ def create_api_key(request: AuthedRequest, slug: str, payload: ApiKeyCreateIn) -
 
 
 @router.post("/{slug}/api-keys/{key_id}/rotate", response={200: ApiKeyCreatedOut})
+@may_raise("role_too_high")
 def rotate_api_key(request: AuthedRequest, slug: str, key_id: str) -> Status:
     """Replace the key's secret: the new full `key` is returned only in this response and the old one stops
     working on the next request. The key then answers to whoever rotated it (their removal revokes it)."""

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from public_app import errors
-from public_app.api.common import AuthedRequest, client_ip, request_user
+from public_app.api.common import AuthedRequest, client_ip, may_raise, request_user
 from public_app.models import Invitation, InvitationStatus, User
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationAcceptedOut, InvitationPreviewOut, MyInvitationOut
@@ -17,7 +17,7 @@ from public_app.services.invitations import (
 )
 from public_app.services.verification import require_verified_email
 
-router = Router(tags=["invitations"])
+router = Router(tags=["Invitation links"])
 
 
 def _my_invitation(request: AuthedRequest, invitation_id: str) -> tuple[Invitation, User]:
@@ -33,7 +33,8 @@ def _my_invitation(request: AuthedRequest, invitation_id: str) -> tuple[Invitati
     return invitation, user
 
 
-@router.get("/me/invitations", response=Page[MyInvitationOut])
+@router.get("/me/invitations", response=Page[MyInvitationOut], tags=["Current user"])
+@may_raise("email_not_verified")
 def list_my_invitations(request: AuthedRequest, page: Query[PageQuery]) -> dict:
     """Pending invitations addressed to my email (the onboarding path after sign-up or sign-in). Needs a verified
     email (403 `email_not_verified`): an address typed in at sign-up proves nothing."""
@@ -42,14 +43,16 @@ def list_my_invitations(request: AuthedRequest, page: Query[PageQuery]) -> dict:
     return paginate(invitation_list_for_email(email=user.email), page)
 
 
-@router.post("/me/invitations/{invitation_id}/accept", response=InvitationAcceptedOut)
+@router.post("/me/invitations/{invitation_id}/accept", response=InvitationAcceptedOut, tags=["Current user"])
+@may_raise("not_found", "email_not_verified", "already_member", "seat_limit_reached", "invitation_expired")
 def accept_my_invitation(request: AuthedRequest, invitation_id: str) -> Invitation:
     """Accept an invitation addressed to me: I become a member with its role."""
     invitation, user = _my_invitation(request, invitation_id)
     return invitation_accept(invitation_id=invitation.id, user=user, ip=client_ip(request))
 
 
-@router.post("/me/invitations/{invitation_id}/decline", response={204: None})
+@router.post("/me/invitations/{invitation_id}/decline", response={204: None}, tags=["Current user"])
+@may_raise("not_found", "email_not_verified")
 def decline_my_invitation(request: AuthedRequest, invitation_id: str) -> Status:
     """Decline an invitation addressed to me."""
     invitation, user = _my_invitation(request, invitation_id)
@@ -58,6 +61,9 @@ def decline_my_invitation(request: AuthedRequest, invitation_id: str) -> Status:
 
 
 @router.get("/invitations/{token}", response=InvitationPreviewOut, auth=None)
+@may_raise(
+    "not_found", "invitation_expired", "invitation_used", "invitation_cancelled", "invitation_declined", "rate_limited"
+)
 def preview_invitation(request: HttpRequest, token: str) -> Invitation:
     """Public preview for the email link: which organization, which role, for which email."""
     invitation = invitation_by_token(token, ip=client_ip(request))
@@ -68,6 +74,18 @@ def preview_invitation(request: HttpRequest, token: str) -> Invitation:
 
 
 @router.post("/invitations/{token}/accept", response=InvitationAcceptedOut)
+@may_raise(
+    "not_found",
+    "invitation_expired",
+    "invitation_used",
+    "invitation_cancelled",
+    "invitation_declined",
+    "rate_limited",
+    "invitation_email_mismatch",
+    "email_not_verified",
+    "already_member",
+    "seat_limit_reached",
+)
 def accept_invitation_link(request: AuthedRequest, token: str) -> Invitation:
     """Accept from the email link, signed in with the invited email (403 `invitation_email_mismatch` otherwise);
     holding the emailed link also verifies that email."""

@@ -4,7 +4,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from public_app import errors
 from public_app.access import Capability
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
 from public_app.models import Invitation, Membership
 from public_app.pagination import Page, PageQuery, paginate
@@ -14,7 +14,7 @@ from public_app.services.invitations import invitation_cancel, invitation_create
 from public_app.services.members import membership_change_role, membership_remove
 
 # Most of Settings → Members needs `members:manage`; listing members and leaving are for every member.
-router = Router(tags=["members"], auth=OrgAuth(Capability.MEMBERS_MANAGE))
+router = Router(tags=["Members"], auth=OrgAuth(Capability.MEMBERS_MANAGE))
 any_member = OrgAuth(Capability.ORG_READ)
 
 
@@ -38,12 +38,14 @@ def list_members(request: AuthedRequest, slug: str, page: Query[PageQuery]) -> d
 
 
 @router.patch("/{slug}/members/{user_id}", response=MemberOut)
+@may_raise("role_escalation", "last_owner")
 def change_member_role(request: AuthedRequest, slug: str, user_id: str, payload: MemberUpdateIn) -> Membership:
     """Change a member's role (owner, admin). Nobody grants or changes a role above their own; one owner stays."""
     return membership_change_role(access=request.auth, user_id=_target_user_id(request, user_id), role=payload.role)
 
 
 @router.delete("/{slug}/members/{user_id}", response={204: None}, auth=any_member)
+@may_raise("permission_denied", "role_escalation", "last_owner")
 def remove_member(request: AuthedRequest, slug: str, user_id: str, filters: Query[RemoveMemberQuery]) -> Status:
     """Remove a member (owner, admin), or leave (any member, with your own id). Access ends with this response, for
     the member's sessions and for the API keys they created in this organization (revoked), unless an owner passes
@@ -63,6 +65,7 @@ def list_invitations(request: AuthedRequest, slug: str, page: Query[PageQuery]) 
 
 
 @router.post("/{slug}/invitations", response={201: InvitationOut})
+@may_raise("role_escalation", "already_member", "invitation_pending", "seat_limit_reached", "rate_limited")
 def create_invitation(request: AuthedRequest, slug: str, payload: InvitationCreateIn) -> Status:
     """Invite someone by email; the email with the link is sent by a job."""
     invitation = invitation_create(
@@ -72,6 +75,7 @@ def create_invitation(request: AuthedRequest, slug: str, payload: InvitationCrea
 
 
 @router.post("/{slug}/invitations/{invitation_id}/resend", response=InvitationOut)
+@may_raise("rate_limited", "seat_limit_reached")
 def resend_invitation(request: AuthedRequest, slug: str, invitation_id: str) -> Invitation:
     """New token and expiry; the old link stops working and a new email goes out."""
     return invitation_resend(access=request.auth, invitation_uid=invitation_id)

@@ -7,12 +7,12 @@ from pydantic import Field
 
 from public_app import errors
 from public_app.access import Capability
-from public_app.api.common import AuthedRequest, request_user
+from public_app.api.common import AuthedRequest, may_raise, request_user
 from public_app.api.security import OrgAuth
-from public_app.fields import BodyIn, Name, ShortText
+from public_app.fields import BodyIn, EmailOrEmpty, Name, ShortText, WebAddressOrEmpty
 from public_app.logos import logo_url
 from public_app.models import Organization
-from public_app.schemas import OrganizationCreatedOut, OrganizationCreateIn, OrganizationOut
+from public_app.schemas import OrganizationCreatedOut, OrganizationCreateIn, OrganizationOut, Slug
 from public_app.services.organizations import (
     organization_create,
     organization_delete,
@@ -21,14 +21,14 @@ from public_app.services.organizations import (
     organization_update,
 )
 
-router = Router(tags=["organizations"])
+router = Router(tags=["General"])
 
 
 class OrganizationUpdateIn(BodyIn):
     name: Name | None = None
-    slug: ShortText | None = None
-    website: ShortText | None = Field(None, description="http:// or https:// URL; empty string clears it.")
-    billing_email: ShortText | None = None
+    slug: Slug | None = None
+    website: WebAddressOrEmpty | None = Field(None, description="http:// or https:// URL; empty string clears it.")
+    billing_email: EmailOrEmpty | None = Field(None, description="Where invoices go; empty string clears it.")
     timezone: ShortText | None = Field(None, description="IANA name, e.g. `Europe/Paris`.")
 
 
@@ -42,6 +42,7 @@ class DeletionOut(Schema):
 
 
 @router.post("", response={202: OrganizationCreatedOut})
+@may_raise("slug_taken")
 def create_organization(request: AuthedRequest, payload: OrganizationCreateIn) -> Status:
     """Create an organization; you become its owner. Its schema is created by a job: poll until `active`."""
     return Status(202, organization_create(user=request_user(request), name=payload.name, slug=payload.slug))
@@ -59,6 +60,7 @@ def get_organization(request: AuthedRequest, slug: str) -> Organization:
 
 
 @router.patch("/{slug}", response=OrganizationOut, auth=OrgAuth(Capability.ORG_UPDATE))
+@may_raise("slug_taken")
 def update_organization(request: AuthedRequest, slug: str, payload: OrganizationUpdateIn) -> Organization:
     """General settings (owner, admin): name, slug, website, billing_email, timezone."""
     return organization_update(access=request.auth, changes=payload.dict(exclude_unset=True, exclude_none=True))

@@ -10,7 +10,7 @@ from tenant_apps.agents.schemas import AgentCreateIn, AgentFilters, AgentOut, Ag
 from tenant_apps.agents.selectors import agent_get, agent_list
 from tenant_apps.agents.services import agent_create, agent_delete, agent_update
 
-router = Router(tags=["agents"], auth=tenant_data_auth())
+router = Router(tags=["Agents"], auth=tenant_data_auth())
 
 
 @router.get("/{slug}/agents", response=Page[AgentOut])

@@ -12,7 +12,7 @@ from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.audit.models import AuditEntry
 from tenant_apps.common import RowId
 
-router = Router(tags=["audit log"], auth=OrgAuth(Capability.AUDIT_READ, tenant_schema=True))
+router = Router(tags=["Audit log"], auth=OrgAuth(Capability.AUDIT_READ, tenant_schema=True))
 
 
 class AuditFilters(Schema):

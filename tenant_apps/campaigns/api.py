@@ -10,7 +10,7 @@ from tenant_apps.campaigns.schemas import CampaignCreateIn, CampaignFilters, Cam
 from tenant_apps.campaigns.selectors import campaign_get, campaign_list
 from tenant_apps.campaigns.services import campaign_create, campaign_delete, campaign_update
 
-router = Router(tags=["campaigns"], auth=tenant_data_auth())
+router = Router(tags=["Campaigns"], auth=tenant_data_auth())
 
 
 @router.get("/{slug}/campaigns", response=Page[CampaignOut])

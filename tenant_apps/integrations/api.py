@@ -5,7 +5,7 @@ from datetime import datetime
 from ninja import Router, Schema, Status
 
 from public_app.access import Capability
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, Secret
 from tenant_apps.integrations.models import Integration
@@ -16,7 +16,7 @@ from tenant_apps.integrations.services import (
     leadsforce_sync_request,
 )
 
-router = Router(tags=["integrations"], auth=OrgAuth(Capability.INTEGRATIONS, tenant_schema=True))
+router = Router(tags=["Leadsforce"], auth=OrgAuth(Capability.INTEGRATIONS, tenant_schema=True))
 
 
 class LeadsforceConnectIn(BodyIn):
@@ -55,6 +55,7 @@ def get_leadsforce(request: AuthedRequest, slug: str) -> Integration | _NotConne
 
 
 @router.put("/{slug}/integrations/leadsforce", response=LeadsforceOut)
+@may_raise("leadsforce_rejected", "leadsforce_unavailable", "leadsforce_not_configured")
 def connect_leadsforce(request: AuthedRequest, slug: str, payload: LeadsforceConnectIn) -> Integration:
     """Connect with an API key: checked against Leadsforce first (422 `leadsforce_rejected`, 502
     `leadsforce_unavailable`), then stored encrypted."""
@@ -62,6 +63,7 @@ def connect_leadsforce(request: AuthedRequest, slug: str, payload: LeadsforceCon
 
 
 @router.delete("/{slug}/integrations/leadsforce", response={204: None})
+@may_raise("not_found")
 def disconnect_leadsforce(request: AuthedRequest, slug: str) -> Status:
     """Disconnect and forget the API key (imported leads stay)."""
     leadsforce_disconnect(access=request.auth)
@@ -69,6 +71,7 @@ def disconnect_leadsforce(request: AuthedRequest, slug: str) -> Status:
 
 
 @router.post("/{slug}/integrations/leadsforce/sync", response={202: dict})
+@may_raise("integration_not_connected")
 def sync_leadsforce(request: AuthedRequest, slug: str) -> Status:
     """Import Leadsforce leads into this organization's leads, in a job (idempotent on the Leadsforce id)."""
     leadsforce_sync_request(organization=request.auth.org)

@@ -2,7 +2,7 @@
 
 from ninja import Query, Router, Status
 
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import tenant_data_auth
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.leads.models import Lead, LeadSource
@@ -10,7 +10,7 @@ from tenant_apps.leads.schemas import ImportResultOut, LeadFilters, LeadIn, Lead
 from tenant_apps.leads.selectors import lead_get, lead_list
 from tenant_apps.leads.services import lead_create, lead_delete, lead_update, leads_import
 
-router = Router(tags=["leads"], auth=tenant_data_auth())
+router = Router(tags=["Leads"], auth=tenant_data_auth())
 
 
 @router.get("/{slug}/leads", response=Page[LeadOut])
@@ -26,7 +26,28 @@ def create_lead(request: AuthedRequest, slug: str, payload: LeadIn) -> Status:
     return Status(201, lead_create(access=request.auth, data=payload.dict(), source=source))
 
 
-@router.post("/{slug}/leads/import", response={201: ImportResultOut})
+# The body is read by the service (JSON or CSV, by Content-Type), so ninja cannot describe it: stated here.
+_IMPORT_ROWS = {"type": "array", "items": {"$ref": "#/components/schemas/LeadIn"}, "minItems": 1, "maxItems": 10000}
+IMPORT_BODY = {
+    "required": True,
+    "description": "The leads, as JSON (`{\"leads\": [...]}`, or the list itself) or as CSV with a header row.",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"leads": _IMPORT_ROWS}, "required": ["leads"]},
+            "example": {"leads": [{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}]},
+        },
+        "text/csv": {
+            "schema": {"type": "string", "format": "binary",
+                       "description": "UTF-8 CSV. Header: any of first_name,last_name,email,phone,status,campaign_id; "
+                       "empty cells are not given."},
+            "example": "first_name,last_name,email\nAda,Lovelace,ada@example.com\n",
+        },
+    },
+}  # fmt: skip
+
+
+@router.post("/{slug}/leads/import", response={201: ImportResultOut}, openapi_extra={"requestBody": IMPORT_BODY})
+@may_raise("invalid_json")
 def import_leads(request: AuthedRequest, slug: str) -> Status:
     """Bulk import up to 10,000 leads: JSON (`[...]` or `{"leads": [...]}`) or CSV (`Content-Type: text/csv`, header
     row of first_name,last_name,email,phone,status,campaign_id). All rows are valid and inserted, or none (422)."""

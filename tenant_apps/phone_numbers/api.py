@@ -2,7 +2,7 @@
 
 from ninja import Query, Router, Status
 
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import tenant_data_auth
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.phone_numbers.models import PhoneNumber
@@ -10,7 +10,7 @@ from tenant_apps.phone_numbers.schemas import PhoneNumberFilters, PhoneNumberIn,
 from tenant_apps.phone_numbers.selectors import phone_number_get, phone_number_list
 from tenant_apps.phone_numbers.services import phone_number_create, phone_number_delete, phone_number_update
 
-router = Router(tags=["phone numbers"], auth=tenant_data_auth())
+router = Router(tags=["Phone numbers"], auth=tenant_data_auth())
 
 
 @router.get("/{slug}/phone-numbers", response=Page[PhoneNumberOut])
@@ -22,6 +22,7 @@ def list_phone_numbers(
 
 
 @router.post("/{slug}/phone-numbers", response={201: PhoneNumberOut})
+@may_raise("phone_number_taken")
 def create_phone_number(request: AuthedRequest, slug: str, payload: PhoneNumberIn) -> Status:
     """Add a number (E.164); `agent_id` must be an agent of this organization."""
     return Status(201, phone_number_create(**payload.dict()))
@@ -34,6 +35,7 @@ def get_phone_number(request: AuthedRequest, slug: str, number_id: str) -> Phone
 
 
 @router.patch("/{slug}/phone-numbers/{number_id}", response=PhoneNumberOut)
+@may_raise("phone_number_taken")
 def update_phone_number(request: AuthedRequest, slug: str, number_id: str, payload: PhoneNumberUpdateIn) -> PhoneNumber:
     """Change the number, label or agent (`agent_id: null` unassigns)."""
     number = phone_number_get(number_id=number_id)

@@ -6,7 +6,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from public_app.access import Capability
-from public_app.api.common import AuthedRequest
+from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, ShortText
 from public_app.pagination import Page, PageQuery, paginate
@@ -21,7 +21,7 @@ from tenant_apps.webhooks.services.endpoints import (
 )
 from tenant_apps.webhooks.services.events import event_emit
 
-router = Router(tags=["webhooks"], auth=OrgAuth(Capability.DEVELOPERS, tenant_schema=True))
+router = Router(tags=["Developers"], auth=OrgAuth(Capability.DEVELOPERS, tenant_schema=True))
 
 
 class EndpointCreateIn(BodyIn):
@@ -71,6 +71,7 @@ def list_webhooks(request: AuthedRequest, slug: str, page: Query[PageQuery]) -> 
 
 
 @router.post("/{slug}/webhooks", response={201: EndpointWithSecretOut})
+@may_raise("webhook_url_forbidden")
 def create_webhook(request: AuthedRequest, slug: str, payload: EndpointCreateIn) -> Status:
     """Subscribe a URL to events. The signing `secret` (Standard Webhooks, `whsec_…`) is shown only here."""
     endpoint, secret = endpoint_create(
@@ -86,6 +87,7 @@ def get_webhook(request: AuthedRequest, slug: str, webhook_id: str) -> WebhookEn
 
 
 @router.patch("/{slug}/webhooks/{webhook_id}", response=EndpointOut)
+@may_raise("webhook_url_forbidden")
 def update_webhook(request: AuthedRequest, slug: str, webhook_id: str, payload: EndpointUpdateIn) -> WebhookEndpoint:
     """Change url, events, description, or re-enable (`enabled: true`) a disabled endpoint."""
     return endpoint_update(access=request.auth, endpoint_uid=webhook_id, changes=payload.dict(exclude_unset=True))
