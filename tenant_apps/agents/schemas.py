@@ -31,7 +31,7 @@ class AgentUpdateIn(BodyIn):
 class AgentOut(Schema):
     id: RowId
     name: str
-    status: str
+    status: AgentStatus
     language: str
     voice: str
     prompt: str

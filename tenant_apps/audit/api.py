@@ -2,6 +2,7 @@
 integration change, and every deletion of tenant data, newest first."""
 
 from datetime import datetime
+from typing import Literal
 
 from ninja import Field, Query, Router, Schema
 
@@ -21,7 +22,7 @@ class AuditFilters(Schema):
 
 
 class ActorOut(Schema):
-    type: str
+    type: Literal["user", "api_key", "system"]
     id: str
     label: str
 

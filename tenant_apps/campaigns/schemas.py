@@ -26,7 +26,7 @@ class CampaignUpdateIn(BodyIn):
 class CampaignOut(Schema):
     id: RowId
     name: str
-    status: str
+    status: CampaignStatus
     agent_id: RowRef
     starts_at: datetime | None
     ends_at: datetime | None

@@ -6,7 +6,7 @@ from pydantic import AfterValidator, StringConstraints
 
 from public_app.fields import BodyIn, ShortText
 from tenant_apps.common import CreatedAfterFilter, RowId, RowRef
-from tenant_apps.leads.models import LeadStatus
+from tenant_apps.leads.models import LeadSource, LeadStatus
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 Phone = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
@@ -52,9 +52,9 @@ class LeadOut(Schema):
     last_name: str
     email: str
     phone: str
-    status: str
+    status: LeadStatus
     campaign_id: RowRef
-    source: str
+    source: LeadSource
     created_at: datetime
     updated_at: datetime
 
@@ -62,7 +62,7 @@ class LeadOut(Schema):
 class LeadFilters(CreatedAfterFilter):
     status: LeadStatus | None = None
     campaign_id: str | None = Field(None, max_length=20)
-    source: str | None = Field(None, max_length=20)
+    source: LeadSource | None = None
 
 
 class ImportResultOut(Schema):

@@ -11,7 +11,7 @@ from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, ShortText
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import ShownOnce
-from tenant_apps.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tenant_apps.webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
 from tenant_apps.webhooks.services.endpoints import (
     endpoint_create,
     endpoint_delete,
@@ -26,13 +26,13 @@ router = Router(tags=["Developers"], auth=OrgAuth(Capability.DEVELOPERS, tenant_
 
 class EndpointCreateIn(BodyIn):
     url: str = Field(..., max_length=2000)
-    events: list[ShortText] = Field(..., max_length=50)
+    events: list[EventType] = Field(..., min_length=1, max_length=50)
     description: ShortText = ""
 
 
 class EndpointUpdateIn(BodyIn):
     url: str | None = Field(None, max_length=2000)
-    events: list[ShortText] | None = Field(None, max_length=50)
+    events: list[EventType] | None = Field(None, min_length=1, max_length=50)
     description: ShortText | None = None
     enabled: bool | None = None
 
@@ -40,7 +40,7 @@ class EndpointUpdateIn(BodyIn):
 class EndpointOut(Schema):
     id: str = Field(alias="uid")
     url: str
-    events: list[str]
+    events: list[EventType]
     description: str
     enabled: bool
     disabled_reason: str
@@ -53,9 +53,9 @@ class EndpointWithSecretOut(EndpointOut):
 
 class DeliveryOut(Schema):
     id: str = Field(alias="uid")
-    event: str = Field(alias="event_type")
+    event: EventType = Field(alias="event_type")
     event_id: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     response_status: int | None
     response_body: str

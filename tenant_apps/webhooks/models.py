@@ -1,21 +1,26 @@
 """Webhook endpoints, deliveries and attempts, in the organization's own schema."""
 
+from enum import StrEnum
+
 from django.db import models
 
 from public_app import ids
 from public_app.models import TimestampedModel
 
-EVENT_TYPES = (
-    "member.added",
-    "member.removed",
-    "member.role_changed",
-    "invitation.created",
-    "invitation.accepted",
-    "organization.updated",
-    "subscription.updated",
-    "lead.created",
-    "ping",
-)
+
+class EventType(StrEnum):
+    MEMBER_ADDED = "member.added"
+    MEMBER_REMOVED = "member.removed"
+    MEMBER_ROLE_CHANGED = "member.role_changed"
+    INVITATION_CREATED = "invitation.created"
+    INVITATION_ACCEPTED = "invitation.accepted"
+    ORGANIZATION_UPDATED = "organization.updated"
+    SUBSCRIPTION_UPDATED = "subscription.updated"
+    LEAD_CREATED = "lead.created"
+    PING = "ping"
+
+
+EVENT_TYPES = tuple(event.value for event in EventType)
 
 
 def endpoint_uid() -> str:
