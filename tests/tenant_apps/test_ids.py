@@ -286,3 +286,24 @@ def test_an_import_row_with_a_campaign_id_of_another_kind_or_unknown_is_refused(
     ]  # fmt: skip
     with tenant_context(acme):
         assert Lead.objects.count() == 1  # the world's lead only
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("resource", "field"), [("campaigns", "agent_id"), ("leads", "campaign_id"),
+                                                 ("phone-numbers", "agent_id")])  # fmt: skip
+def test_showing_references_costs_no_query_per_row(world, acme, alice, resource, field):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        assert alice.api.get(f"{ORG}/{resource}").json()["items"][0][field]
+    with tenant_context(acme):
+        agent = Agent.objects.get()
+        for i in range(10):
+            campaign = Campaign.objects.create(name=f"c{i}", agent=agent)
+            Lead.objects.create(email=f"q{i}@example.com", campaign=campaign)
+            PhoneNumber.objects.create(e164=f"+1415555020{i}", agent=agent)
+    with CaptureQueriesContext(connection) as eleven:
+        items = alice.api.get(f"{ORG}/{resource}").json()["items"]
+    assert len(items) == 11 and all(item[field] for item in items)
+    assert len(eleven.captured_queries) == len(one.captured_queries)
