@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from public_app.ids import agent_uid
 from public_app.pgdump import PLACEHOLDER, schema_ddl
 
 CITUS = sys.argv[1]
@@ -87,8 +88,9 @@ def run(url: str, ddl: str, citus: bool) -> dict[str, tuple[float, float]]:
             with conn.transaction():
                 conn.execute(f"SELECT set_config('search_path', '{schema}', true), "
                              f"set_config('role', 'bench_{schema}', true)")  # fmt: skip
-                conn.execute("INSERT INTO agents_agent (created_at, updated_at, name, status, language, voice, "
-                             "prompt) VALUES (now(), now(), 'a', 'draft', 'en', '', '') RETURNING id")  # fmt: skip
+                conn.execute("INSERT INTO agents_agent (uid, created_at, updated_at, name, status, language, voice, "
+                             "prompt) VALUES (%s, now(), now(), 'a', 'draft', 'en', '', '') RETURNING id",
+                             [agent_uid()])  # fmt: skip
                 conn.execute("SELECT * FROM agents_agent WHERE id = 1").fetchall()
             request.append(time.perf_counter() - started)
         results["request"] = ms(request[20:])  # after each role's first connection to its worker

@@ -52,7 +52,7 @@ def setup() -> tuple[dict[str, str], dict[str, list[str]]]:
         with tenant_context(org):
             agents = Agent.objects.bulk_create([Agent(name=f"{slug}:agent {i}", prompt="x" * 200) for i in range(20)])
         tokens[slug] = token_issue(user=owner)
-        agent_ids[slug] = [str(agent.id) for agent in agents]
+        agent_ids[slug] = [agent.uid for agent in agents]
     return tokens, agent_ids
 
 

@@ -2,6 +2,7 @@
 
 from django.db import models
 
+from public_app import ids
 from public_app.models import TimestampedModel
 
 
@@ -13,6 +14,7 @@ class AgentStatus(models.TextChoices):
 
 
 class Agent(TimestampedModel):
+    uid = models.CharField(max_length=40, unique=True, default=ids.agent_uid, editable=False)
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.DRAFT)
     language = models.CharField(max_length=35, default="en-US")

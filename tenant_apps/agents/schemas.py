@@ -6,7 +6,7 @@ from pydantic import StringConstraints
 
 from public_app.fields import BodyIn, LongText, Name, ShortText
 from tenant_apps.agents.models import AgentStatus
-from tenant_apps.common import RowId
+from tenant_apps.common import AgentId
 
 # BCP 47 language tag, the common shapes: language[-script][-region] (e.g. "en", "en-US", "zh-Hant-TW").
 Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[a-zA-Z]{4})?(-([a-zA-Z]{2}|[0-9]{3}))?$")]
@@ -29,7 +29,7 @@ class AgentUpdateIn(BodyIn):
 
 
 class AgentOut(Schema):
-    id: RowId
+    id: AgentId = Field(alias="uid")
     name: str
     status: AgentStatus
     language: str

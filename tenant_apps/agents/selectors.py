@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from tenant_apps.agents.models import Agent
-from tenant_apps.common import get_or_404
+from tenant_apps.common import AGENT, get_or_404
 
 
 def agent_list(*, status: str | None = None) -> QuerySet[Agent]:
@@ -14,4 +14,4 @@ def agent_list(*, status: str | None = None) -> QuerySet[Agent]:
 
 
 def agent_get(*, agent_id: str) -> Agent:
-    return get_or_404(Agent.objects.all(), agent_id, "Agent")
+    return get_or_404(Agent.objects.all(), agent_id, AGENT)

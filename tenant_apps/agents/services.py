@@ -25,5 +25,5 @@ def agent_update(*, agent: Agent, changes: dict[str, Any]) -> Agent:
 
 @transaction.atomic
 def agent_delete(*, access: Access, agent: Agent) -> None:
-    happened(access=access, action="agent.deleted", target=Target("agent", str(agent.id), agent.name))
+    happened(access=access, action="agent.deleted", target=Target("agent", agent.uid, agent.name))
     agent.delete()

@@ -11,7 +11,7 @@ from public_app.api.common import AuthedRequest
 from public_app.api.security import OrgAuth
 from public_app.pagination import Page, PageQuery, paginate
 from tenant_apps.audit.models import AuditEntry
-from tenant_apps.common import RowId
+from tenant_apps.common import AuditEntryId
 
 router = Router(tags=["Audit log"], auth=OrgAuth(Capability.AUDIT_READ, tenant_schema=True))
 
@@ -34,7 +34,7 @@ class TargetOut(Schema):
 
 
 class AuditEntryOut(Schema):
-    id: RowId
+    id: AuditEntryId = Field(alias="uid")
     actor: ActorOut
     action: str
     target: TargetOut

@@ -3,8 +3,11 @@
 
 from django.db import models
 
+from public_app import ids
+
 
 class AuditEntry(models.Model):
+    uid = models.CharField(max_length=40, unique=True, default=ids.audit_entry_uid, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     actor_type = models.CharField(max_length=16)  # "user" | "api_key" | "system"
     actor_id = models.CharField(max_length=64, blank=True)

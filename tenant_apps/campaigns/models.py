@@ -1,5 +1,6 @@
 from django.db import models
 
+from public_app import ids
 from public_app.models import TimestampedModel
 from tenant_apps.agents.models import Agent
 
@@ -13,6 +14,7 @@ class CampaignStatus(models.TextChoices):
 
 
 class Campaign(TimestampedModel):
+    uid = models.CharField(max_length=40, unique=True, default=ids.campaign_uid, editable=False)
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
     agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="campaigns")

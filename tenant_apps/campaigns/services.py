@@ -7,7 +7,7 @@ from public_app.access import Access
 from public_app.events import Target, happened
 from tenant_apps.agents.models import Agent
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import reference_or_422, save_existing
+from tenant_apps.common import AGENT, reference_or_422, save_existing
 
 
 def _check_window(campaign: Campaign) -> None:
@@ -19,7 +19,7 @@ def campaign_create(*, data: dict[str, Any]) -> Campaign:
     campaign = Campaign(
         name=data["name"],
         status=data["status"],
-        agent=reference_or_422(Agent.objects.all(), data.get("agent_id"), "agent_id", "agent"),
+        agent=reference_or_422(Agent.objects.all(), data.get("agent_id"), "agent_id", AGENT),
         starts_at=data.get("starts_at"),
         ends_at=data.get("ends_at"),
     )
@@ -34,7 +34,7 @@ def campaign_update(*, campaign: Campaign, changes: dict[str, Any]) -> Campaign:
         if changes.get(field) is not None:
             setattr(campaign, field, changes[field])
     if "agent_id" in changes:
-        campaign.agent = reference_or_422(Agent.objects.all(), changes["agent_id"], "agent_id", "agent")
+        campaign.agent = reference_or_422(Agent.objects.all(), changes["agent_id"], "agent_id", AGENT)
     for field in ("starts_at", "ends_at"):
         if field in changes:
             setattr(campaign, field, changes[field])
@@ -44,5 +44,5 @@ def campaign_update(*, campaign: Campaign, changes: dict[str, Any]) -> Campaign:
 
 @transaction.atomic
 def campaign_delete(*, access: Access, campaign: Campaign) -> None:
-    happened(access=access, action="campaign.deleted", target=Target("campaign", str(campaign.id), campaign.name))
+    happened(access=access, action="campaign.deleted", target=Target("campaign", campaign.uid, campaign.name))
     campaign.delete()

@@ -1,5 +1,6 @@
 from django.db import models
 
+from public_app import ids
 from public_app.models import TimestampedModel
 from tenant_apps.campaigns.models import Campaign
 
@@ -20,6 +21,7 @@ class LeadSource(models.TextChoices):
 
 
 class Lead(TimestampedModel):
+    uid = models.CharField(max_length=40, unique=True, default=ids.lead_uid, editable=False)
     first_name = models.CharField(max_length=200, blank=True)
     last_name = models.CharField(max_length=200, blank=True)
     email = models.CharField(max_length=254, blank=True)

@@ -5,8 +5,8 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, StringConstraints
 
 from public_app.fields import BodyIn, ShortText
-from tenant_apps.common import CreatedAfterFilter, RowId, RowRef
-from tenant_apps.leads.models import LeadSource, LeadStatus
+from tenant_apps.common import CampaignId, CreatedAfterFilter, LeadId
+from tenant_apps.leads.models import Lead, LeadSource, LeadStatus
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 Phone = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
@@ -34,7 +34,7 @@ class LeadIn(BodyIn):
     email: Email = ""
     phone: Phone | None = Field(None, description="E.164, e.g. +14155550123")
     status: LeadStatus = LeadStatus.NEW
-    campaign_id: str | None = Field(None, max_length=20)
+    campaign_id: CampaignId | None = None
 
 
 class LeadUpdateIn(BodyIn):
@@ -43,25 +43,29 @@ class LeadUpdateIn(BodyIn):
     email: Email | None = None
     phone: Phone | None = None
     status: LeadStatus | None = None
-    campaign_id: str | None = Field(None, max_length=20)
+    campaign_id: CampaignId | None = None
 
 
 class LeadOut(Schema):
-    id: RowId
+    id: LeadId = Field(alias="uid")
     first_name: str
     last_name: str
     email: str
     phone: str
     status: LeadStatus
-    campaign_id: RowRef
+    campaign_id: CampaignId | None
     source: LeadSource
     created_at: datetime
     updated_at: datetime
 
+    @staticmethod
+    def resolve_campaign_id(lead: Lead) -> str | None:
+        return lead.campaign.uid if lead.campaign else None
+
 
 class LeadFilters(CreatedAfterFilter):
     status: LeadStatus | None = None
-    campaign_id: str | None = Field(None, max_length=20)
+    campaign_id: CampaignId | None = Field(None, description="Only leads of this campaign.")
     source: LeadSource | None = None
 
 

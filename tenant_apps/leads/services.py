@@ -13,7 +13,7 @@ from public_app import errors
 from public_app.access import Access
 from public_app.events import Target, happened
 from tenant_apps.campaigns.models import Campaign
-from tenant_apps.common import as_id, reference_or_422, save_existing
+from tenant_apps.common import CAMPAIGN, reference_or_422, save_existing
 from tenant_apps.leads.models import Lead, LeadSource
 from tenant_apps.leads.schemas import LeadIn
 
@@ -35,7 +35,7 @@ def lead_create(*, access: Access, data: dict[str, Any], source: str) -> Lead:
             email=data["email"],
             phone=data.get("phone") or "",
             status=data["status"],
-            campaign=reference_or_422(Campaign.objects.all(), data.get("campaign_id"), "campaign_id", "campaign"),
+            campaign=reference_or_422(Campaign.objects.all(), data.get("campaign_id"), "campaign_id", CAMPAIGN),
             source=source,
         )
         lead_created(access=access, lead=lead)
@@ -49,7 +49,7 @@ def lead_created(*, access: Access, lead: Lead) -> None:
 
 
 def _target(lead: Lead) -> Target:
-    return Target("lead", str(lead.id), lead.email or f"{lead.first_name} {lead.last_name}".strip())
+    return Target("lead", lead.uid, lead.email or f"{lead.first_name} {lead.last_name}".strip())
 
 
 @transaction.atomic
@@ -59,7 +59,7 @@ def lead_delete(*, access: Access, lead: Lead) -> None:
 
 
 def lead_event_data(lead: Lead) -> dict[str, Any]:
-    return {"id": str(lead.id), "email": lead.email, "phone": lead.phone, "source": lead.source}
+    return {"id": lead.uid, "email": lead.email, "phone": lead.phone, "source": lead.source}
 
 
 def lead_update(*, lead: Lead, changes: dict[str, Any]) -> Lead:
@@ -69,7 +69,7 @@ def lead_update(*, lead: Lead, changes: dict[str, Any]) -> Lead:
     if "phone" in changes:
         lead.phone = changes["phone"] or ""
     if "campaign_id" in changes:
-        lead.campaign = reference_or_422(Campaign.objects.all(), changes["campaign_id"], "campaign_id", "campaign")
+        lead.campaign = reference_or_422(Campaign.objects.all(), changes["campaign_id"], "campaign_id", CAMPAIGN)
     _require_contact({f: getattr(lead, f) for f in ("first_name", "last_name", "email", "phone")})
     return save_existing(lead, "Lead")
 
@@ -127,10 +127,9 @@ def leads_import(*, body: bytes, content_type: str) -> int:
         except errors.ValidationFailed as exc:
             problems += [{"row": number, **detail} for detail in exc.details]
     wanted = {lead.campaign_id for _, lead in parsed if lead.campaign_id}
-    numeric = {pk for pk in map(as_id, wanted) if pk is not None}
-    existing = {str(pk) for pk in Campaign.objects.filter(pk__in=numeric).values_list("pk", flat=True)}
+    campaigns = dict(Campaign.objects.filter(uid__in=wanted).values_list("uid", "pk"))
     for number, lead in parsed:
-        if lead.campaign_id and lead.campaign_id not in existing:
+        if lead.campaign_id and lead.campaign_id not in campaigns:
             problems.append({"row": number, "field": "campaign_id", "message": "No campaign with this id."})
     if problems:
         raise errors.ValidationFailed(
@@ -144,7 +143,7 @@ def leads_import(*, body: bytes, content_type: str) -> int:
             email=lead.email,
             phone=lead.phone or "",
             status=lead.status,
-            campaign_id=int(lead.campaign_id) if lead.campaign_id else None,
+            campaign_id=campaigns[lead.campaign_id] if lead.campaign_id else None,
             source=LeadSource.IMPORT,
         )
         for _, lead in parsed

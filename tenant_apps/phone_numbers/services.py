@@ -8,12 +8,12 @@ from public_app import errors
 from public_app.access import Access
 from public_app.events import Target, happened
 from tenant_apps.agents.models import Agent
-from tenant_apps.common import reference_or_422, save_existing
+from tenant_apps.common import AGENT, reference_or_422, save_existing
 from tenant_apps.phone_numbers.models import PhoneNumber
 
 
 def _agent(agent_id: str | None) -> Agent | None:
-    return reference_or_422(Agent.objects.all(), agent_id, "agent_id", "agent")
+    return reference_or_422(Agent.objects.all(), agent_id, "agent_id", AGENT)
 
 
 def _save(number: PhoneNumber) -> PhoneNumber:
@@ -45,5 +45,5 @@ def phone_number_update(*, number: PhoneNumber, changes: dict[str, Any]) -> Phon
 
 @transaction.atomic
 def phone_number_delete(*, access: Access, number: PhoneNumber) -> None:
-    happened(access=access, action="phone_number.deleted", target=Target("phone_number", str(number.id), number.e164))
+    happened(access=access, action="phone_number.deleted", target=Target("phone_number", number.uid, number.e164))
     number.delete()

@@ -75,7 +75,10 @@ def list_webhooks(request: AuthedRequest, slug: str, page: Query[PageQuery]) -> 
 def create_webhook(request: AuthedRequest, slug: str, payload: EndpointCreateIn) -> Status:
     """Subscribe a URL to events. The signing `secret` (Standard Webhooks, `whsec_…`) is shown only here."""
     endpoint, secret = endpoint_create(
-        access=request.auth, url=payload.url, events=payload.events, description=payload.description
+        access=request.auth,
+        url=payload.url,
+        events=[event.value for event in payload.events],
+        description=payload.description,
     )
     return Status(201, ShownOnce(endpoint, secret=secret))
 

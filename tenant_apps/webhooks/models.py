@@ -23,16 +23,17 @@ class EventType(StrEnum):
 EVENT_TYPES = tuple(event.value for event in EventType)
 
 
+# Defaults named by migration 0001; endpoints made before issue 16 have `we_` ids (ids.WEBHOOK_LEGACY) and keep them.
 def endpoint_uid() -> str:
-    return ids.new_uid("we")
+    return ids.new_uid(ids.WEBHOOK)
 
 
 def event_uid() -> str:
-    return ids.new_uid("evt")
+    return ids.new_uid(ids.EVENT)
 
 
 def delivery_uid() -> str:
-    return ids.new_uid("whd")
+    return ids.new_uid(ids.WEBHOOK_DELIVERY)
 
 
 class WebhookEndpoint(TimestampedModel):

@@ -218,7 +218,7 @@ def test_an_organization_moves_to_the_other_worker_while_its_api_is_used(cluster
     assert placement(cluster["url"], schema) == target
     assert set(statuses) <= {200, 201}, statuses  # 0 errors while it moved
     assert len(acknowledged) > 20
-    stored = {str(row[0]) for row in sql(cluster["url"], f'SELECT id FROM "{schema}".agents_agent')}
+    stored = {str(row[0]) for row in sql(cluster["url"], f'SELECT uid FROM "{schema}".agents_agent')}
     assert set(acknowledged) <= stored  # no acknowledged write lost
     assert json.loads(orgs(service, "move", a, "--to", target, "--json"))["moved"] is False
     orgs(service, "move", a, "--to", "127.0.0.1:1", expect=1)

@@ -116,7 +116,11 @@ def test_patch_validation_changes_nothing(acme, alice):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("agent_id", ["abc", "0", "99999", "1e3", "-1", "9" * 40])
+@pytest.mark.parametrize(
+    "agent_id",
+    ["abc", "0", "1", "99999", "1e3", "-1", "9" * 40, "agt_01jbz0000000000000000000zz",
+     "agt_01JBZ0000000000000000000ZZ", "cmp_01jbz0000000000000000000zz", "agt_" + "0" * 27],
+)  # fmt: skip
 def test_unknown_agent_ids_are_404(acme, alice, agent_id):
     r = alice.api.get(f"{AGENTS}/{agent_id}")
     assert r.status_code == 404

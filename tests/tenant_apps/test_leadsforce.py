@@ -1,5 +1,7 @@
 """Settings → Leadsforce against a fake Leadsforce server on 127.0.0.1 speaking docs/leadsforce.md."""
 
+import re
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -98,6 +100,8 @@ def test_sync_imports_every_page_once_and_is_idempotent(acme, alice, leadsforce)
         assert leadsforce_sync(organization=acme) == 0  # run twice: same rows
         assert Lead.objects.filter(source="leadsforce").count() == 250
         assert Lead.objects.get(external_id="lf_5").phone == ""
+        uids = set(Lead.objects.values_list("uid", flat=True))
+        assert len(uids) == 250 and all(re.fullmatch(r"led_[0-9a-z]{26}", uid) for uid in uids)
         assert Integration.objects.get().last_sync_at is not None
     leadsforce.add_leads(10, start=250)
     leadsforce.leads[0]["first_name"] = "Renamed"

@@ -208,10 +208,10 @@ def _path(operation: Operation, caller: str, world: dict[str, Any]) -> str:
         "invitation_id": world["invitation"].uid,
         "key_id": world["spare_key"].uid,
         "token": invitation_token(world["invitation"]),
-        "agent_id": str(rows["agent"].id),
-        "campaign_id": str(rows["campaign"].id),
-        "lead_id": str(rows["lead"].id),
-        "number_id": str(rows["phone_number"].id),
+        "agent_id": rows["agent"].uid,
+        "campaign_id": rows["campaign"].uid,
+        "lead_id": rows["lead"].uid,
+        "number_id": rows["phone_number"].uid,
         "webhook_id": rows["webhook"].uid,
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], operation.path)

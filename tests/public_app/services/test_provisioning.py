@@ -203,8 +203,9 @@ def test_a_replay_the_database_refuses_falls_back_to_the_migrations(
         assert migrated == [first.schema_name, second.schema_name]
         assert provisioning._replay_failed == {template.state}
         with first, connection.cursor() as cursor:
-            cursor.execute("INSERT INTO agents_agent (created_at, updated_at, name, status, language, voice, prompt) "
-                           "VALUES (now(), now(), 'a', 'active', 'en', '', '') RETURNING id")  # fmt: skip
+            cursor.execute("INSERT INTO agents_agent (uid, created_at, updated_at, name, status, language, voice, "
+                           "prompt) VALUES ('agt_1', now(), now(), 'a', 'active', 'en', '', '') "
+                           "RETURNING id")  # fmt: skip
             assert cursor.fetchone() == (1,)
     finally:
         with connection.cursor() as cursor:
