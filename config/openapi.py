@@ -28,7 +28,7 @@ from ninja.openapi.schema import OpenAPISchema
 from pydantic import Field
 
 from config.openapi_glossary import describe_schemas, example_for_schema, parameter_text
-from public_app import errors
+from public_app import errors, ids
 from public_app.access import ROLE_CAPABILITIES
 from public_app.api.common import declared_errors
 from public_app.api.security import BearerAuth, OrgAuth
@@ -68,7 +68,8 @@ def summary(view_name: str) -> str:
 
 
 # Error codes every operation of a kind can answer (status comes from errors.CODES).
-_ANY = ("database_unavailable", "internal_error")
+# Any request: NUL in the path or query is refused (config.middleware), the HTTP server has its own limits.
+_ANY = ("database_unavailable", "internal_error", "validation_error", "uri_too_long", "request_header_fields_too_large")
 _TOKEN = ("not_authenticated",)
 _ORG = ("not_found", "moved_permanently", "organization_deleted")
 _INPUT = ("validation_error",)
@@ -114,6 +115,19 @@ def error_codes(operation: "Operation") -> set[str]:
     return codes
 
 
+# Path parameters that name an object, and the prefixes of its ids.
+PATH_ID_PREFIXES: dict[str, tuple[str, ...]] = {
+    "user_id": (ids.USER,), "invitation_id": (ids.INVITATION,), "key_id": (ids.API_KEY,), "agent_id": (ids.AGENT,),
+    "campaign_id": (ids.CAMPAIGN,), "lead_id": (ids.LEAD,), "number_id": (ids.PHONE_NUMBER,),
+    "webhook_id": (ids.WEBHOOK, ids.WEBHOOK_LEGACY),
+}  # fmt: skip
+
+
+def _id_pattern(name: str) -> str:
+    prefixes = PATH_ID_PREFIXES[name]
+    return ids.uid_pattern(prefixes[0] if len(prefixes) == 1 else "(?:" + "|".join(prefixes) + ")")
+
+
 def _header(description: str, schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
     header: dict[str, Any] = {"description": description, "schema": schema}
     if example is not None:
@@ -140,15 +154,16 @@ IDEMPOTENCY_KEY = {
     "description": "Any unique text (a UUID, say). A repeat with the same key by the same caller within 24 hours "
     "returns the first response without doing the work again (`Idempotent-Replayed: true`); the same key with "
     "another request is `409 idempotency_key_reused`.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "maxLength": 255},
     "example": "3f6c1e9a-8b2d-4c7e-9f0a-1b2c3d4e5f60",
 }
 X_REQUEST_ID = {
     "in": "header",
     "name": "X-Request-ID",
     "required": False,
-    "description": "Your id for this request (1-64 of `A-Za-z0-9._-`), echoed back and written on every log line.",
-    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._\-]{1,64}$"},
+    "description": "Your id for this request, echoed back and written on every log line: 1-64 of `A-Za-z0-9._-` "
+    "(anything else is replaced by an id of ours).",
+    "schema": {"type": "string"},
     "example": "req-7f3a",
 }
 
@@ -236,6 +251,9 @@ class ContractSchema(OpenAPISchema):
         parameters = result.setdefault("parameters", [])
         for parameter in parameters:
             parameter.setdefault("description", parameter_text(parameter["name"]))
+            if parameter["in"] == "path" and parameter["name"] in PATH_ID_PREFIXES:
+                # Stated, not enforced by ninja: a malformed id is a 404 like any unknown one (not a 422).
+                parameter["schema"] = {**parameter["schema"], "pattern": _id_pattern(parameter["name"])}
         if "POST" in operation.methods:
             parameters.append(dict(IDEMPOTENCY_KEY))
         parameters.append(dict(X_REQUEST_ID))

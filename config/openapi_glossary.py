@@ -41,6 +41,7 @@ _OBJECTS: dict[str, tuple[str, str]] = {
     "Login": ("account", "usr"),
 }
 
+_NULL_IN_REPLAY = " Null in a replay of this response (`Idempotent-Replayed: true`): secrets are never stored."
 _EXAMPLE_ULID = "01jdq3v8k2m4n6p8r0s2t4v6w8"
 
 # Property name → (description, example). `{noun}` and `{prefix}` are filled in from the schema's object.
@@ -116,7 +117,10 @@ _BY_NAME: dict[str, tuple[str, Any]] = {
     "invited_by": ("The member who sent the invitation.", None),
     "ip": ("The IP address the request came from, when known.", "203.0.113.7"),
     "joined_at": ("When the user became a member.", "2026-11-28T17:00:00Z"),
-    "key": ("The full API key. Shown only in this response: store it now.", "ak_3f6c1e9a8b2d4c7e9f0a1b2c3d4e5f60"),
+    "key": (
+        "The full API key. Shown only in this response: store it now." + _NULL_IN_REPLAY,
+        "ak_3f6c1e9a8b2d4c7e9f0a1b2c3d4e5f60",
+    ),
     "language": ("BCP 47 language tag the agent speaks.", "en-US"),
     "last_accessed_at": ("When you last used this organization (the switcher's order).", "2026-11-29T09:30:00Z"),
     "last_error": ("What went wrong on the last attempt, or empty.", ""),
@@ -143,12 +147,15 @@ _BY_NAME: dict[str, tuple[str, Any]] = {
     "seats_billed": ("Seats Stripe bills for; follows `seats_used` within seconds.", 3),
     "seats_used": ("Members of the organization.", 3),
     "secret": (
-        "The signing secret (`whsec_…`) for `webhook-signature`. Shown only in this response.",
+        "The signing secret (`whsec_…`) for `webhook-signature`. Shown only in this response." + _NULL_IN_REPLAY,
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     ),
     "source": ("How the lead came in.", "manual"),
     "timezone": ("IANA time zone name.", "Europe/Paris"),
-    "token": ("A bearer token: send it as `Authorization: Bearer <token>`.", "ut_3f6c1e9a8b2d4c7e9f0a1b2c3d4e5f60"),
+    "token": (
+        "A bearer token: send it as `Authorization: Bearer <token>`." + _NULL_IN_REPLAY,
+        "ut_3f6c1e9a8b2d4c7e9f0a1b2c3d4e5f60",
+    ),
     "url": ("The address.", "https://hooks.example.com/orgs"),
     "user": ("The user.", None),
     "voice": ("The voice the agent speaks with.", "alloy"),

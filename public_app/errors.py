@@ -138,6 +138,8 @@ CODES: dict[str, tuple[int, str]] = {
     "verification_expired": (410, "the verification link has expired"),
     "verification_used": (410, "the verification link was used already"),
     "payload_too_large": (413, "the body is over the limit (1 MiB; 10 MiB for logos and imports)"),
+    "uri_too_long": (414, "the request line is over the server's limit"),
+    "request_header_fields_too_large": (431, "the request headers are over the server's limit"),
     "validation_error": (422, "the input is not valid; `details` lists `{field, message}`"),
     "webhook_url_forbidden": (422, "webhooks cannot target loopback, private or link-local addresses"),
     "leadsforce_rejected": (422, "Leadsforce refused this API key"),
@@ -153,10 +155,12 @@ CODES: dict[str, tuple[int, str]] = {
     "leadsforce_not_configured": (503, "the Leadsforce integration is not configured on this deployment"),
 }
 
-_PHRASES = {308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            409: "Conflict", 410: "Gone", 413: "Content Too Large", 422: "Unprocessable Content",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable"}  # fmt: skip
+_PHRASES = {
+    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    409: "Conflict", 410: "Gone", 413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    502: "Bad Gateway", 503: "Service Unavailable",
+}  # fmt: skip
 
 
 def status_phrase(status: int) -> str:

@@ -84,7 +84,11 @@ class IdempotencyMiddleware:
             return JsonResponse({"code": "validation_error", "message": "Idempotency-Key is too long.",
                                  "details": [{"field": "Idempotency-Key", "message": "At most 255 characters."}]},
                                 status=422)  # fmt: skip
-        caller = request.headers.get("Authorization") or f"anonymous:{request.META.get('REMOTE_ADDR', '')}"
+        # An anonymous caller's keys are scoped by path too: the same key sent without credentials to an operation
+        # that needs them must get its 401, not a 409 about a sign-up made with that key.
+        caller = (
+            request.headers.get("Authorization") or f"anonymous:{request.META.get('REMOTE_ADDR', '')}:{request.path}"
+        )
         key_hash = hashlib.sha256(f"{caller}\x00{key}".encode()).hexdigest()
         fingerprint = hashlib.sha256(
             request.method.encode() + b"\x00" + request.get_full_path().encode() + b"\x00" + request.body

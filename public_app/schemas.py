@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
+from pydantic import StrictInt
 
 from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, Secret, ShortText
 from public_app.logos import logo_url
@@ -66,7 +67,7 @@ class VerifiedOut(Schema):
 
 class AuthOut(Schema):
     user: UserOut
-    token: str
+    token: str | None
 
 
 class MyOrganizationOut(Schema):
@@ -148,7 +149,7 @@ class MemberUpdateIn(BodyIn):
 class InvitationCreateIn(BodyIn):
     email: EmailAddress
     role: Role
-    expires_in_days: int = Field(7, ge=1, le=30)
+    expires_in_days: StrictInt = Field(7, ge=1, le=30)
 
 
 class InviterOut(Schema):

@@ -113,7 +113,25 @@ def list_invoices(request: AuthedRequest, slug: str, page: Query[InvoicePageQuer
     return invoices_page(organization=request.auth.org, limit=page.limit, cursor=page.cursor)
 
 
-@router.post("/billing/stripe/webhook", response={200: dict}, auth=None)
+class StripeReceivedOut(Schema):
+    received: bool = Field(description="Always true: Stripe may stop retrying.")
+    duplicate: bool = Field(description="True when this event id had been received before (processed once).")
+
+
+# The body is read raw (the signature covers its exact bytes), so ninja cannot describe it: stated here.
+STRIPE_WEBHOOK = {
+    "parameters": [{
+        "in": "header", "name": "Stripe-Signature", "required": True, "schema": {"type": "string"},
+        "description": "Stripe's signature of the raw body (`t=…,v1=…`), checked with `STRIPE_WEBHOOK_SECRET`.",
+    }],
+    "requestBody": {"required": True, "description": "A Stripe event, as Stripe sends it.", "content": {
+        "application/json": {"schema": {"type": "object"},
+                             "example": {"id": "evt_1", "type": "customer.subscription.updated"}},
+    }},
+}  # fmt: skip
+
+
+@router.post("/billing/stripe/webhook", response={200: StripeReceivedOut}, auth=None, openapi_extra=STRIPE_WEBHOOK)
 @may_raise("invalid_signature", "invalid_event", "billing_not_configured")
 def stripe_webhook(request: HttpRequest) -> dict:
     """Stripe events. `Stripe-Signature` is verified over the raw body (400 `invalid_signature`); each event id is

@@ -43,7 +43,7 @@ class ApiKeyOut(Schema):
 
 
 class ApiKeyCreatedOut(ApiKeyOut):
-    key: str
+    key: str | None
 
 
 @router.get("/{slug}/api-keys", response=Page[ApiKeyOut])

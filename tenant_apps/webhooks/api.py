@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from ninja import Query, Router, Schema, Status
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest, may_raise
@@ -34,7 +34,7 @@ class EndpointUpdateIn(BodyIn):
     url: str | None = Field(None, max_length=2000)
     events: list[EventType] | None = Field(None, min_length=1, max_length=50)
     description: ShortText | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None  # `0` or `"false"` is not a boolean: 422, not "disabled"
 
 
 class EndpointOut(Schema):
@@ -48,7 +48,7 @@ class EndpointOut(Schema):
 
 
 class EndpointWithSecretOut(EndpointOut):
-    secret: str
+    secret: str | None
 
 
 class DeliveryOut(Schema):

@@ -100,7 +100,8 @@ def test_error_codes_follow_from_auth_and_inputs(document: dict[str, Any]) -> No
     assert "slug_taken" in codes("createOrganization", 409)
     assert "idempotency_key_reused" in codes("createAgent", 409)
     assert "invalid_json" in codes("updateAgent", 400)
-    assert codes("getMe", 422) == []  # nothing to validate
+    assert codes("getMe", 422) == ["validation_error"]  # NUL in the query, as anywhere
+    assert codes("getMe", 414) == ["uri_too_long"]  # the HTTP server's own limits
     assert "organization_provisioning" in codes("listAgents", 503)
 
 
