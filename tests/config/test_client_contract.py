@@ -377,7 +377,7 @@ def test_schemathesis_finds_no_server_error_schema_violation_or_undocumented_sta
     config.write_text(schemathesis_config(service.base, "fuzz"))
     run = subprocess.run(
         [str(BIN / "st"), "--no-color", "--config-file", str(config), "run", f"{service.base}/api/v1/openapi.json",
-         "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-time", "300",
+         "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-time", "200",
          "--report", "junit", "--report-dir", str(tmp_path / "report")],
         capture_output=True, text=True, timeout=900, env={**os.environ, "ST_TOKEN": token},
     )  # fmt: skip
