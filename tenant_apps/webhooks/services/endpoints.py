@@ -10,7 +10,7 @@ from public_app.access import Access
 from public_app.clients import webhooks as webhook_client
 from public_app.crypto import encrypt
 from public_app.events import Target, happened
-from tenant_apps.webhooks.models import EVENT_TYPES, WebhookEndpoint
+from tenant_apps.webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 
 
 def _validate_events(events: list[str]) -> list[str]:
@@ -100,4 +100,8 @@ def endpoint_rotate_secret(*, access: Access, endpoint_uid: str) -> tuple[Webhoo
 def endpoint_delete(*, access: Access, endpoint_uid: str) -> None:
     endpoint = endpoint_get(endpoint_uid=endpoint_uid)
     happened(access=access, action="webhook.deleted", target=_target(endpoint))
+    # Lock the endpoint's deliveries first: Django's cascade collects the attempts, then deletes, and a worker
+    # recording an attempt in between made the delete fail on the foreign key (a 500, found by Schemathesis). With
+    # the deliveries locked, such an insert waits for this commit and then finds its delivery gone.
+    list(WebhookDelivery.objects.filter(endpoint=endpoint).select_for_update().values_list("pk", flat=True))
     endpoint.delete()

@@ -200,7 +200,8 @@ def test_a_replay_the_database_refuses_falls_back_to_the_migrations(
             organization.refresh_from_db()
             assert organization.status == OrganizationStatus.ACTIVE
             assert catalog(organization.schema_name) == catalog("tenant_template")
-        assert migrated == [first.schema_name, second.schema_name]
+        # Both built by the migrations, once each (the test's worker may pick up the second one first).
+        assert sorted(migrated) == sorted([first.schema_name, second.schema_name])
         assert provisioning._replay_failed == {template.state}
         with first, connection.cursor() as cursor:
             cursor.execute("INSERT INTO agents_agent (uid, created_at, updated_at, name, status, language, voice, "
