@@ -205,6 +205,8 @@ LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 
 # Request-path lookup cache (public_app.cache): how long an entry lives.
 LOOKUP_CACHE_TIMEOUT = env_int("LOOKUP_CACHE_TIMEOUT", 300, minimum=1)
+# How many callers (token × organization) each process remembers; each is confirmed with the cache on every request.
+LOOKUP_MEMO_SIZE = env_int("LOOKUP_MEMO_SIZE", 10000, minimum=0)
 
 # Plans (public_app.plans): the free plan's seat cap, and the Stripe price ids of the paid plans.
 FREE_PLAN_MAX_SEATS = env_int("FREE_PLAN_MAX_SEATS", 5, minimum=1)

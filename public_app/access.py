@@ -1,13 +1,15 @@
 """Who may do what: roles → capabilities (one table), and the resolution of `{slug}` for every org-scoped call.
 
-`Access` is the one caller object. `resolve_org` turns slug → organization → the caller's membership (or API key)
-into the caller within that organization, refusing with 404 (not a member, or unknown), 403 (role lacks the
-capability) or 503 (not provisioned yet). It runs once per request, in the authentication step of the operation
-(public_app.api.security.OrgAuth), before the body is even parsed. The role hierarchy (who may act on or grant
-which role, what a key may do next to its holder) is public here too, and services apply it.
+`Access` is the one caller object. `org_access_check` turns the organization `{slug}` names and the caller's role
+in it (read by public_app.services.callers) into the caller within that organization, refusing with 404 (not a
+member, or unknown), 403 (role lacks the capability) or 503 (not provisioned yet). It runs once per request, in the
+authentication step of the operation (public_app.api.security.OrgAuth), before the body is even parsed. The role
+hierarchy (who may act on or grant which role, what a key may do next to its holder) is public here too, and
+services apply it.
 """
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
@@ -61,6 +63,16 @@ class AccessKind(StrEnum):
     SYSTEM = "system"
 
 
+@dataclass(frozen=True)
+class Account:
+    """What a request knows of a user's account without a query (read with the token: `/me` answers from it)."""
+
+    uid: str
+    email: str
+    name: str
+    email_verified_at: datetime | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Access:
     """The caller, as one object (Sentry's `request.access`): who (a user through a token, an organization API key,
@@ -82,6 +94,7 @@ class Access:
     ip: str | None = None
     organization: Organization | None = None
     role: str | None = None
+    account: Account | None = None  # a user token's account, as authentication read it
 
     @classmethod
     def for_user(
@@ -164,24 +177,22 @@ def _redirect_or_404(caller: Access, slug: str, path: str | None) -> errors.Appl
     return errors.NotFound("Organization not found.")
 
 
-def resolve_org(
+def org_access_check(
     caller: Access,
     slug: str,
+    organization: Organization | None,
+    role: str | None,
     capability: Capability,
     *,
     require_active: bool = True,
     allow_deleting: bool = False,
     path: str | None = None,
 ) -> Access:
-    """The caller within the organization `slug` names: 404 unknown or not a member (or a deleting organization,
-    for all but its owners), 308 former slug,
-    410 deleting (owners, except where `allow_deleting`), 403 role lacks the capability, 503 not provisioned."""
-    from public_app.selectors import organization_get_cached
-
-    organization = organization_get_cached(slug=slug)
+    """The caller within the organization `slug` names (`organization`, in which the caller has `role`): 404
+    unknown or not a member (or a deleting organization, for all but its owners), 308 former slug, 410 deleting
+    (owners, except where `allow_deleting`), 403 role lacks the capability, 503 not provisioned."""
     if organization is None:
         raise _redirect_or_404(caller, slug, path)
-    role = _role_of(caller, organization)
     if role is None:
         raise errors.NotFound("Organization not found.")
     if organization.status == OrganizationStatus.DELETING:

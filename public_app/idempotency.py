@@ -39,7 +39,7 @@ def _without_secrets(body: bytes, content_type: str) -> bytes:
 
 
 def _credential_is_live(request: HttpRequest) -> bool:
-    from public_app.services.auth import access_from_token
+    from public_app.services.callers import access_from_token
 
     header = request.headers.get("Authorization")
     if header is None:

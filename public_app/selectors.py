@@ -32,8 +32,16 @@ def token_cache_key(key_hash: str) -> str:
     return f"tok:{key_hash}"
 
 
+def user_cache_key(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def organization_load(*, slug: str) -> Organization | None:
+    return Organization.objects.filter(slug=slug).first()
+
+
 def organization_get_cached(*, slug: str) -> Organization | None:
-    return cached(organization_cache_key(slug), lambda: Organization.objects.filter(slug=slug).first())
+    return cached(organization_cache_key(slug), lambda: organization_load(slug=slug))
 
 
 def slug_redirect_target(*, slug: str) -> Organization | None:
@@ -44,45 +52,45 @@ def slug_redirect_target(*, slug: str) -> Organization | None:
     return redirect.organization if redirect else None
 
 
+def membership_role_load(*, organization_id: int, user_id: int) -> str | None:
+    memberships = Membership.objects.filter(organization_id=organization_id, user_id=user_id)
+    return memberships.values_list("role", flat=True).first()
+
+
 def membership_role_cached(*, organization_id: int, user_id: int) -> str | None:
-    def load() -> str | None:
-        return (
-            Membership.objects.filter(organization_id=organization_id, user_id=user_id)
-            .values_list("role", flat=True)
-            .first()
-        )
-
-    return cached(membership_cache_key(organization_id, user_id), load)
+    return cached(
+        membership_cache_key(organization_id, user_id),
+        lambda: membership_role_load(organization_id=organization_id, user_id=user_id),
+    )
 
 
-def auth_token_lookup_cached(*, key_hash: str) -> Mapping[str, Any] | None:
-    """The live token for this hash as `{"id", "user_id", "expires_at"}`, or None (unknown, revoked, inactive user)."""
+def auth_token_load(*, key_hash: str) -> Mapping[str, Any] | None:
+    """The live token for this hash as `{"id", "user_id", "expires_at", "key_hash"}`, or None (unknown, revoked,
+    inactive user)."""
+    return (
+        AuthToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
+        .values("id", "user_id", "expires_at", "key_hash")
+        .first()
+    )
 
-    def load() -> Mapping[str, Any] | None:
-        return (
-            AuthToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
-            .values("id", "user_id", "expires_at", "key_hash")
-            .first()
-        )
 
-    return cached(token_cache_key(key_hash), load)
+def account_load(*, user_id: int) -> Mapping[str, Any] | None:
+    """What a request needs of an active account (`/me`, the audit log's actor), or None (inactive, unknown)."""
+    users = User.objects.filter(id=user_id, is_active=True)
+    return users.values("id", "uid", "email", "name", "email_verified_at").first()
 
 
 def api_key_cache_key(key_hash: str) -> str:
     return f"apikey:{key_hash}"
 
 
-def api_key_lookup_cached(*, key_hash: str) -> Mapping[str, Any] | None:
+def api_key_load(*, key_hash: str) -> Mapping[str, Any] | None:
     """The live (not revoked) key for this hash; expiry is checked by the caller on every request."""
-
-    def load() -> Mapping[str, Any] | None:
-        return (
-            ApiKey.objects.filter(key_hash=key_hash, revoked_at__isnull=True)
-            .values("id", "uid", "organization_id", "role", "name", "expires_at", "key_hash")
-            .first()
-        )
-
-    return cached(api_key_cache_key(key_hash), load)
+    return (
+        ApiKey.objects.filter(key_hash=key_hash, revoked_at__isnull=True)
+        .values("id", "uid", "organization_id", "role", "name", "expires_at", "key_hash")
+        .first()
+    )
 
 
 def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:

@@ -6,7 +6,13 @@ from django.db.models.signals import post_delete, post_save
 
 from public_app.cache import invalidate
 from public_app.models import ApiKey, AuthToken, Membership, Organization, User
-from public_app.selectors import api_key_cache_key, membership_cache_key, organization_cache_key, token_cache_key
+from public_app.selectors import (
+    api_key_cache_key,
+    membership_cache_key,
+    organization_cache_key,
+    token_cache_key,
+    user_cache_key,
+)
 
 
 def _organization_changed(sender: Any, instance: Organization, **kwargs: Any) -> None:
@@ -26,6 +32,11 @@ def _api_key_changed(sender: Any, instance: ApiKey, **kwargs: Any) -> None:
     invalidate([api_key_cache_key(instance.key_hash)])
 
 
+def _account_changed(sender: Any, instance: User, **kwargs: Any) -> None:
+    # Name, email, verification, deactivation: the next request of any of the user's tokens reads the account again.
+    invalidate([user_cache_key(instance.id)])
+
+
 def _user_changed(sender: Any, instance: User, created: bool = False, **kwargs: Any) -> None:
     # Deactivated by any path (the admin, a retired unverified account): the keys it created stop working too.
     if not created and not instance.is_active:
@@ -41,3 +52,4 @@ def connect() -> None:
         signal.connect(_membership_changed, sender=Membership, dispatch_uid="membership-cache")
         signal.connect(_token_changed, sender=AuthToken, dispatch_uid="token-cache")
         signal.connect(_api_key_changed, sender=ApiKey, dispatch_uid="api-key-cache")
+        signal.connect(_account_changed, sender=User, dispatch_uid="account-cache")

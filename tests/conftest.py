@@ -127,9 +127,13 @@ def _responses_follow_the_contract() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
+    from public_app.cache import memo_clear
+
     cache.clear()
+    memo_clear()
     yield
     cache.clear()
+    memo_clear()
 
 
 @pytest.fixture(autouse=True)

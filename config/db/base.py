@@ -19,6 +19,7 @@ Server-side cursors (`WITH HOLD` in autocommit) would be session state too; sett
 """
 
 import re
+import select
 from typing import Any
 
 from django_tenants.postgresql_backend import base as tenants_base
@@ -38,48 +39,54 @@ _django_cursor: Any = tenants_base.original_backend.Cursor
 
 
 class PinnedCursor(_django_cursor):
-    """A client-side-binding cursor that puts the wrapper's pin in front of a statement when the open transaction
-    (or, in autocommit, the statement's own implicit transaction) does not have it yet."""
+    """A client-side-binding cursor that puts what the statement's transaction lacks in front of it, in the same
+    message: `BEGIN` when Django opened a transaction that the server has not seen yet, and the wrapper's pin when
+    the open transaction (or, in autocommit, the statement's own implicit transaction) does not have it yet."""
 
     pinning: "DatabaseWrapper | None" = None
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         wrapper = self.pinning
-        pin = wrapper.pin_needed() if wrapper is not None else None
-        if pin is None or (isinstance(query, str) and _OUTSIDE_TRANSACTIONS.match(query)):
+        if wrapper is None or (isinstance(query, str) and _OUTSIDE_TRANSACTIONS.match(query)):
+            return super().execute(query, params, **kwargs)
+        begin, pin = wrapper.begin_needed(), wrapper.pin_needed()
+        prefix = [part for part in (begin, pin) if part]
+        if not prefix:
             return super().execute(query, params, **kwargs)
         if isinstance(query, str) and _DDL.match(query):
-            # DDL gets the pin as a statement of its own: Citus forwards DDL to its workers with the whole query
+            # DDL gets the prefix as a statement of its own: Citus forwards DDL to its workers with the whole query
             # string, and a worker refuses a string of several commands.
-            if self.connection.autocommit:
+            if wrapper.autocommit:
                 with self.connection.transaction():
-                    super().execute(pin)
-                    wrapper.pin_sent(pin)  # type: ignore[union-attr]
+                    super().execute(";\n".join(prefix))
+                    wrapper.pin_sent(pin)
                     return super().execute(query, params, **kwargs)
-            super().execute(pin)
-            wrapper.pin_sent(pin)  # type: ignore[union-attr]
+            super().execute(";\n".join(prefix))
+            wrapper.pin_sent(pin)
             return super().execute(query, params, **kwargs)
+        text = ";\n".join(prefix) + ";\n"
         if isinstance(query, str):
-            query = f"{pin};\n{query}"
+            query = text + query
         elif isinstance(query, bytes):
-            query = pin.encode() + b";\n" + query
+            query = text.encode() + query
         else:
-            query = sql.SQL(pin + ";\n") + query
+            query = sql.SQL(text) + query
         super().execute(query, params, **kwargs)
-        self.nextset()  # the caller sees its own statement's result, not the pin's
-        wrapper.pin_sent(pin)  # type: ignore[union-attr]
+        for _ in prefix:
+            self.nextset()  # the caller sees its own statement's result, not the prefix's
+        wrapper.pin_sent(pin)
         return self
 
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
         wrapper = self.pinning
-        if wrapper is None or wrapper.pin_needed() is None:
+        if wrapper is None or (wrapper.pin_needed() is None and wrapper.begin_needed() is None):
             return super().executemany(query, params_seq, **kwargs)
-        if self.connection.autocommit:
+        if wrapper.autocommit:
             # Several statements: one explicit transaction so that all of them see the pin.
             with self.connection.transaction():
                 self.execute("SELECT 1")
                 return super().executemany(query, params_seq, **kwargs)
-        self.execute("SELECT 1")
+        self.execute("SELECT 1")  # opens the transaction (BEGIN) with the pin
         return super().executemany(query, params_seq, **kwargs)
 
 
@@ -89,11 +96,32 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
     # The pin for the current tenant, and the one already in force in the open transaction (if any).
     _pin: str = ""
     _pinned: str | None = None
+    health_check_done: bool
 
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         params["cursor_factory"] = PinnedCursor
         return params
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = super().get_new_connection(conn_params)
+        connection.autocommit = True
+        return connection
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        """The driver stays in autocommit: when Django opens a transaction, the cursor sends `BEGIN` in front of
+        the transaction's first statement (with the pin), instead of the driver sending it on its own, one round
+        trip earlier. Django's own flag (`self.autocommit`) says whether a transaction is wanted; commit and
+        rollback are sent by the driver when the server has a transaction open, and skipped when it has none."""
+        if not self.connection.autocommit:
+            with self.wrap_database_errors:
+                self.connection.autocommit = True
+
+    def begin_needed(self) -> str | None:
+        """`BEGIN` when Django is in a transaction the server has not been told about yet."""
+        if self.autocommit or self.connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            return None
+        return self.connection._get_tx_start_command().decode()  # BEGIN [ISOLATION LEVEL …], as the driver would
 
     def set_tenant(self, tenant: Any, include_public: bool = True) -> None:
         super().set_tenant(tenant, include_public)
@@ -132,9 +160,22 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
             return None
         return pin
 
-    def pin_sent(self, pin: str) -> None:
+    def pin_sent(self, pin: str | None) -> None:
         # In autocommit the statement's implicit transaction is already over; nothing carries on.
-        self._pinned = None if self.connection.autocommit else pin
+        in_transaction = self.connection.info.transaction_status == pq.TransactionStatus.INTRANS
+        self._pinned = pin if in_transaction and pin else None
+
+    def close_if_health_check_failed(self) -> None:
+        """Django checks a reused connection with `SELECT 1` before the first query of every request: a round trip
+        per request. A connection the server (or a pooler) closed while it sat idle has something to read, the
+        server's termination message or the end of the stream, while a healthy idle one has nothing: only then is
+        the full check made. (A peer that vanished without a word is found by the request's own query, which then
+        answers 503 and the connection is replaced, as after any connection error.)"""
+        if self.connection is None or not self.health_check_enabled or self.health_check_done:
+            return
+        if self.connection.closed or _readable(self.connection.fileno()):
+            super().close_if_health_check_failed()
+        self.health_check_done = True
 
     def close(self) -> None:
         self._pinned = None
@@ -144,3 +185,10 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         # A pin sent after the savepoint is undone with it.
         self._pinned = None
         super().savepoint_rollback(sid)
+
+
+def _readable(fd: int) -> bool:
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True

@@ -3,6 +3,7 @@
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
+from public_app.access import Account
 from public_app.api.common import AuthedRequest, caller_user_id, client_ip, may_raise, request_user
 from public_app.models import User, normalize_email
 from public_app.pagination import Page, PageQuery, paginate
@@ -17,7 +18,8 @@ from public_app.schemas import (
     VerifyEmailIn,
 )
 from public_app.selectors import organization_list_for_user
-from public_app.services.auth import access_from_token, token_issue, token_revoke, user_login, user_signup
+from public_app.services.auth import token_issue, token_revoke, user_login, user_signup
+from public_app.services.callers import access_from_token
 from public_app.services.verification import email_verification_resend, email_verify
 
 router = Router(tags=["Authentication"])
@@ -77,9 +79,10 @@ def logout(request: AuthedRequest) -> Status:
 
 
 @router.get("/me", response=UserOut, tags=["Current user"])
-def get_me(request: AuthedRequest) -> User:
+def get_me(request: AuthedRequest) -> Account | User:
     """The signed-in user."""
-    return request_user(request)
+    # The account as authentication read it (current: any change to it is seen by the next request's check).
+    return request.auth.account or request_user(request)
 
 
 @router.get("/me/organizations", response=Page[MyOrganizationOut], tags=["Current user"])

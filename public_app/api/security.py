@@ -1,8 +1,9 @@
 """Authentication for the API: bearer user tokens, and the per-operation organization access check.
 
 `OrgAuth(capability)` is the one dependency of every org-scoped operation. It runs in ninja's authentication step,
-before the request body is parsed, so a non-member gets 404 whatever the body holds. It authenticates the token,
-resolves `{slug}` → organization → membership → capability (public_app.access.resolve_org), switches the connection
+before the request body is parsed, so a non-member gets 404 whatever the body holds. It reads the token, the
+organization `{slug}` names and the caller's membership (or API key) in one cache round trip
+(public_app.services.callers), checks the capability (public_app.access.org_access_check), switches the connection
 to the tenant schema when the operation needs it, and hands the caller to the operation as `request.auth`: one
 `Access` (who, in which organization, with which role) that the operation passes to services as it is. Operations
 declare `request: AuthedRequest` so the type checker knows it.
@@ -15,10 +16,9 @@ from ninja.security import HttpBearer
 
 from config.logging import log_context_set
 from public_app import errors
-from public_app.access import Access, Capability, resolve_org
+from public_app.access import Access, Capability, org_access_check
 from public_app.api.common import client_ip
-from public_app.services.auth import access_from_token
-from public_app.services.members import membership_touch
+from public_app.services.callers import caller_authenticate
 from public_app.tenancy import tenant_connection
 
 
@@ -26,11 +26,11 @@ class BearerAuth(HttpBearer):
     """User tokens only: organization API keys cannot call `/me` or anything outside their organization."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Access | None:
-        caller = access_from_token(token)
-        if caller is None or not caller.is_user:
+        caller = caller_authenticate(token)
+        if caller is None or not caller.access.is_user:
             return None
-        log_context_set(actor=f"user:{caller.user_id}")
-        return caller.with_ip(client_ip(request))
+        log_context_set(actor=f"user:{caller.access.user_id}")
+        return caller.access.with_ip(client_ip(request))
 
 
 class OrgAuth(HttpBearer):
@@ -56,18 +56,21 @@ class OrgAuth(HttpBearer):
         self.users_only = users_only
 
     def authenticate(self, request: HttpRequest, token: str) -> Access | None:
-        caller = access_from_token(token)
+        slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
+        slug = str(slug or "")
+        caller = caller_authenticate(token, slug)
         if caller is None:
             return None
-        slug: Any = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
         # Before the checks, so the lines logged about a refused request say who asked for what.
         log_context_set(
-            org=str(slug or "")[:48] or None,
-            actor=f"user:{caller.user_id}" if caller.is_user else f"api_key:{caller.uid}",
+            org=slug[:48] or None,
+            actor=f"user:{caller.access.user_id}" if caller.access.is_user else f"api_key:{caller.access.uid}",
         )
-        access = resolve_org(
-            caller.with_ip(client_ip(request)),
-            str(slug or ""),
+        access = org_access_check(
+            caller.access.with_ip(client_ip(request)),
+            slug,
+            caller.organization,
+            caller.role,
             self.capability,
             require_active=self.require_active,
             allow_deleting=self.allow_deleting,
@@ -75,8 +78,6 @@ class OrgAuth(HttpBearer):
         )
         if self.users_only and not access.is_user:
             raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
-        if access.is_user and access.user_id is not None:
-            membership_touch(organization_id=access.org.id, user_id=access.user_id)
         if self.tenant_schema:
             tenant_connection().set_tenant(access.org)
         return access

@@ -10,13 +10,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Access, AccessKind
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
-from public_app.cache import cache_add_or_false
-from public_app.models import ApiKey, AuthToken, User, normalize_email
+from public_app.models import AuthToken, User, normalize_email
 from public_app.ratelimit import ratelimit_hit
-from public_app.secrets import API_KEY_PREFIX, USER_TOKEN_PREFIX, hash_secret, hashes_match, new_secret
-from public_app.selectors import api_key_lookup_cached, auth_token_lookup_cached
+from public_app.secrets import USER_TOKEN_PREFIX, hash_secret, new_secret
 from public_app.services.verification import (
     email_verification_claim_start,
     email_verification_start,
@@ -117,41 +114,3 @@ def token_revoke(*, token_id: int) -> None:
     if token is not None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-
-
-def access_from_token(raw: str) -> Access | None:
-    """The caller behind a bearer token: a user token (`ut_…`) or an organization API key (`ak_…`)."""
-    if len(raw) > 200:
-        return None
-    if raw.startswith(API_KEY_PREFIX):
-        return _access_from_api_key(raw)
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    key_hash = hash_secret(raw)
-    row = auth_token_lookup_cached(key_hash=key_hash)
-    if row is None or not hashes_match(row["key_hash"], key_hash):
-        return None
-    if row["expires_at"] <= timezone.now():
-        return None
-    return Access(kind=AccessKind.USER, user_id=row["user_id"], token_id=row["id"])
-
-
-def _access_from_api_key(raw: str) -> Access | None:
-    key_hash = hash_secret(raw)
-    row = api_key_lookup_cached(key_hash=key_hash)
-    if row is None or not hashes_match(row["key_hash"], key_hash):
-        return None
-    now = timezone.now()
-    if row["expires_at"] is not None and row["expires_at"] <= now:
-        return None
-    # last_used_at is kept to the minute without a write on every request.
-    if cache_add_or_false(f"apikey-used:{row['id']}", 60):  # skipped while the cache is down
-        ApiKey.objects.filter(id=row["id"]).update(last_used_at=now)
-    return Access(
-        kind=AccessKind.API_KEY,
-        api_key_id=row["id"],
-        key_organization_id=row["organization_id"],
-        key_role=row["role"],
-        uid=row["uid"],
-        label=row["name"],
-    )

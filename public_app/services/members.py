@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from public_app import errors
 from public_app.access import Access, Capability, role_check_can_act_on, role_has
-from public_app.cache import cache_add_or_false
 from public_app.events import Target, happened
 from public_app.locks import organization_lock
 from public_app.models import Membership, Organization, Role, User
@@ -149,11 +148,3 @@ def membership_add(*, organization: Organization, user: User, role: str, access:
     membership = Membership.objects.create(organization=organization, user=user, role=role)
     _membership_happened(access, organization, "member.added", membership, {"role": role})
     return membership
-
-
-def membership_touch(*, organization_id: int, user_id: int) -> None:
-    """Record that the user used this organization (the switcher's order), at most once a minute."""
-    if cache_add_or_false(f"membership-touch:{organization_id}:{user_id}", 60):  # skipped while the cache is down
-        Membership.objects.filter(organization_id=organization_id, user_id=user_id).update(
-            last_accessed_at=timezone.now()
-        )
