@@ -65,13 +65,14 @@ MIDDLEWARE = [
     "public_app.idempotency.IdempotencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Sessions, CSRF and messages serve the Django admin (/admin/); the API authenticates with bearer tokens only.
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, CSRF, auth and messages serve the Django admin (/admin/); the API authenticates with bearer tokens
+    # only, so the admin's middleware skips every other path (config.admin_middleware).
+    "config.admin_middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.admin_middleware.AdminAuthenticationMiddleware",
     "public_app.middleware.AdminLoginGuardMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.admin_middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Parses multipart bodies of PUT/PATCH too (PUT .../logo).
     "ninja.compatibility.files.fix_request_files_middleware",

@@ -126,6 +126,7 @@ def memo_put(key: Hashable, entries: Sequence[tuple[str, int | None]], value: An
 def memo_clear() -> None:
     with _memos_lock:
         _memos.clear()
+        _throttle_tried.clear()
 
 
 def memo_confirm(memo: Memo, adds: Sequence[tuple[str, int]] = ()) -> tuple[bool, list[bool]]:
@@ -162,13 +163,13 @@ def _generations_and_adds(keys: Sequence[str], adds: Sequence[tuple[str, int]]) 
         found = backend.get_many(list(keys))
         return tuple(found.get(key) for key in keys), [bool(backend.add(key, 1, timeout)) for key, timeout in adds]
     client, serializer = _redis_client(backend._cache), backend._cache._serializer  # type: ignore[attr-defined]
-    names = [backend.make_and_validate_key(key) for key in keys]
+    names = [backend.make_key(key) for key in keys]  # ASCII without spaces: nothing for validate_key to warn of
     if not adds:
         return tuple(None if v is None else serializer.loads(v) for v in client.mget(names)), []
     pipeline = client.pipeline(transaction=False)
     pipeline.mget(names)
     for key, timeout in adds:
-        pipeline.set(backend.make_and_validate_key(key), serializer.dumps(1), ex=timeout, nx=True)
+        pipeline.set(backend.make_key(key), serializer.dumps(1), ex=timeout, nx=True)
     values, *results = pipeline.execute()
     return tuple(None if v is None else serializer.loads(v) for v in values), [bool(r) for r in results]
 

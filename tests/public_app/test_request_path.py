@@ -7,6 +7,7 @@ as in production: in autocommit, warm caches.
 """
 
 import select
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,16 +39,20 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
     command = psycopg.Connection._exec_command
     execute = psycopg.Cursor.execute
 
+    me = threading.get_ident()  # the request's thread (a job worker of an earlier test may be polling its broker)
+
     def counting_send(self: Any, packed: Any, check_health: bool = True) -> Any:
-        counted.redis += 1
+        counted.redis += threading.get_ident() == me
         return send(self, packed, check_health)
 
     def counting_command(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        counted.sql.append(query.decode() if isinstance(query, bytes) else str(query))
+        if threading.get_ident() == me:
+            counted.sql.append(query.decode() if isinstance(query, bytes) else str(query))
         return command(self, query, *args, **kwargs)
 
     def counting_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        counted.sql.append(query.as_string(self) if isinstance(query, Composable) else str(query))
+        if threading.get_ident() == me:
+            counted.sql.append(query.as_string(self) if isinstance(query, Composable) else str(query))
         return execute(self, query, *args, **kwargs)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting_send)
