@@ -1,17 +1,20 @@
 """The request path against a bare Django view, over real HTTP (issue 17): wrk against the service's own run command.
 
-    .venv/bin/python bench/request_path.py [SECONDS] [CONNECTIONS]      (needs `wrk`: apt-get install wrk)
+    .venv/bin/python bench/request_path.py [SECONDS] [CONNECTIONS] [ROUNDS]   (needs `wrk`: apt-get install wrk)
 
 Starts the service (`python -m config.launch`, 2 web workers × 4 threads, as the issue measured) on its own
 database and two private redis-servers (cache, broker), signs up, creates an organization with 200 agents (200-character
 prompts), then runs wrk for SECONDS (default 10) with CONNECTIONS (default 32) against: `/healthz` (a bare view
 through the same middleware: the baseline), `GET /api/v1/me`, the agents list with `limit=20` and `limit=200`,
-and `POST` an agent. Prints requests/s, p50/p99, the ratio to the baseline, and Redis commands and PostgreSQL
-transactions per request (from Redis `INFO commandstats` and `pg_stat_database`, before and after each run).
+and `POST` an agent, in ROUNDS (default 3) interleaved rounds: this machine's speed drifts by tens of percent
+from one minute to the next, so each round's ratios are taken against that round's bare view, and the medians are
+printed. Prints requests/s, p50/p99, the ratio to the baseline, and Redis commands and PostgreSQL transactions per
+request (from Redis `INFO commandstats` and `pg_stat_database`, before and after each run).
 """
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,7 @@ from tests.service import Service  # noqa: E402
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 DB = "orgs_bench_request_path"
 ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 CACHE = ""  # a private redis-server of its own, so its command counts are this service's cache traffic alone
@@ -78,7 +82,8 @@ def main() -> None:
     CACHE = cache.url
     # Production's connection reuse (the test helper's default closes connections after each request).
     service = Service(tmp, f"postgres://postgres@127.0.0.1:5432/{DB}", broker.url, cache.url,
-                      TENANT_ROLE_PREFIX="orgs_brp_", LOG_LEVEL="ERROR", DB_CONN_MAX_AGE="60")  # fmt: skip
+                      TENANT_ROLE_PREFIX="orgs_brp_", LOG_LEVEL="ERROR", DB_CONN_MAX_AGE="60",
+                      TENANT_SPARE_SCHEMAS="0")  # fmt: skip
     service.port = free_port()
     service.base = f"http://127.0.0.1:{service.port}"
     service.process = service.processes.start(
@@ -96,21 +101,31 @@ def main() -> None:
         post.write_text('wrk.method = "POST"\nwrk.body = \'{"name": "Bench agent"}\'\n'
                         'wrk.headers["Content-Type"] = "application/json"\n')  # fmt: skip
         base = f"{service.base}/api/v1"
-        runs = {
-            "bare view (/healthz)": wrk(f"{service.base}/healthz", None),
-            "GET /me": wrk(f"{base}/me", token),
-            "agents, limit=20": wrk(f"{base}/organizations/bench/agents?limit=20", token),
-            "agents, limit=200": wrk(f"{base}/organizations/bench/agents?limit=200", token),
-            "POST agent": wrk(f"{base}/organizations/bench/agents", token, str(post)),
+        targets = {
+            "bare view (/healthz)": (f"{service.base}/healthz", None, None),
+            "GET /me": (f"{base}/me", token, None),
+            "agents, limit=20": (f"{base}/organizations/bench/agents?limit=20", token, None),
+            "agents, limit=200": (f"{base}/organizations/bench/agents?limit=200", token, None),
+            "POST agent": (f"{base}/organizations/bench/agents", token, str(post)),
         }
-        baseline = runs["bare view (/healthz)"]["rps"]
-        print(f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, 2 web workers; ratio = requests/s against the bare view")
+        rounds: list[dict[str, dict]] = []
+        for _ in range(ROUNDS):
+            rounds.append({name: wrk(*target) for name, target in targets.items()})
+        print(f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, 2 web workers, {ROUNDS} rounds (medians); ratio = requests/s "
+              "against the same round's bare view")  # fmt: skip
         print(f"{'endpoint':24} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'redis/req':>9} "
               f"{'pg tx/req':>9} {'non-2xx':>7}")  # fmt: skip
-        for name, r in runs.items():
-            print(f"{name:24} {r['rps']:8.0f} {r['rps'] / baseline:6.2f} {r['p50']:7.2f} {r['p99']:7.2f} "
-                  f"{r['redis']:9.2f} {r['pg']:9.2f} {r['errors']:7d}")  # fmt: skip
-        print(json.dumps({k: {m: round(v, 3) for m, v in r.items()} for k, r in runs.items()}))
+        summary = {}
+        for name in targets:
+            runs = [r[name] for r in rounds]
+            ratios = [r[name]["rps"] / r["bare view (/healthz)"]["rps"] for r in rounds]
+            row = {m: statistics.median(run[m] for run in runs) for m in ("rps", "p50", "p99", "redis", "pg")}
+            row["ratio"] = statistics.median(ratios)
+            row["errors"] = sum(run["errors"] for run in runs)
+            summary[name] = row
+            print(f"{name:24} {row['rps']:8.0f} {row['ratio']:6.2f} {row['p50']:7.2f} {row['p99']:7.2f} "
+                  f"{row['redis']:9.2f} {row['pg']:9.2f} {row['errors']:7d}")  # fmt: skip
+        print(json.dumps({k: {m: round(v, 3) for m, v in r.items()} for k, r in summary.items()}))
     finally:
         service.stop()
         with psycopg.connect(ADMIN, autocommit=True) as conn:
