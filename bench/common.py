@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,3 +68,32 @@ def machine() -> str:
     with open("/proc/meminfo") as f:
         mem = f.readline().split()[1]
     return f"{platform.platform()}, {cpus} CPUs, {int(mem) // 1024 // 1024} GiB RAM, Python {platform.python_version()}"
+
+
+def bench_organizations(agents: int, members: int = 0) -> tuple[Any, Any, str]:
+    """A signed-in owner of `bench` (with `agents` agents of 200-character prompts and `members` more members) and
+    of a second organization, `bench-other`: (owner, bench, owner's token). Needs `fresh_database()` first."""
+    from django.core.cache import cache
+
+    from public_app.models import Membership, Role, User
+    from public_app.services.auth import token_issue
+    from public_app.services.organizations import organization_create
+    from public_app.services.provisioning import organization_provision
+    from public_app.tenancy import tenant_context
+    from tenant_apps.agents.models import Agent
+
+    cache.clear()
+    owner = User.objects.create_user("bench@example.com", "a-strong-pass-91", name="Bench")
+    org = organization_create(user=owner, name="Bench", slug="bench")
+    organization_provision(organization_id=org.id)
+    other = organization_create(user=owner, name="Other", slug="bench-other")
+    organization_provision(organization_id=other.id)
+    org.refresh_from_db()
+    if members:
+        User.objects.bulk_create([User(email=f"m{i}@example.com", name=f"M{i}") for i in range(members)])
+        Membership.objects.bulk_create(
+            [Membership(organization=org, user=u, role=Role.MEMBER) for u in User.objects.exclude(id=owner.id)]
+        )
+    with tenant_context(org):
+        Agent.objects.bulk_create([Agent(name=f"agent {i}", prompt="x" * 200) for i in range(agents)])
+    return owner, org, token_issue(user=owner)

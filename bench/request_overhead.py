@@ -7,37 +7,15 @@ Usage: .venv/bin/python bench/request_overhead.py [requests]
 
 import sys
 
-from common import fresh_database, machine, summary, timed
+from common import bench_organizations, fresh_database, machine, summary, timed
 
 
 def main(requests: int) -> None:
     fresh_database()
-    from django.core.cache import cache
     from django.db import connection
     from django.test import Client
 
-    from public_app.models import Membership, Role, User
-    from public_app.services.auth import token_issue
-    from public_app.services.organizations import organization_create
-    from public_app.services.provisioning import organization_provision
-    from public_app.tenancy import tenant_context
-    from tenant_apps.agents.models import Agent
-
-    cache.clear()
-    owner = User.objects.create_user("bench@example.com", "a-strong-pass-91", name="Bench")
-    org = organization_create(user=owner, name="Bench", slug="bench")
-    organization_provision(organization_id=org.id)
-    other = organization_create(user=owner, name="Other", slug="bench-other")
-    organization_provision(organization_id=other.id)
-    org.refresh_from_db()
-    users = [User(email=f"m{i}@example.com", name=f"M{i}") for i in range(60)]
-    User.objects.bulk_create(users)
-    Membership.objects.bulk_create(
-        [Membership(organization=org, user=u, role=Role.MEMBER) for u in User.objects.exclude(id=owner.id)]
-    )
-    with tenant_context(org):
-        Agent.objects.bulk_create([Agent(name=f"agent {i}", prompt="x" * 200) for i in range(60)])
-    token = token_issue(user=owner)
+    _, _, token = bench_organizations(agents=60, members=60)
     client = Client(headers={"Authorization": f"Bearer {token}"})
     urls = {"tenant": "/api/v1/organizations/bench/agents?limit=50",
             "public": "/api/v1/organizations/bench/members?limit=50"}  # fmt: skip

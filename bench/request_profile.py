@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from common import fresh_database, machine
+from common import bench_organizations, fresh_database, machine
 
 _spent: dict[int, float] = defaultdict(float)
 
@@ -45,28 +45,9 @@ def main(requests: int, profile: bool) -> None:
     globals()[f"probe_{len(names)}"] = probe_factory(len(names))
     settings.MIDDLEWARE = [*probes, f"__main__.probe_{len(names)}"]
     fresh_database()
-
-    from django.core.cache import cache
     from django.test import Client
 
-    from public_app.models import User
-    from public_app.services.auth import token_issue
-    from public_app.services.organizations import organization_create
-    from public_app.services.provisioning import organization_provision
-    from public_app.tenancy import tenant_context
-    from tenant_apps.agents.models import Agent
-
-    cache.clear()
-    owner = User.objects.create_user("bench@example.com", "a-strong-pass-91", name="Bench")
-    org = organization_create(user=owner, name="Bench", slug="bench")
-    organization_provision(organization_id=org.id)
-    other = organization_create(user=owner, name="Other", slug="bench-other")
-    organization_provision(organization_id=other.id)
-    org.refresh_from_db()
-    with tenant_context(org):
-        for i in range(200):
-            Agent.objects.create(name=f"agent {i}", prompt="x" * 200)
-    token = token_issue(user=owner)
+    _, _, token = bench_organizations(agents=200)
     client = Client(headers={"Authorization": f"Bearer {token}"})
     urls = {
         "bare view (/healthz)": "/healthz",

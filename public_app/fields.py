@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from ninja import Schema
+from ninja.schema import DjangoGetter
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -118,3 +119,17 @@ class BodyIn(Schema):
         if not isinstance(raw, dict) and not isinstance(raw, Schema):
             raise ValueError("The request body must be a JSON object.")
         return handler(value)
+
+
+class RowOut(Schema):
+    """An output schema read straight off a model row: pydantic reads its attributes itself (in Rust), instead of
+    through ninja's per-attribute getter, which costs a Python call per field and row (a fifth of a 200-row list
+    page). Only for schemas without `resolve_*` methods (`_ninja_resolvers`) whose fields are plain attributes of
+    the row; anything else (a dict, a schema with resolvers) goes ninja's way."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _run_root_validator(cls, values: Any, handler: Any, info: Any) -> Any:
+        if cls._ninja_resolvers or isinstance(values, dict):
+            return handler(DjangoGetter(values, cls, info.context))  # what ninja's own validator does
+        return handler(values)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from ninja import Field, Schema
 from pydantic import StrictInt
 
-from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, Secret, ShortText
+from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, RowOut, Secret, ShortText
 from public_app.logos import logo_url
 from public_app.models import InvitationStatus, Membership, Organization, OrganizationStatus, Role, User
 from public_app.plans import PlanCode
@@ -130,13 +130,13 @@ class OrganizationOut(Schema):
         return context["request"].auth.role
 
 
-class MemberUserOut(Schema):
+class MemberUserOut(RowOut):
     id: str = Field(alias="uid")
     email: str
     name: str
 
 
-class MemberOut(Schema):
+class MemberOut(RowOut):
     user: MemberUserOut
     role: Role
     joined_at: datetime = Field(alias="created_at")
@@ -152,13 +152,13 @@ class InvitationCreateIn(BodyIn):
     expires_in_days: StrictInt = Field(7, ge=1, le=30)
 
 
-class InviterOut(Schema):
+class InviterOut(RowOut):
     id: str | None = Field(alias="uid")
     name: str
     email: str
 
 
-class InvitationOut(Schema):
+class InvitationOut(RowOut):
     id: str = Field(alias="uid")
     email: str
     role: Role
@@ -168,12 +168,12 @@ class InvitationOut(Schema):
     expires_at: datetime
 
 
-class OrganizationRefOut(Schema):
+class OrganizationRefOut(RowOut):
     slug: str
     name: str
 
 
-class MyInvitationOut(Schema):
+class MyInvitationOut(RowOut):
     id: str = Field(alias="uid")
     organization: OrganizationRefOut
     role: Role

@@ -4,7 +4,7 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import StringConstraints
 
-from public_app.fields import BodyIn, LongText, Name, ShortText
+from public_app.fields import BodyIn, LongText, Name, RowOut, ShortText
 from tenant_apps.agents.models import AgentStatus
 from tenant_apps.common import AgentId
 
@@ -28,7 +28,7 @@ class AgentUpdateIn(BodyIn):
     prompt: LongText | None = None
 
 
-class AgentOut(Schema):
+class AgentOut(RowOut):
     id: AgentId = Field(alias="uid")
     name: str
     status: AgentStatus
