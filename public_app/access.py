@@ -72,6 +72,10 @@ class Account:
     name: str
     email_verified_at: datetime | None
 
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Access:

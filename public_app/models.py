@@ -62,6 +62,10 @@ class User(AbstractBaseUser, PermissionsMixin, TimestampedModel):
     def __str__(self) -> str:
         return self.email
 
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
 
 class AuthToken(models.Model):
     """A user's bearer token. Only the SHA-256 of the token is stored; the token itself is shown once."""

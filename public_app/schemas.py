@@ -11,7 +11,7 @@ from pydantic import StrictInt
 
 from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, RowOut, Secret, ShortText
 from public_app.logos import logo_url
-from public_app.models import InvitationStatus, Membership, Organization, OrganizationStatus, Role, User
+from public_app.models import InvitationStatus, Membership, Organization, OrganizationStatus, Role
 from public_app.plans import PlanCode
 from public_app.services.organizations import RESERVED_SLUGS
 
@@ -36,15 +36,11 @@ class LoginIn(BodyIn):
     password: Secret
 
 
-class UserOut(Schema):
+class UserOut(RowOut):
     id: str = Field(alias="uid")
     email: str
     name: str
     email_verified: bool
-
-    @staticmethod
-    def resolve_email_verified(user: User) -> bool:
-        return user.email_verified_at is not None
 
 
 class VerificationSentOut(Schema):
