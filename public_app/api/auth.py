@@ -4,7 +4,14 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from public_app.access import Account
-from public_app.api.common import AuthedRequest, caller_user_id, client_ip, may_raise, request_user
+from public_app.api.common import (
+    AuthedRequest,
+    caller_user_id,
+    client_ip,
+    may_raise,
+    request_account,
+    request_user,
+)
 from public_app.models import User, normalize_email
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import (
@@ -81,8 +88,7 @@ def logout(request: AuthedRequest) -> Status:
 @router.get("/me", response=UserOut, tags=["Current user"])
 def get_me(request: AuthedRequest) -> Account | User:
     """The signed-in user."""
-    # The account as authentication read it (current: any change to it is seen by the next request's check).
-    return request.auth.account or request_user(request)
+    return request_account(request)
 
 
 @router.get("/me/organizations", response=Page[MyOrganizationOut], tags=["Current user"])

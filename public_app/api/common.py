@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from public_app import errors
-from public_app.access import Access
+from public_app.access import Access, Account
 from public_app.models import User
 from public_app.selectors import user_get
 from public_app.tenancy import public_context
@@ -38,6 +38,12 @@ def request_user(request: AuthedRequest) -> User:
     if user is None:
         raise errors.NotAuthenticated()
     return user
+
+
+def request_account(request: AuthedRequest) -> Account | User:
+    """The signed-in account as authentication read it with the token (current: any change to the account is seen
+    by the next request's check), without a query; loaded when authentication did not read it."""
+    return request.auth.account or request_user(request)
 
 
 def caller_user_id(request: AuthedRequest) -> int:

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from public_app import errors
-from public_app.api.common import AuthedRequest, client_ip, may_raise, request_user
+from public_app.api.common import AuthedRequest, client_ip, may_raise, request_account, request_user
 from public_app.models import Invitation, InvitationStatus, User
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationAcceptedOut, InvitationPreviewOut, MyInvitationOut
@@ -38,9 +38,9 @@ def _my_invitation(request: AuthedRequest, invitation_id: str) -> tuple[Invitati
 def list_my_invitations(request: AuthedRequest, page: Query[PageQuery]) -> dict:
     """Pending invitations addressed to my email (the onboarding path after sign-up or sign-in). Needs a verified
     email (403 `email_not_verified`): an address typed in at sign-up proves nothing."""
-    user = request_user(request)
-    require_verified_email(user)
-    return paginate(invitation_list_for_email(email=user.email), page)
+    account = request_account(request)
+    require_verified_email(account)
+    return paginate(invitation_list_for_email(email=account.email), page)
 
 
 @router.post("/me/invitations/{invitation_id}/accept", response=InvitationAcceptedOut, tags=["Current user"])

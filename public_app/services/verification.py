@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
+from public_app.access import Account
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.mail import message_id, send_once
 from public_app.models import AuthToken, EmailVerification, User
@@ -231,7 +232,7 @@ def _body(verification: EmailVerification) -> str:
     )
 
 
-def require_verified_email(user: User) -> None:
+def require_verified_email(user: User | Account) -> None:
     """Anything granted by email address alone (invitations listed, accepted or declined by id) needs it."""
     if user.email_verified_at is None:
         raise errors.PermissionDenied(

@@ -212,3 +212,52 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_before_the_reques
     response = owner.api.get(agents)
     assert response.status_code == 200, response.content
     assert connection.connection.info.backend_pid != pid
+
+
+def test_every_read_costs_one_cache_round_trip_and_no_query_a_cache_or_join_would_remove(
+    committed, round_trips, settings
+):
+    """Each GET of the API, warm, with one object of every kind present (references set, so a list that forgot to
+    join its references would cost a query per row): the cache round trips and the SQL messages it sends."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    owner: Persona = committed["owner"]
+    org = "/api/v1/organizations/acme"
+    api = owner.api
+    agent = api.post(f"{org}/agents", {"name": "Ann"}).json()
+    campaign = api.post(f"{org}/campaigns", {"name": "Spring", "agent_id": agent["id"]}).json()
+    for i in range(3):
+        lead = api.post(f"{org}/leads", {"email": f"l{i}@example.com", "campaign_id": campaign["id"]}).json()
+    number = api.post(f"{org}/phone-numbers", {"e164": "+14155550100", "agent_id": agent["id"]}).json()
+    webhook = api.post(f"{org}/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["lead.created"]}).json()
+    api.post(f"{org}/invitations", {"email": "new@example.com", "role": "member"})
+    api.post(f"{org}/api-keys", {"name": "k", "role": "member"})
+    # path: SQL messages of a warm request (each is one round trip; the tenant's pin rides in the same message)
+    expected = {
+        "/api/v1/me": 0,
+        "/api/v1/me/organizations": 1,
+        "/api/v1/me/invitations": 1,
+        org: 0,
+        f"{org}/members": 1,
+        f"{org}/invitations": 1,
+        f"{org}/api-keys": 1,
+        f"{org}/billing": 2,  # the billing account; the member count (seats used)
+        f"{org}/audit-log": 1,
+        f"{org}/agents": 1,
+        f"{org}/agents/{agent['id']}": 1,
+        f"{org}/campaigns": 1,
+        f"{org}/campaigns/{campaign['id']}": 1,
+        f"{org}/leads": 1,
+        f"{org}/leads/{lead['id']}": 1,
+        f"{org}/phone-numbers": 1,
+        f"{org}/phone-numbers/{number['id']}": 1,
+        f"{org}/webhooks": 1,
+        f"{org}/webhooks/{webhook['id']}": 1,
+        f"{org}/webhooks/{webhook['id']}/deliveries": 2,  # the endpoint (404 when it is not this org's), its page
+        f"{org}/integrations/leadsforce": 1,
+    }
+    measured = {}
+    for path in expected:
+        got_redis, got_sql, response = cost(round_trips, lambda path=path: api.get(path))
+        assert response.status_code == 200, (path, response.content)
+        measured[path] = (got_redis, got_sql)
+    assert measured == {path: (1, sql) for path, sql in expected.items()}, round_trips.sql
