@@ -150,7 +150,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"[{done}/{total}] {schema}: {'FAILED ' + error if error else 'ok'}")
 
         result = migrations.migrate_fleet(jobs=options["jobs"], force=options["force"], progress=progress)
-        self.say(options, f"migrated {result['migrated']}, skipped {result['skipped']} (already at "
+        self.say(options, f"migrated {result['migrated']} ({result['rendered']} by SQL rendered once per state, "
+                          f"{result['executor']} by Django's executor), skipped {result['skipped']} (already at "
                           f"{result['state']}), failed {len(result['failed'])}")  # fmt: skip
         for schema, error in result["failed"].items():
             self.say(options, f"  {schema}: {error}")

@@ -1,0 +1,97 @@
+"""Fleet migrations rendered once per migration state (public_app.services.fleet.rollout) give what Django's
+executor gives, schema for schema, and fall back to the executor where SQL cannot say it."""
+
+import json
+
+from django.db import connection
+
+from public_app.models import Organization
+from public_app.services.fleet.migrations import migrate_fleet
+from public_app.services.fleet.rollout import applied_in
+from public_app.services.provisioning import migrate_one, tenant_migrations
+from public_app.tenancy import tenant_role_name
+from tests.public_app.services.fleet.test_ops import execute, fleet, orgs  # noqa: F401 - the fixture
+
+# Every table, column, index, constraint and privilege of a schema, with the schema's own name taken out.
+CATALOG = """
+SELECT 'column', c.table_name, c.column_name || ' ' || c.data_type || ' ' || c.is_nullable || ' '
+       || coalesce(c.column_default, '') || ' ' || c.is_identity
+FROM information_schema.columns c WHERE c.table_schema = %(schema)s
+UNION ALL
+SELECT 'index', i.tablename, replace(i.indexdef, %(quoted)s, '') FROM pg_indexes i WHERE i.schemaname = %(schema)s
+UNION ALL
+SELECT 'constraint', t.relname, k.conname || ' ' || replace(pg_get_constraintdef(k.oid), %(quoted)s, '')
+FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = %(schema)s
+UNION ALL
+SELECT 'grant', t.relname, string_agg(p.privilege_type, ',' ORDER BY p.privilege_type)
+FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace,
+     LATERAL (SELECT unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS privilege_type) p
+WHERE n.nspname = %(schema)s AND t.relkind IN ('r', 'S') AND has_table_privilege(%(role)s, t.oid, p.privilege_type)
+GROUP BY t.relname
+"""
+
+
+def catalog(schema: str) -> set[tuple[str, str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(CATALOG, {"schema": schema, "quoted": f"{schema}.", "role": tenant_role_name(schema)})
+        return {tuple(row) for row in cursor.fetchall()}
+
+
+def back_before_webhooks_and_integrations(organization: Organization) -> None:
+    """The schema as it was before the webhooks and integrations apps existed (their migrations are pure schema
+    operations: tables, foreign keys, indexes)."""
+    schema = f'"{organization.schema_name}"'
+    for table in ("webhooks_webhookattempt", "webhooks_webhookdelivery", "webhooks_webhookendpoint",
+                  "integrations_integration"):  # fmt: skip
+        execute(f"DROP TABLE {schema}.{table} CASCADE")
+    execute(f"DELETE FROM {schema}.django_migrations WHERE app IN ('webhooks', 'integrations')")
+    Organization.objects.filter(id=organization.id).update(migration_state="before-webhooks")
+
+
+def test_rendered_migrations_give_each_schema_what_djangos_executor_gives(fleet):  # noqa: F811
+    a, b, c = fleet["orgs"]
+    head = catalog(a.schema_name)
+    for organization in (a, b, c):
+        back_before_webhooks_and_integrations(organization)
+    assert catalog(a.schema_name) != head
+    # c the ordinary way, by Django's executor (which records it as current): the reference
+    assert migrate_one(c.schema_name)[1] is None
+    result = migrate_fleet(jobs=2)
+    assert (result["failed"], result["rendered"], result["executor"], result["skipped"]) == ({}, 2, 0, 1), result
+    assert catalog(a.schema_name) == catalog(b.schema_name) == catalog(c.schema_name) == head
+    assert applied_in(a.schema_name) == applied_in(c.schema_name) == set(tenant_migrations())
+    assert Organization.objects.filter(migration_state=result["state"]).count() == 3
+    assert "no drift" in orgs("check")
+    # the tenant's role reaches the re-created tables: the API works on them
+    owner = fleet["owner"]
+    created = owner.api.post("/api/v1/organizations/ops-0/webhooks",
+                             {"url": "https://hooks.example.com/x", "events": ["member.added"]})  # fmt: skip
+    assert created.status_code == 201, created.content
+
+
+def test_a_schema_whose_records_differ_from_its_group_goes_to_djangos_executor(fleet):  # noqa: F811
+    a, b, _ = fleet["orgs"]
+    back_before_webhooks_and_integrations(a)
+    back_before_webhooks_and_integrations(b)
+    execute(f"""INSERT INTO "{b.schema_name}".django_migrations (app, name, applied)
+                VALUES ('integrations', '0001_initial', now())""")  # b says it has integrations: not a's state
+    execute(f'CREATE TABLE "{b.schema_name}".integrations_integration (LIKE "{fleet["orgs"][2].schema_name}"'
+            ".integrations_integration INCLUDING ALL)")
+    result = json.loads(orgs("migrate", "--json"))
+    assert (result["failed"], result["rendered"], result["executor"]) == ({}, 1, 1), result
+    assert applied_in(b.schema_name) == applied_in(a.schema_name) == set(tenant_migrations())
+
+
+def test_a_failing_schema_is_rolled_back_and_reported_and_the_others_go_on(fleet):  # noqa: F811
+    a, b, c = fleet["orgs"]
+    for organization in (a, b, c):
+        back_before_webhooks_and_integrations(organization)
+    execute(f'CREATE TABLE "{b.schema_name}".webhooks_webhookendpoint (id int)')  # in the way of the CREATE TABLE
+    output = orgs("migrate", "--jobs", "2", expect_exit=1)
+    assert f"{b.schema_name}: FAILED" in output or b.schema_name in output
+    assert "DuplicateTable" in output
+    assert applied_in(a.schema_name) == applied_in(c.schema_name) == set(tenant_migrations())
+    # b: nothing of the failed transaction is left, and it is still recorded as behind
+    assert ("webhooks", "0001_initial") not in applied_in(b.schema_name)
+    assert Organization.objects.get(id=b.id).migration_state == "before-webhooks"
