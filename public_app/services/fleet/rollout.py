@@ -77,12 +77,16 @@ def render(schema: str) -> Rendered | None:
                     statements=tuple(statements))  # fmt: skip
 
 
+# Keys of DATABASES[...]["OPTIONS"] that Django reads itself; the others are libpq's (connect_timeout, sslmode, ...).
+_DJANGO_OPTIONS = {"isolation_level", "server_side_binding", "pool", "assume_role"}
+
+
 def _connect() -> psycopg.Connection:
     params = connection.settings_dict
+    options = {k: v for k, v in (params.get("OPTIONS") or {}).items() if k not in _DJANGO_OPTIONS}
     return psycopg.connect(
         dbname=params["NAME"], user=params.get("USER") or None, password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None, port=params.get("PORT") or None, autocommit=True,
-        **dict(params.get("OPTIONS") or {}),
+        host=params.get("HOST") or None, port=params.get("PORT") or None, autocommit=True, **options,
     )  # fmt: skip
 
 
