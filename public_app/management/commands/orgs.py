@@ -55,9 +55,21 @@ class Command(BaseCommand):
             "Re-run provisioning for every failed or stuck (provisioning) organization; exit 1 when "
             "one is still not active.",
         )
-        p = add("migrate", "Bring every tenant schema to head; schemas already at head are skipped.")
-        p.add_argument("--jobs", type=int, default=1, help="Schemas migrated in parallel (processes).")
-        p.add_argument("--force", action="store_true", help="Also run on schemas recorded as current.")
+        p = add(
+            "migrate",
+            "Bring every tenant schema to head; schemas already at head are skipped. A rollout in "
+            "steps: --slugs, --cohort or --percent pick the organizations (oldest first), "
+            "--stop-after-failures halts early; a later run resumes where it stopped.",
+        )
+        p.add_argument("--jobs", type=int, default=1, help="Schemas migrated in parallel (connections/processes).")
+        p.add_argument("--force", action="store_true", help="Also run on schemas recorded as current (Django's "
+                                                            "executor on every one).")  # fmt: skip
+        p.add_argument("--slugs", nargs="+", metavar="SLUG", help="Only these organizations.")
+        p.add_argument("--cohort", type=int, metavar="N", help="Only the first N organizations that are behind.")
+        p.add_argument("--percent", type=float, metavar="P",
+                       help="Only the first P %% of the organizations that are behind (at least one).")  # fmt: skip
+        p.add_argument("--stop-after-failures", type=int, metavar="K",
+                       help="Start no more schemas once K have failed.")  # fmt: skip
         add("check", "Report drift between organizations, schemas and the template; exit 1 on drift.")
         p = add("reconcile", "Fix what `check` finds where safe (provision, migrate); orphans only if asked.")
         p.add_argument("--drop-orphans", action="store_true", help="Also drop schemas without an organization.")
@@ -149,10 +161,24 @@ class Command(BaseCommand):
             if not options["json"] and (error or done == total or done % 50 == 0):
                 self.stdout.write(f"[{done}/{total}] {schema}: {'FAILED ' + error if error else 'ok'}")
 
-        result = migrations.migrate_fleet(jobs=options["jobs"], force=options["force"], progress=progress)
-        self.say(options, f"migrated {result['migrated']} ({result['rendered']} by SQL rendered once per state, "
-                          f"{result['executor']} by Django's executor), skipped {result['skipped']} (already at "
-                          f"{result['state']}), failed {len(result['failed'])}")  # fmt: skip
+        if options["percent"] is not None and not 0 < options["percent"] <= 100:
+            raise CommandError("--percent takes a number above 0, up to 100")
+        try:
+            result = migrations.migrate_fleet(
+                jobs=options["jobs"], force=options["force"], progress=progress, slugs=options["slugs"],
+                cohort=options["cohort"], percent=options["percent"],
+                stop_after_failures=options["stop_after_failures"],
+            )  # fmt: skip
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.say(
+            options,
+            f"migrated {result['migrated']} ({result['rendered']} by SQL rendered once per state, "
+            f"{result['executor']} by Django's executor), skipped {result['skipped']} (already at "
+            f"{result['state']}), failed {len(result['failed'])}, still behind {result['behind']}",
+        )
+        if result["stopped"]:
+            self.say(options, f"stopped after {len(result['failed'])} failures; run again to resume")  # fmt: skip
         for schema, error in result["failed"].items():
             self.say(options, f"  {schema}: {error}")
         if result["failed"]:

@@ -1,8 +1,10 @@
 """Fleet migrations: every tenant schema migrated, in parallel worker processes
 (public_app.services.fleet.worker), continuing past failures."""
 
+import math
 import os
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
@@ -19,51 +21,84 @@ from public_app.services.provisioning import (
 
 
 def migrate_fleet(
-    *, jobs: int = 1, force: bool = False, progress: Callable[[int, int, str, str | None], None] | None = None
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    progress: Callable[[int, int, str, str | None], None] | None = None,
+    slugs: list[str] | None = None,
+    cohort: int | None = None,
+    percent: float | None = None,
+    stop_after_failures: int | None = None,
 ) -> dict[str, Any]:
     """Bring every tenant schema to head; schemas whose recorded state matches are skipped. Schemas at the same
     recorded state get the SQL rendered once for them (public_app.services.fleet.rollout), over `jobs`
     connections; what cannot be rendered (RunPython, a schema whose records differ) runs Django's executor, in
     `jobs` processes. `force` runs Django's executor on every schema. Failures do not stop the run: they are all
-    reported at the end."""
+    reported at the end.
+
+    A rollout in steps: `slugs` limits the run to those organizations; `cohort` to the first N organizations that
+    are behind, `percent` to the first P % of them (at least one), oldest first, so canaries go first and each
+    further run takes the next ones; `stop_after_failures` stops starting schemas once K have failed. Schemas done
+    are recorded as they finish, so a stopped or interrupted run resumes where it stopped."""
     from public_app.services.fleet.rollout import rollout
     from public_app.services.provisioning import template_get
 
     template_get()
     state = migration_state()
     candidates = Organization.objects.filter(status__in=[OrganizationStatus.ACTIVE, OrganizationStatus.DELETING])
-    todo = list(
+    if slugs:
+        unknown = sorted(set(slugs) - set(candidates.filter(slug__in=slugs).values_list("slug", flat=True)))
+        if unknown:
+            raise ValueError(f"no active or deleting organization with slug {', '.join(unknown)}")
+        candidates = candidates.filter(slug__in=slugs)
+    behind = list(
         (candidates if force else candidates.exclude(migration_state=state))
         .order_by("id")
         .values_list("schema_name", "migration_state")
     )
-    skipped = candidates.count() - len(todo)
+    todo = behind
+    if cohort is not None:
+        todo = todo[: max(0, cohort)]
+    if percent is not None:
+        todo = todo[: max(1, math.ceil(len(behind) * percent / 100))] if behind else []
+    skipped = candidates.count() - len(behind)
     done = 0
+    failed_so_far = 0
+    stop = threading.Event()
 
     def tick(schema: str, error: str | None) -> None:
-        nonlocal done
+        nonlocal done, failed_so_far
         done += 1
+        if error:
+            failed_so_far += 1
+            if stop_after_failures is not None and failed_so_far >= stop_after_failures:
+                stop.set()
         if progress:
             progress(done, len(todo), schema, error)
 
     def slow(schemas: list[str]) -> dict[str, str]:
-        return _migrate_with_django(schemas, jobs=jobs, tick=tick)
+        return _migrate_with_django(schemas, jobs=jobs, tick=tick, stop=stop)
 
     if force:
-        failures, rendered, slowly = slow([schema for schema, _ in todo]), 0, len(todo)
+        failures, rendered, slowly = slow([schema for schema, _ in todo]), 0, done
     else:
-        result = rollout(todo, state, jobs=jobs, slow=slow, progress=tick)
+        result = rollout(todo, state, jobs=jobs, slow=slow, progress=tick, stop=stop)
         failures, rendered, slowly = result["failed"], result["rendered"], result["slow"]
-    return {"state": state, "migrated": len(todo) - len(failures), "skipped": skipped, "failed": failures,
-            "rendered": rendered, "executor": slowly}  # fmt: skip
+    return {"state": state, "migrated": done - len(failures), "skipped": skipped, "failed": failures,
+            "rendered": rendered, "executor": slowly, "selected": len(todo), "stopped": stop.is_set(),
+            "behind": candidates.exclude(migration_state=state).count()}  # fmt: skip
 
 
-def _migrate_with_django(schemas: list[str], *, jobs: int, tick: Callable[[str, str | None], None]) -> dict[str, str]:
+def _migrate_with_django(
+    schemas: list[str], *, jobs: int, tick: Callable[[str, str | None], None], stop: threading.Event
+) -> dict[str, str]:
     """Django's executor on each schema (in `jobs` worker processes): the slow, always-correct way."""
     failures: dict[str, str] = {}
     if jobs <= 1 or len(schemas) <= 1:
-        results: Iterable[tuple[str, str | None, float]] = (migrate_one(schema) for schema in schemas)
-        for schema, error, _ in results:
+        for schema in schemas:
+            if stop.is_set():
+                break
+            _, error, _ = migrate_one(schema)
             if error:
                 failures[schema] = error
             tick(schema, error)
@@ -79,8 +114,13 @@ def _migrate_with_django(schemas: list[str], *, jobs: int, tick: Callable[[str, 
     ) as pool:  # fmt: skip
         futures = [pool.submit(fleet_worker.migrate_one, schema) for schema in schemas]
         for future in as_completed(futures):
+            if future.cancelled():
+                continue
             schema, error, _ = future.result()
             if error:
                 failures[schema] = error
             tick(schema, error)
+            if stop.is_set():
+                for pending in futures:
+                    pending.cancel()  # those not started yet
     return failures

@@ -121,10 +121,16 @@ def _apply(conn: psycopg.Connection, schema: str, rendered: Rendered, state: str
 
 
 def apply_to(
-    schemas: list[str], rendered: Rendered, state: str, *, jobs: int, progress: Progress | None = None
+    schemas: list[str],
+    rendered: Rendered,
+    state: str,
+    *,
+    jobs: int,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[dict[str, str], list[str]]:
-    """Apply `rendered` to each schema over `jobs` connections. Returns (failures, schemas to migrate the slow
-    way because they were not at the group's state)."""
+    """Apply `rendered` to each schema over `jobs` connections, starting no schema once `stop` is set. Returns
+    (failures, schemas to migrate the slow way because they were not at the group's state)."""
     todo = list(schemas)
     lock = threading.Lock()
     failures: dict[str, str] = {}
@@ -135,7 +141,7 @@ def apply_to(
         with _connect() as conn:
             while True:
                 with lock:
-                    if not todo:
+                    if not todo or (stop is not None and stop.is_set()):
                         return
                     schema = todo.pop(0)
                 outcome = _apply(conn, schema, rendered, state, one_by_one)
@@ -172,6 +178,7 @@ def rollout(
     jobs: int,
     slow: Callable[[list[str]], dict[str, str]],
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Bring the schemas of `todo` ((schema, recorded state) pairs) to `state`: the rendered way where it can, the
     slow way (`slow(schemas) -> failures`) where it cannot. Returns failures and how many went which way."""
@@ -180,6 +187,8 @@ def rollout(
     slow_schemas: list[str] = []
     started = time.monotonic()
     for _, schemas in group_by_state(todo).items():
+        if stop is not None and stop.is_set():
+            break
         try:
             rendered = render(schemas[0])
         except Exception as exc:  # a schema that cannot even be read: the slow way reports it properly
@@ -188,11 +197,11 @@ def rollout(
         if rendered is None:
             slow_schemas += schemas
             continue
-        group_failures, fallback = apply_to(schemas, rendered, state, jobs=jobs, progress=progress)
+        group_failures, fallback = apply_to(schemas, rendered, state, jobs=jobs, progress=progress, stop=stop)
         failures.update(group_failures)
         rendered_count += len(schemas) - len(fallback) - len(group_failures)
         slow_schemas += fallback
-    if slow_schemas:
+    if slow_schemas and not (stop is not None and stop.is_set()):
         failures.update(slow(slow_schemas))
     return {"failed": failures, "rendered": rendered_count, "slow": len(slow_schemas),
             "seconds": round(time.monotonic() - started, 2)}  # fmt: skip

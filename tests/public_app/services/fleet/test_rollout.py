@@ -3,6 +3,7 @@ executor gives, schema for schema, and fall back to the executor where SQL canno
 
 import json
 
+import pytest
 from django.db import connection
 
 from public_app.models import Organization
@@ -95,3 +96,49 @@ def test_a_failing_schema_is_rolled_back_and_reported_and_the_others_go_on(fleet
     # b: nothing of the failed transaction is left, and it is still recorded as behind
     assert ("webhooks", "0001_initial") not in applied_in(b.schema_name)
     assert Organization.objects.get(id=b.id).migration_state == "before-webhooks"
+
+
+def behind() -> list[str]:
+    return [row["slug"] for row in json.loads(orgs("list", "--json")) if row["migrations"] != "current"]
+
+
+def test_a_rollout_in_cohorts_canaries_first_then_the_rest(fleet):  # noqa: F811
+    for organization in fleet["orgs"]:
+        back_before_webhooks_and_integrations(organization)
+    assert behind() == ["ops-0", "ops-1", "ops-2"]
+    canary = json.loads(orgs("migrate", "--cohort", "1", "--json"))
+    assert (canary["selected"], canary["migrated"], canary["behind"]) == (1, 1, 2)
+    assert behind() == ["ops-1", "ops-2"]  # the oldest went first
+    named = json.loads(orgs("migrate", "--slugs", "ops-2", "--json"))
+    assert (named["selected"], named["migrated"]) == (1, 1) and behind() == ["ops-1"]
+    rest = json.loads(orgs("migrate", "--percent", "100", "--json"))
+    assert (rest["selected"], rest["migrated"], rest["behind"]) == (1, 1, 0) and behind() == []
+    assert "no drift" in orgs("check")
+
+
+def test_percent_takes_at_least_one_and_unknown_slugs_are_refused(fleet):  # noqa: F811
+    from django.core.management import CommandError
+
+    for organization in fleet["orgs"]:
+        back_before_webhooks_and_integrations(organization)
+    assert json.loads(orgs("migrate", "--percent", "10", "--json"))["selected"] == 1
+    with pytest.raises(CommandError, match="nope"):
+        orgs("migrate", "--slugs", "ops-1", "nope")
+    with pytest.raises(CommandError, match="percent"):
+        orgs("migrate", "--percent", "0")
+    assert behind() == ["ops-1", "ops-2"]
+
+
+def test_a_rollout_stops_after_k_failures_and_a_later_run_resumes(fleet):  # noqa: F811
+    a, b, c = fleet["orgs"]
+    for organization in (a, b, c):
+        back_before_webhooks_and_integrations(organization)
+    for organization in (a, b):  # something in the way of the CREATE TABLE in the two oldest
+        execute(f'CREATE TABLE "{organization.schema_name}".webhooks_webhookendpoint (id int)')
+    output = orgs("migrate", "--stop-after-failures", "1", expect_exit=1)
+    assert "stopped after 1 failures" in output
+    assert behind() == ["ops-0", "ops-1", "ops-2"]  # b and c were never started
+    execute(f'DROP TABLE "{a.schema_name}".webhooks_webhookendpoint')
+    execute(f'DROP TABLE "{b.schema_name}".webhooks_webhookendpoint')
+    resumed = json.loads(orgs("migrate", "--json"))
+    assert (resumed["migrated"], resumed["failed"], resumed["behind"]) == (3, {}, 0)
