@@ -84,9 +84,12 @@ _DJANGO_OPTIONS = {"isolation_level", "server_side_binding", "pool", "assume_rol
 def _connect() -> psycopg.Connection:
     params = connection.settings_dict
     options = {k: v for k, v in (params.get("OPTIONS") or {}).items() if k not in _DJANGO_OPTIONS}
+    # No prepared statements: behind a pooler in transaction mode, the next transaction may run on a server
+    # connection that has another client's (or lacks this one's).
     return psycopg.connect(
         dbname=params["NAME"], user=params.get("USER") or None, password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None, port=params.get("PORT") or None, autocommit=True, **options,
+        host=params.get("HOST") or None, port=params.get("PORT") or None, autocommit=True, prepare_threshold=None,
+        **options,
     )  # fmt: skip
 
 
