@@ -2,6 +2,7 @@
 the tests that prove isolation through a pooler."""
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,9 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a server a test starts, below the kernel's ephemeral range (32768-60999 here): a server that is
+    restarted on the same port (a broker, a cache, RabbitMQ's distribution port) must find it free again, and a port
+    from the ephemeral range can be taken meanwhile as the local end of any outgoing connection (seen: RabbitMQ's
+    restart failed with `dist_port_already_used ... not_erlang`)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @contextmanager
