@@ -40,10 +40,6 @@ def organization_load(*, slug: str) -> Organization | None:
     return Organization.objects.filter(slug=slug).first()
 
 
-def organization_get_cached(*, slug: str) -> Organization | None:
-    return cached(organization_cache_key(slug), lambda: organization_load(slug=slug))
-
-
 def slug_redirect_target(*, slug: str) -> Organization | None:
     """The organization that used `slug` until a rename, while the redirect window lasts."""
     redirect = (
