@@ -79,6 +79,8 @@ class PrivateRabbitMQ:
             "RABBITMQ_LOG_BASE": str(self.base / "log"), "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(self.base / "pid"),
+            # A node that fails to boot writes its crash dump here, not into the checkout.
+            "ERL_CRASH_DUMP": str(self.base / "erl_crash.dump"),
         }  # fmt: skip
         log = open(self.base / "server.log", "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=env, stdout=log,
