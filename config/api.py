@@ -34,7 +34,9 @@ Organizations backend (contract: API.md). Every organization-scoped path is `/ap
   (`ak_…`, acts only in its organization with its role; cannot call `/me`, manage API keys, delete or restore).
 * **Errors**: always `{"code", "message", "details"}`. 404 for organizations that do not exist or that you do not
   belong to; a former slug answers `308` to the current one (members only) for 90 days; `410 organization_deleted`
-  while an organization is being deleted (owners); `503 organization_provisioning` until it is ready.
+  while an organization is being deleted (owners); `503 organization_provisioning` until it is ready;
+  `503 service_unavailable` + `Retry-After` while its data is being upgraded (a request that needs a table or
+  column a migration rollout has not brought to its schema yet).
   NUL characters anywhere in a request are `422`.
 * **Lists**: `?limit=1..200&cursor=...` → `{"items", "next_cursor"}`, newest first (the organization switcher:
   most recently used first; invoices: Stripe's order, limit ≤ 100).
@@ -200,6 +202,24 @@ def database_unavailable_response() -> HttpResponse:
     return response
 
 
+# A table or column the code expects is not in the schema: undefined_table, undefined_column.
+_MISSING_OBJECT = {"42P01", "42703"}
+
+
+def _organization_upgrading(request: HttpRequest, exc: BaseException) -> bool:
+    """The request's organization has a schema behind the code (a rollout has not reached it yet) and the query
+    met a table or column that only the pending migrations add: worth a retry shortly, not a 500. A schema recorded
+    as current that lacks them is drift, and stays a 500."""
+    from django.db import ProgrammingError
+
+    from public_app.services.provisioning import schema_behind
+
+    if not isinstance(exc, ProgrammingError) or getattr(exc.__cause__, "sqlstate", None) not in _MISSING_OBJECT:
+        return False
+    organization = getattr(getattr(request, "auth", None), "org", None)
+    return organization is not None and schema_behind(organization.id)
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection (not a bad query): worth a retry later."""
     from django.db import InterfaceError, OperationalError
@@ -212,6 +232,12 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     if is_database_unavailable(exc):
         logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         return database_unavailable_response()
+    if _organization_upgrading(request, exc):
+        logger.warning("organization schema behind the code on %s %s: %s", request.method, request.path, exc)
+        response = error_response(503, "service_unavailable",
+                                  "This organization's data is being upgraded; try again shortly.")  # fmt: skip
+        response["Retry-After"] = str(settings.DATABASE_RETRY_AFTER_SECONDS)
+        return response
     logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
 

@@ -4,7 +4,8 @@ ninja describes what an operation returns when it succeeds. What it can answer o
 it is derived here rather than written beside each operation (where it would drift):
 
 * from the operation's authentication: 401 for a bearer token; under `OrgAuth` also 404 (not a member), 308 (a
-  former slug), 410 (being deleted), 503 (still provisioning) and 403 when some role lacks the capability;
+  former slug), 410 (being deleted), 503 (still provisioning; tenant data: its schema being upgraded) and 403 when
+  some role lacks the capability;
 * from its inputs: 422 for any parameter or body, 400 for a JSON body, 413 for any body, and for every POST the
   `Idempotency-Key` outcomes (409, 422);
 * from what the operation says it raises beyond that (`public_app.api.common.may_raise`, by error code; the status of
@@ -98,6 +99,8 @@ def error_codes(operation: "Operation") -> set[str]:
             codes.update(_ORG)
             if auth.require_active:
                 codes.add("organization_provisioning")
+            if auth.tenant_schema:  # its schema behind the code mid-rollout (config.api._organization_upgrading)
+                codes.add("service_unavailable")
             if auth.users_only or not all(auth.capability in caps for caps in ROLE_CAPABILITIES.values()):
                 codes.add("permission_denied")
     if sources:

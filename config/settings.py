@@ -156,6 +156,11 @@ OUTBOX_BREAKER_SECONDS = env_int("OUTBOX_BREAKER_SECONDS", 5, minimum=0)
 BROKER_HEARTBEAT_TIMEOUT_SECONDS = env_int("BROKER_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=1)
 # Connecting to / waiting on the broker, cache and SMTP: an unreachable dependency fails fast instead of hanging.
 DEPENDENCY_TIMEOUT_SECONDS = env_int("DEPENDENCY_TIMEOUT_SECONDS", 5, minimum=1)
+# A fleet migration gives up waiting for a schema's table locks after this long (then tries that schema again a few
+# times, then reports it): requests to the organization never queue behind a blocked ALTER TABLE for longer.
+MIGRATION_LOCK_TIMEOUT_MS = env_int("MIGRATION_LOCK_TIMEOUT_MS", 2000, minimum=1)
+# Where `orgs snapshot` writes when it is given no file.
+SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR", str(BASE_DIR / ".data" / "snapshots")))
 # What a client is told to wait (Retry-After) when the database is unreachable (503 database_unavailable).
 DATABASE_RETRY_AFTER_SECONDS = env_int("DATABASE_RETRY_AFTER_SECONDS", 5, minimum=1)
 

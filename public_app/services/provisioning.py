@@ -14,6 +14,7 @@ import hashlib
 import logging
 import subprocess
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,7 +34,7 @@ from public_app.pgdump import PLACEHOLDER, schema_ddl
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.billing.checkout import customer_create_request
 from public_app.services.organizations import organization_mark_active
-from public_app.tenancy import tenant_connection
+from public_app.tenancy import public_context, tenant_connection
 from public_app.tenant_roles import role_create, role_drop, role_rename
 
 logger = logging.getLogger(__name__)
@@ -59,8 +60,29 @@ def tenant_migrations() -> frozenset[tuple[str, str]]:
 
 def migration_state() -> str:
     """A fingerprint of the tenant migrations; it changes whenever a tenant migration is added or removed."""
-    nodes = sorted(f"{app}.{name}" for app, name in tenant_migrations())
+    return state_of(tenant_migrations())
+
+
+def state_of(migrations: Iterable[tuple[str, str]]) -> str:
+    """The fingerprint of a set of applied tenant migrations: what `migration_state()` was (or will be) when the
+    code's tenant migrations were exactly these."""
+    nodes = sorted(f"{app}.{name}" for app, name in migrations)
     return hashlib.sha256("\n".join(nodes).encode()).hexdigest()[:16]
+
+
+def schema_behind(organization_id: int) -> bool:
+    """Whether the organization's schema is recorded at another migration state than the code's (a rollout has
+    not reached it yet). Read fresh, outside any broken transaction of the caller's."""
+    from django.db import DatabaseError
+
+    try:
+        if connection.in_atomic_block and connection.needs_rollback:
+            return False  # cannot read here; a request's transaction is rolled back before its error handler
+        with public_context():  # the tenant's role may not read the organizations table
+            recorded = Organization.objects.filter(id=organization_id).values_list("migration_state", flat=True).first()
+    except DatabaseError:
+        return False
+    return recorded is not None and recorded != migration_state()
 
 
 def migrate_schema(schema_name: str) -> None:

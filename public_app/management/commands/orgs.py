@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from public_app import citus
 from public_app.models import Organization, OrganizationStatus
-from public_app.services.fleet import archive, drift, inventory, migrations, placement, repair
+from public_app.services.fleet import archive, drift, inventory, migrations, placement, repair, restore
 
 
 def _org(slug: str) -> Organization:
@@ -34,7 +34,7 @@ def _size(size: int | None) -> str:
 
 class Command(BaseCommand):
     help = "Operate on organizations at the schema level: list, show, provision, retry-failed, migrate, check, " \
-           "reconcile, export, import, move, rebalance, nodes, purge."  # fmt: skip
+           "reconcile, snapshot, restore, export, import, move, rebalance, nodes, purge."  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +76,22 @@ class Command(BaseCommand):
         p = add("export", "Write one organization (schema + public rows) to a .tar.gz archive.")
         p.add_argument("slug")
         p.add_argument("file", type=Path)
+        p = add("snapshot", "One organization's schema, public rows and row counts as of one point in time, to a "
+                            ".tar.gz (the same archive as `export`); other organizations are not locked.")  # fmt: skip
+        p.add_argument("slug")
+        p.add_argument("file", type=Path, nargs="?", help="Default: SNAPSHOT_DIR/<slug>-<time>.tar.gz.")
+        p = add("restore", "Put one organization back to a snapshot of it: loaded next to the live schema, compared, "
+                           "then swapped in atomically (or, with --side-by-side, left staged for --swap or "
+                           "--discard). Members, invitations and API keys are not restored (differences are "
+                           "reported).")  # fmt: skip
+        p.add_argument("slug")
+        action = p.add_mutually_exclusive_group(required=True)
+        action.add_argument("--from", dest="source", type=Path, metavar="SNAPSHOT", help="The snapshot to restore.")
+        action.add_argument("--swap", action="store_true",
+                            help="Swap the staged schema and the live one (again: undo the swap).")  # fmt: skip
+        action.add_argument("--discard", action="store_true", help="Drop the staged schema.")
+        p.add_argument("--side-by-side", action="store_true",
+                       help="With --from: stage and compare only; swap or discard later.")  # fmt: skip
         p = add("import", "Restore an archive as a new organization (new id and schema), here or elsewhere.")
         p.add_argument("file", type=Path)
         p.add_argument("--slug", help="Slug for the restored organization (default: the archived one).")
@@ -211,6 +227,63 @@ class Command(BaseCommand):
         result = archive.export_organization(organization=_org(options["slug"]), path=options["file"])
         self.say(options, f"exported {options['slug']} ({result['schema']}) to {result['file']}")
         return result
+
+    def cmd_snapshot(self, options: dict) -> dict:
+        from django.conf import settings
+        from django.utils import timezone
+
+        organization = _org(options["slug"])
+        path = options.get("file")
+        if path is None:
+            settings.SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
+            path = settings.SNAPSHOT_DIR / f"{organization.slug}-{timezone.now():%Y%m%dT%H%M%S%fZ}.tar.gz"
+        result = archive.export_organization(organization=organization, path=path)
+        rows = sum(result["rows"].values())
+        self.say(options, f"snapshot of {organization.slug} ({result['schema']}) as of {result['taken_at']}: "
+                          f"{len(result['rows'])} tables, {rows} rows, {result['members']} members")  # fmt: skip
+        self.say(options, str(result["file"]))
+        return result
+
+    def cmd_restore(self, options: dict) -> dict:
+        organization = _org(options["slug"])
+        try:
+            if options["swap"]:
+                result = restore.restore_swap(organization=organization)
+                self.say(options, f"swapped: {result['live']} now holds the staged data; the one it replaced is "
+                                  f"staged as {result['staged']} (--swap to undo, --discard to drop it)")  # fmt: skip
+                return result
+            if options["discard"]:
+                result = restore.restore_discard(organization=organization)
+                self.say(options, f"dropped {result['dropped']}")
+                return result
+            result = restore.restore_stage(organization=organization, path=options["source"])
+        except restore.RestoreError as exc:
+            raise CommandError(str(exc)) from exc
+        self._say_comparison(options, result)
+        if options["side_by_side"]:
+            self.say(options, f"staged as {result['staged']}; `orgs restore {organization.slug} --swap` puts it in "
+                              f"place, `--discard` drops it")  # fmt: skip
+            return result
+        if not result["matches"]:
+            restore.restore_discard(organization=organization)
+            raise CommandError("the restored rows differ from the snapshot's; nothing was swapped (copy dropped)")
+        result["swap"] = restore.restore_swap(organization=organization)
+        self.say(options, f"restored {organization.slug} to its snapshot of {result['taken_at']}; the replaced schema "
+                          f"is staged as {result['staged']} (`--swap` undoes, `--discard` drops it)")  # fmt: skip
+        return result
+
+    def _say_comparison(self, options: dict, result: dict) -> None:
+        self.say(options, f"{'table':<34} {'snapshot':>9} {'staged':>9} {'live':>9}")
+        for table, counts in result["rows"].items():
+            cells = [str(counts[k]) if counts[k] is not None else "-" for k in ("snapshot", "staged", "live")]
+            self.say(options, f"{table:<34} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}")
+        self.say(options, "rows match the snapshot" if result["matches"] else "ROWS DIFFER FROM THE SNAPSHOT")
+        members = result["members"]
+        for key, text in (("only_in_snapshot", "members in the snapshot, not now (not restored)"),
+                          ("only_live", "members now, not in the snapshot (kept)"),
+                          ("role_differs", "members whose role changed since (kept as now)")):  # fmt: skip
+            if members[key]:
+                self.say(options, f"{text}: {', '.join(members[key])}")
 
     def cmd_import(self, options: dict) -> dict:
         result = archive.import_organization(path=options["file"], slug=options.get("slug"))

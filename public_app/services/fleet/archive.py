@@ -4,11 +4,17 @@ import json
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
+from django_tenants.utils import quote_schema_name
+from psycopg.rows import dict_row
 
 from public_app.models import (
     ApiKey,
@@ -20,52 +26,114 @@ from public_app.models import (
     User,
 )
 from public_app.pgdump import replayable_dump
-from public_app.pgtools import pg_connection_args, pg_tool
+from public_app.pgtools import direct_connection, pg_connection_args, pg_tool
 from public_app.tenant_roles import role_create
 
 ARCHIVE_VERSION = 1
+_ORGANIZATION_FIELDS = ("uid", "name", "slug", "schema_name", "plan", "website", "billing_email", "timezone",
+                        "migration_state")  # fmt: skip
+_INVITATION_FIELDS = ("email", "role", "token_salt", "token_hash", "token_version", "expires_in_days", "expires_at")
+_API_KEY_FIELDS = ("name", "role", "prefix", "key_hash", "expires_at")
+
+
+def _rows(conn: psycopg.Connection, queryset: QuerySet) -> list[dict[str, Any]]:
+    """A `.values(...)` queryset run on `conn` (in its transaction) instead of Django's connection; dates as ISO
+    text, as they go into the archive."""
+    sql, params = queryset.query.sql_with_params()
+    with conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute(sql, params)
+        return [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()} for row in cursor]
+
+
+def row_counts(conn: psycopg.Connection | None, schema: str) -> dict[str, int]:
+    """Rows of every table in `schema` (on `conn`, in its transaction, or on Django's connection)."""
+    quoted = quote_schema_name(schema)
+    query = "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename"
+    if conn is None:
+        with connection.cursor() as cursor:
+            cursor.execute(query, [schema])
+            tables = [t for (t,) in cursor.fetchall()]
+            counts = {}
+            for table in tables:
+                cursor.execute(f"SELECT count(*) FROM {quoted}.{quote_schema_name(table)}")
+                counts[table] = cursor.fetchone()[0]
+            return counts
+    tables = [t for (t,) in conn.execute(query, [schema]).fetchall()]
+    return {t: conn.execute(f"SELECT count(*) FROM {quoted}.{quote_schema_name(t)}").fetchone()[0] for t in tables}
 
 
 def export_organization(*, organization: Organization, path: Path) -> dict[str, Any]:
     """One .tar.gz: the tenant schema (`pg_dump -n`, which locks only that schema's tables, so it works with
-    thousands of schemas) and the organization's public rows."""
+    thousands of schemas), the organization's public rows and every table's row count, all as of one point in time:
+    a repeatable-read transaction exports its snapshot, reads the public rows and the counts, and pg_dump reads the
+    schema in that same snapshot (`--snapshot`). Writes go on meanwhile; none of them is in the archive."""
     env, args = pg_connection_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        dump = Path(tmp) / "schema.sql"
-        subprocess.run(
-            [pg_tool("pg_dump"), *args, "--no-owner", "--no-privileges", "--schema", organization.schema_name,
-             "--file", str(dump), str(connection.settings_dict["NAME"])],
-            env=env, check=True, capture_output=True, timeout=3600,
-        )  # fmt: skip
-        memberships = Membership.objects.filter(organization=organization).select_related("user")
-        public = {
-            "organization": {k: getattr(organization, k) for k in (
-                "uid", "name", "slug", "schema_name", "plan", "website", "billing_email", "timezone",
-                "migration_state")},
-            "memberships": [{"email": m.user.email, "name": m.user.name, "role": m.role} for m in memberships],
-            "invitations": [
-                {k: getattr(i, k) for k in ("email", "role", "token_salt", "token_hash", "token_version",
-                                             "expires_in_days")} | {"expires_at": i.expires_at.isoformat()}
-                for i in Invitation.objects.filter(organization=organization, status=InvitationStatus.PENDING)
-            ],
-            "api_keys": [
-                {k: getattr(key, k) for k in ("name", "role", "prefix", "key_hash")}
-                | {"expires_at": key.expires_at.isoformat() if key.expires_at else None}
-                for key in ApiKey.objects.filter(organization=organization, revoked_at__isnull=True)
-            ],
-        }  # fmt: skip
+    schema = organization.schema_name
+    with tempfile.TemporaryDirectory() as tmp, direct_connection() as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            taken_at = conn.execute("SELECT now()").fetchone()[0]
+            (source,) = _rows(conn, Organization.objects.filter(id=organization.id).values(*_ORGANIZATION_FIELDS))
+            public = {
+                "organization": source,
+                "memberships": _rows(conn, Membership.objects.filter(organization=organization).order_by("id")
+                                     .values("role", email=F("user__email"), name=F("user__name"))),
+                "invitations": _rows(conn, Invitation.objects.filter(
+                    organization=organization, status=InvitationStatus.PENDING).order_by("id")
+                                     .values(*_INVITATION_FIELDS)),
+                "api_keys": _rows(conn, ApiKey.objects.filter(organization=organization, revoked_at__isnull=True)
+                                  .order_by("id").values(*_API_KEY_FIELDS)),
+            }  # fmt: skip
+            counts = row_counts(conn, schema)
+            dump = Path(tmp) / "schema.sql"
+            subprocess.run(
+                [pg_tool("pg_dump"), *args, "--no-owner", "--no-privileges", "--schema", schema,
+                 "--snapshot", snapshot, "--file", str(dump), str(connection.settings_dict["NAME"])],
+                env=env, check=True, capture_output=True, timeout=3600,
+            )  # fmt: skip
         manifest = {
             "version": ARCHIVE_VERSION,
-            "exported_at": timezone.now().isoformat(),
-            "source_schema": organization.schema_name,
-            "migration_state": organization.migration_state,
+            "exported_at": taken_at.isoformat(),
+            "organization": organization.uid,
+            "source_schema": schema,
+            "migration_state": source["migration_state"],
+            "rows": counts,
         }
         (Path(tmp) / "public.json").write_text(json.dumps(public, indent=1))
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))
         with tarfile.open(path, "w:gz") as archive:
             for name in ("manifest.json", "public.json", "schema.sql"):
                 archive.add(Path(tmp) / name, arcname=name)
-    return {"file": str(path), "schema": organization.schema_name, "members": len(public["memberships"])}
+    return {"file": str(path), "schema": schema, "members": len(public["memberships"]),
+            "taken_at": manifest["exported_at"], "rows": counts}  # fmt: skip
+
+
+@contextmanager
+def archive_opened(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any], Path]]:
+    """(manifest, public rows, path of the schema dump) of an archive, unpacked into a temporary directory."""
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(path, "r:gz") as archive:
+        archive.extractall(tmp, filter="data")
+        manifest = json.loads((Path(tmp) / "manifest.json").read_text())
+        if manifest.get("version") != ARCHIVE_VERSION:
+            raise ValueError(f"unsupported archive version {manifest.get('version')}")
+        yield manifest, json.loads((Path(tmp) / "public.json").read_text()), Path(tmp) / "schema.sql"
+
+
+def schema_load(dump: Path, source_schema: str, schema: str) -> None:
+    """Replay an archive's schema dump as schema `schema`, in one transaction (psql --single-transaction)."""
+    restored = dump.with_name("restore.sql")
+    restored.write_text(replayable_dump(dump.read_text(), source_schema, schema))
+    env, args = pg_connection_args()
+    try:
+        subprocess.run(
+            [pg_tool("psql"), *args, "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+             "--file", str(restored), "--dbname", str(connection.settings_dict["NAME"])],
+            env=env, check=True, capture_output=True, timeout=3600,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"restoring the schema failed: {exc.stderr.decode()[-500:]}") from exc
 
 
 def import_organization(*, path: Path, slug: str | None = None, owner_email: str | None = None) -> dict[str, Any]:
@@ -74,12 +142,7 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
     set one through the normal password flow). API keys are restored unless the same key already exists here."""
     from public_app.services.organizations import slug_check_available, slug_validate
 
-    with tempfile.TemporaryDirectory() as tmp, tarfile.open(path, "r:gz") as archive:
-        archive.extractall(tmp, filter="data")
-        manifest = json.loads((Path(tmp) / "manifest.json").read_text())
-        if manifest.get("version") != ARCHIVE_VERSION:
-            raise ValueError(f"unsupported archive version {manifest.get('version')}")
-        public = json.loads((Path(tmp) / "public.json").read_text())
+    with archive_opened(path) as (manifest, public, dump):
         source = public["organization"]
         new_slug = slug or source["slug"]
         slug_validate(new_slug)
@@ -87,11 +150,6 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
                                     billing_email=source["billing_email"], timezone=source["timezone"],
                                     status=OrganizationStatus.PROVISIONING)  # fmt: skip
         organization.schema_name = Organization.schema_name_for(organization.uid)
-        sql = replayable_dump(
-            (Path(tmp) / "schema.sql").read_text(), manifest["source_schema"], organization.schema_name
-        )
-        restored = Path(tmp) / "restore.sql"
-        restored.write_text(sql)
         with transaction.atomic():
             slug_check_available(new_slug)
             organization.save()
@@ -110,16 +168,11 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
                     skipped_keys += 1
                     continue
                 ApiKey.objects.create(organization=organization, **key)
-        env, args = pg_connection_args()
         try:
-            subprocess.run(
-                [pg_tool("psql"), *args, "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                 "--file", str(restored), "--dbname", str(connection.settings_dict["NAME"])],
-                env=env, check=True, capture_output=True, timeout=3600,
-            )  # fmt: skip
-        except subprocess.CalledProcessError as exc:
+            schema_load(dump, manifest["source_schema"], organization.schema_name)
+        except RuntimeError:
             organization.delete()
-            raise RuntimeError(f"restoring the schema failed: {exc.stderr.decode()[-500:]}") from exc
+            raise
         # The dump carries no privileges (another database has other role names): the role is made here.
         with transaction.atomic():
             role_create(organization.schema_name)

@@ -18,6 +18,7 @@ from public_app.models import (
     SpareSchema,
 )
 from public_app.services.fleet import SCHEMA_PREFIX
+from public_app.services.fleet.restore import RESTORE_SUFFIX
 from public_app.services.provisioning import (
     tenant_migrations,
 )
@@ -50,9 +51,12 @@ class DriftReport:
     not_distributed: list[str] = field(default_factory=list)  # slugs
     undistributed_tables: dict[str, list[str]] = field(default_factory=dict)  # slug -> tables
 
+    # Not drift: restores staged next to their organization's schema, to swap or discard (listed by `orgs check`).
+    staged_restores: list[str] = field(default_factory=list)
+
     @property
     def clean(self) -> bool:
-        return not any(asdict(self).values())
+        return not any(value for key, value in asdict(self).items() if key != "staged_restores")
 
 
 def _columns_by_schema(schemas: Iterable[str]) -> dict[str, set[tuple]]:
@@ -88,7 +92,10 @@ def drift_check() -> DriftReport:
     }
     every_org_schema = set(Organization.objects.values_list("schema_name", flat=True))
     spares = set(SpareSchema.objects.values_list("name", flat=True))  # ready-made, not orphans
-    report.orphan_schemas = sorted(existing - every_org_schema - spares)
+    # A restore staged next to its organization's schema (fleet.restore) is work in progress, not an orphan.
+    staged = {s for s in existing if s.endswith(RESTORE_SUFFIX) and s.removesuffix(RESTORE_SUFFIX) in every_org_schema}
+    report.staged_restores = sorted(staged)
+    report.orphan_schemas = sorted(existing - every_org_schema - spares - staged)
     report.missing_schemas = sorted(orgs[s].slug for s in set(orgs) - existing)
     stuck_before = timezone.now() - STUCK_AFTER
     report.unprovisioned = sorted(

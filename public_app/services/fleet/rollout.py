@@ -27,6 +27,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import quote_schema_name
 
 from public_app import citus
+from public_app.pgtools import direct_connection
 from public_app.tenancy import schema_context
 
 logger = logging.getLogger(__name__)
@@ -77,22 +78,6 @@ def render(schema: str) -> Rendered | None:
                     statements=tuple(statements))  # fmt: skip
 
 
-# Keys of DATABASES[...]["OPTIONS"] that Django reads itself; the others are libpq's (connect_timeout, sslmode, ...).
-_DJANGO_OPTIONS = {"isolation_level", "server_side_binding", "pool", "assume_role"}
-
-
-def _connect() -> psycopg.Connection:
-    params = connection.settings_dict
-    options = {k: v for k, v in (params.get("OPTIONS") or {}).items() if k not in _DJANGO_OPTIONS}
-    # No prepared statements: behind a pooler in transaction mode, the next transaction may run on a server
-    # connection that has another client's (or lacks this one's).
-    return psycopg.connect(
-        dbname=params["NAME"], user=params.get("USER") or None, password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None, port=params.get("PORT") or None, autocommit=True, prepare_threshold=None,
-        **options,
-    )  # fmt: skip
-
-
 def _apply(conn: psycopg.Connection, schema: str, rendered: Rendered, state: str, one_by_one: bool) -> str | None:
     """One schema, one transaction: check it is at the group's state, run the statements, record the migrations
     and the state. Returns None when done, "fallback" when the schema is not at the group's state, else the
@@ -101,7 +86,14 @@ def _apply(conn: psycopg.Connection, schema: str, rendered: Rendered, state: str
     labels = sorted(tenant_labels())
     try:
         with conn.transaction():
-            conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [f"{schema}, public"])
+            conn.execute(
+                "SELECT pg_catalog.set_config('search_path', %s, true), pg_catalog.set_config('lock_timeout', %s, "
+                "true)",
+                [f"{schema}, public", f"{settings.MIGRATION_LOCK_TIMEOUT_MS}ms"],
+            )
+            # The organization's row first: a restore swaps schemas under the same lock (fleet.restore), so the
+            # state recorded below is always that of the schema migrated here.
+            conn.execute("SELECT 1 FROM public.public_app_organization WHERE schema_name = %s FOR UPDATE", [schema])
             rows = conn.execute(f"SELECT app, name FROM {quoted}.django_migrations WHERE app = ANY(%s)", [labels])
             if frozenset((app, name) for app, name in rows.fetchall()) != rendered.applied:
                 return "fallback"
@@ -123,6 +115,27 @@ def _apply(conn: psycopg.Connection, schema: str, rendered: Rendered, state: str
         return f"{type(exc).__name__}: {str(exc).strip()}"
 
 
+# A schema whose tables a long transaction holds (lock_timeout reached) is tried again after these pauses, then
+# reported as failed (a later run retries it).
+LOCK_RETRY_PAUSES = (0.5, 2.0, 5.0)
+
+
+def _apply_retrying(
+    conn: psycopg.Connection, schema: str, rendered: Rendered, state: str, one_by_one: bool
+) -> str | None:
+    """`_apply`, again after a pause when it gave up waiting for a lock. The wait is bounded (lock_timeout,
+    MIGRATION_LOCK_TIMEOUT_MS) so that an `ALTER TABLE` queued behind a long transaction never makes the
+    organization's requests queue behind it for longer than that."""
+    outcome = _apply(conn, schema, rendered, state, one_by_one)
+    for pause in LOCK_RETRY_PAUSES:
+        if outcome is None or not outcome.startswith("LockNotAvailable"):
+            break
+        logger.info("migrating %s waited too long for a lock; again in %.1f s", schema, pause)
+        time.sleep(pause)
+        outcome = _apply(conn, schema, rendered, state, one_by_one)
+    return outcome
+
+
 def apply_to(
     schemas: list[str],
     rendered: Rendered,
@@ -141,13 +154,13 @@ def apply_to(
     one_by_one = citus.enabled()
 
     def work() -> None:
-        with _connect() as conn:
+        with direct_connection() as conn:
             while True:
                 with lock:
                     if not todo or (stop is not None and stop.is_set()):
                         return
                     schema = todo.pop(0)
-                outcome = _apply(conn, schema, rendered, state, one_by_one)
+                outcome = _apply_retrying(conn, schema, rendered, state, one_by_one)
                 with lock:
                     if outcome == "fallback":
                         fallback.append(schema)

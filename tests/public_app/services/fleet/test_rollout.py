@@ -77,8 +77,10 @@ def test_a_schema_whose_records_differ_from_its_group_goes_to_djangos_executor(f
     back_before_webhooks_and_integrations(b)
     execute(f"""INSERT INTO "{b.schema_name}".django_migrations (app, name, applied)
                 VALUES ('integrations', '0001_initial', now())""")  # b says it has integrations: not a's state
-    execute(f'CREATE TABLE "{b.schema_name}".integrations_integration (LIKE "{fleet["orgs"][2].schema_name}"'
-            ".integrations_integration INCLUDING ALL)")
+    execute(
+        f'CREATE TABLE "{b.schema_name}".integrations_integration (LIKE "{fleet["orgs"][2].schema_name}"'
+        ".integrations_integration INCLUDING ALL)"
+    )
     result = json.loads(orgs("migrate", "--json"))
     assert (result["failed"], result["rendered"], result["executor"]) == ({}, 1, 1), result
     assert applied_in(b.schema_name) == applied_in(a.schema_name) == set(tenant_migrations())
