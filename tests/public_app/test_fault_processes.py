@@ -94,6 +94,9 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(redis_service: Any, in
     """Finding 1: kill -9 of the Dramatiq worker process took the whole service down. Now the supervisor restarts
     it; meanwhile the API keeps answering, and the killed worker's jobs come back."""
     service, _, _ = redis_service
+    # two workers: one provisions (a burst of new organizations holds up no other job), one does the rest
+    assert len(service.child_pids(r"dramatiq.*jobs\.worker.*--queues provisioning\s*$")) >= 1
+    assert len(service.child_pids(r"dramatiq.*jobs\.worker.*--queues billing emails")) >= 1
     slugs = [f"kill-{i}" for i in range(50)]
     for i, slug in enumerate(slugs):
         service.create_organization(slug)
@@ -112,6 +115,7 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(redis_service: Any, in
     assert_exactly_once(inbox, addresses)
     assert service.statuses[500] == 0 and service.statuses[0] == 0, service.statuses
     assert service.metric("service_process_restarts_total", process="worker") >= 2
+    assert service.metric("service_process_restarts_total", process="provisioner") >= 1
     assert service.process.poll() is None  # serve itself never went down
     print(f"recovered within {took:.1f} s")
 
@@ -260,7 +264,13 @@ def test_the_production_commands_of_the_readme_run_as_written(tmp_path: Path, sm
     commands = [line.split("  #", 1)[0].strip() for line in block.strip().splitlines()]
     setup = " ".join(c.rstrip("\\").strip() for c in commands[:3])  # the environment and the one-off set-up
     runs = commands[3:]
-    assert [c.split()[0] for c in runs] == ["gunicorn", "dramatiq_worker_timeout=100", "python"], runs
+    worker = "dramatiq_worker_timeout=100"
+    assert [c.split()[0] for c in runs] == ["gunicorn", worker, worker, "python"], runs
+    # the two workers consume every queue between them, provisioning in the second only
+    from jobs.worker import PROVISIONING_QUEUE, queues_besides_provisioning
+
+    consumed = [run.split("--queues", 1)[1].split() for run in runs[1:3]]
+    assert consumed == [queues_besides_provisioning(), [PROVISIONING_QUEUE]], consumed
     name = f"orgs_faults_prod_{os.getpid()}"
     broker = PrivateRedis(tmp_path).start()
     port = free_port()
@@ -302,7 +312,7 @@ def test_the_production_commands_of_the_readme_run_as_written(tmp_path: Path, sm
         wait_until(lambda: httpx.get(f"{base}/api/v1/organizations/prod-co", headers=auth,
                                      timeout=5).json().get("status") == "active",
                    60, "the organization provisioned by the worker")  # fmt: skip
-        assert all(p.poll() is None for p in started), [processes.log(f"prod-{i}")[-2000:] for i in range(3)]
+        assert all(p.poll() is None for p in started), [processes.log(f"prod-{i}")[-2000:] for i in range(len(runs))]
     finally:
         processes.stop_all()
         for _, process in processes.children:  # whatever a stopped command left behind (Dramatiq's processes)

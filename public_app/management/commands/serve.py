@@ -60,13 +60,17 @@ class Child:
 
 
 class Command(BaseCommand):
-    help = "Set up the database and run the API server, a job worker and the scheduler, supervised."
+    help = "Set up the database and run the API server, the job workers and the scheduler, supervised."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
         parser.add_argument("--job-threads", type=int, default=int(os.environ.get("JOB_THREADS", "4")))
+        parser.add_argument("--provisioning-threads", type=int,
+                            default=int(os.environ.get("PROVISIONING_THREADS", "2")),
+                            help="Threads of a second worker that only provisions organizations (0: the job worker "
+                                 "provisions too).")  # fmt: skip
         parser.add_argument("--migrate-jobs", type=int, default=int(os.environ.get("MIGRATE_JOBS", "2")),
                             help="Tenant schemas migrated in parallel at start-up (only those behind).")  # fmt: skip
 
@@ -92,10 +96,18 @@ class Command(BaseCommand):
         os.environ["WEB_CONCURRENCY"] = str(options["web_workers"])
         web = [os.path.join(bin_dir, "gunicorn"), "-c", str(settings.BASE_DIR / "config" / "gunicorn.conf.py"),
                "config.wsgi:application"]  # fmt: skip
-        jobs = [
-            os.path.join(bin_dir, "dramatiq"), "jobs.worker",
-            "--processes", "1", "--threads", str(options["job_threads"]),
-        ]  # fmt: skip
+        worker = [os.path.join(bin_dir, "dramatiq"), "jobs.worker", "--processes", "1"]
+        jobs = [*worker, "--threads", str(options["job_threads"])]
+        children = []
+        if options["provisioning_threads"] > 0:
+            # Provisioning in a worker of its own: a burst of new organizations runs at most this many schema
+            # creations at once (the rest of the machine keeps serving existing organizations) and never queues
+            # invitations, webhooks or billing behind it.
+            from jobs.worker import PROVISIONING_QUEUE, queues_besides_provisioning
+
+            jobs += ["--queues", *queues_besides_provisioning()]
+            children.append(Child("provisioner", [*worker, "--threads", str(options["provisioning_threads"]),
+                                                  "--queues", PROVISIONING_QUEUE]))  # fmt: skip
         db = settings.DATABASES["default"]
         self.stdout.write(
             f"Database: {db['NAME']} on {db.get('HOST')}:{db.get('PORT') or ''}\n"
@@ -107,7 +119,7 @@ class Command(BaseCommand):
         # up to a second to "organization is active"); RabbitMQ pushes and PostgreSQL notifies, so it only bounds them.
         os.environ.setdefault("dramatiq_worker_timeout", "100")
         scheduler = [sys.executable, str(settings.BASE_DIR / "manage.py"), "scheduler"]
-        self._supervise([Child("web", web), Child("worker", jobs), Child("scheduler", scheduler)])
+        self._supervise([Child("web", web), Child("worker", jobs), *children, Child("scheduler", scheduler)])
 
     def _metrics_dir(self) -> None:
         """One directory shared by every process for Prometheus samples, emptied at each start."""
