@@ -4,7 +4,7 @@ invitations, API keys, billing state. Secrets are never shown (only hashes exist
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest
 
 from public_app.access import Access
@@ -38,10 +38,38 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ("user",)
 
 
+def _code_migration_state(request: HttpRequest) -> str:
+    """The migration state of the code (read from the migration files once per admin page)."""
+    state = getattr(request, "_code_migration_state", None)
+    if state is None:
+        from public_app.services.provisioning import migration_state
+
+        state = migration_state()
+        request._code_migration_state = state  # type: ignore[attr-defined]
+    return state
+
+
+class MigrationsFilter(admin.SimpleListFilter):
+    """Organizations whose schema is at the code's migrations, or behind (a rollout in progress or stopped)."""
+
+    title = "migrations"
+    parameter_name = "migrations"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("current", "current"), ("behind", "behind")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Organization]) -> QuerySet[Organization]:
+        if self.value() == "current":
+            return queryset.filter(migration_state=_code_migration_state(request))
+        if self.value() == "behind":
+            return queryset.exclude(migration_state=_code_migration_state(request))
+        return queryset
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "status", "plan", "schema_name", "migration_state", "created_at", "purge_at")
-    list_filter = ("status", "plan")
+    list_display = ("slug", "name", "status", "plan", "schema_name", "migrations", "created_at", "purge_at")
+    list_filter = ("status", "plan", MigrationsFilter)
     search_fields = ("slug", "name", "uid", "schema_name")
     readonly_fields = ("uid", "schema_name", "status", "status_reason", "provisioned_at", "migration_state",
                        "purge_at", "deleted_at", "created_at", "updated_at")  # fmt: skip
@@ -51,6 +79,17 @@ class OrganizationAdmin(admin.ModelAdmin):
     )  # fmt: skip
     inlines = (MembershipInline,)
     actions = ("retry_provisioning", "schedule_deletion")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
+        # each row compared with the code's migration state, read once per page
+        current = ExpressionWrapper(Q(migration_state=_code_migration_state(request)), output_field=BooleanField())
+        return super().get_queryset(request).annotate(migrations_current=current)
+
+    @admin.display(description="migrations", ordering="migrations_current")
+    def migrations(self, obj: Organization) -> str:
+        if not obj.migration_state:
+            return "-"  # never provisioned
+        return "current" if getattr(obj, "migrations_current", False) else "behind"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # deletion goes through "schedule deletion" (grace period, then the purge job)

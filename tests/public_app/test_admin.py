@@ -1,5 +1,7 @@
 """The Django admin (public schema), staff only."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -31,6 +33,21 @@ def test_staff_sees_organizations_and_members(staff_client, acme, globex):
     assert b"alice@example.com" in detail.content
     for path in ("user", "membership", "invitation", "apikey", "billingaccount"):
         assert staff_client.get(f"/admin/public_app/{path}/").status_code == 200
+
+
+def test_staff_see_which_organizations_a_rollout_has_not_reached(staff_client, acme, globex):
+    Organization.objects.filter(id=globex.id).update(migration_state="before-the-rollout")
+
+    def listed(query: str = "") -> dict[str, str]:
+        page = staff_client.get(f"/admin/public_app/organization/{query}")
+        assert page.status_code == 200
+        rows = re.findall(r'<th class="field-slug">.*?>([\w-]+)</a></th>.*?<td class="field-migrations">(\w+)</td>',
+                          page.content.decode(), flags=re.S)  # fmt: skip
+        return dict(rows)
+
+    assert listed() == {"acme": "current", "globex": "behind"}
+    assert listed("?migrations=behind") == {"globex": "behind"}
+    assert listed("?migrations=current") == {"acme": "current"}
 
 
 @pytest.mark.django_db

@@ -59,7 +59,15 @@ def row_counts(conn: psycopg.Connection | None, schema: str) -> dict[str, int]:
                 counts[table] = cursor.fetchone()[0]
             return counts
     tables = [t for (t,) in conn.execute(query, [schema]).fetchall()]
-    return {t: conn.execute(f"SELECT count(*) FROM {quoted}.{quote_schema_name(t)}").fetchone()[0] for t in tables}
+    return {t: _scalar(conn, f"SELECT count(*) FROM {quoted}.{quote_schema_name(t)}") for t in tables}
+
+
+def _scalar(conn: psycopg.Connection, query: str) -> Any:
+    """The one value of a query that always returns one row (an aggregate, a function call)."""
+    row = conn.execute(query.encode()).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {query!r}")
+    return row[0]
 
 
 def export_organization(*, organization: Organization, path: Path) -> dict[str, Any]:
@@ -73,8 +81,8 @@ def export_organization(*, organization: Organization, path: Path) -> dict[str, 
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
-            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            taken_at = conn.execute("SELECT now()").fetchone()[0]
+            snapshot = _scalar(conn, "SELECT pg_export_snapshot()")
+            taken_at = _scalar(conn, "SELECT now()")
             (source,) = _rows(conn, Organization.objects.filter(id=organization.id).values(*_ORGANIZATION_FIELDS))
             public = {
                 "organization": source,
