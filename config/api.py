@@ -217,7 +217,7 @@ def _organization_upgrading(request: HttpRequest, exc: BaseException) -> bool:
     if not isinstance(exc, ProgrammingError) or getattr(exc.__cause__, "sqlstate", None) not in _MISSING_OBJECT:
         return False
     organization = getattr(getattr(request, "auth", None), "org", None)
-    return organization is not None and schema_behind(organization.id)
+    return organization is not None and schema_behind(organization.id, organization.migration_state)
 
 
 def is_database_unavailable(exc: BaseException) -> bool:

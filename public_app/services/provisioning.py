@@ -70,11 +70,16 @@ def state_of(migrations: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256("\n".join(nodes).encode()).hexdigest()[:16]
 
 
-def schema_behind(organization_id: int) -> bool:
+def schema_behind(organization_id: int, seen_state: str | None = None) -> bool:
     """Whether the organization's schema is recorded at another migration state than the code's (a rollout has
-    not reached it yet). Read fresh, outside any broken transaction of the caller's."""
+    not reached it yet), read fresh outside any broken transaction of the caller's; or was when the caller loaded
+    the organization (`seen_state`): a rollout that commits between a request's failed query and this check has
+    made the schema current meanwhile, and that request still met the old schema."""
     from django.db import DatabaseError
 
+    code_state = migration_state()
+    if seen_state and seen_state != code_state:
+        return True
     try:
         if connection.in_atomic_block and connection.needs_rollback:
             return False  # cannot read here; a request's transaction is rolled back before its error handler
@@ -82,7 +87,7 @@ def schema_behind(organization_id: int) -> bool:
             recorded = Organization.objects.filter(id=organization_id).values_list("migration_state", flat=True).first()
     except DatabaseError:
         return False
-    return recorded is not None and recorded != migration_state()
+    return recorded is not None and recorded != code_state
 
 
 def migrate_schema(schema_name: str) -> None:

@@ -79,10 +79,13 @@ def test_check_reports_role_drift_and_reconcile_repairs_it(acme, globex):
         cursor.execute(f'GRANT USAGE ON SCHEMA "{globex.schema_name}" TO "{acme.db_role}"')
         cursor.execute(f'GRANT SELECT ON "{globex.schema_name}".agents_agent TO "{acme.db_role}"')
         cursor.execute(f'REVOKE SELECT ON "{globex.schema_name}".leads_lead FROM "{globex.db_role}"')
+        cursor.execute(f'GRANT USAGE ON "{globex.schema_name}".agents_agent_id_seq TO "{acme.db_role}"')
+        cursor.execute(f'GRANT "{globex.db_role}" TO "{acme.db_role}"')  # globex's privileges, by membership
     report = drift.drift_check()
     assert report.extra_grants == {
-        "acme": [f"SELECT on {globex.schema_name}.agents_agent", f"USAGE on schema {globex.schema_name}"]
-    }
+        "acme": [f"SELECT on {globex.schema_name}.agents_agent", f"USAGE on schema {globex.schema_name}",
+                 f"USAGE on {globex.schema_name}.agents_agent_id_seq", f"member of {globex.db_role}"]
+    }  # fmt: skip
     assert report.role_grants_missing == ["globex"]
     result = repair.reconcile()
     assert result["fixed"]["roles_repaired"] == ["acme", "globex"]

@@ -23,7 +23,7 @@ from public_app.services.provisioning import (
     tenant_migrations,
 )
 from public_app.tenancy import tenant_role_name
-from public_app.tenant_roles import role_extra_grants, role_has_own_grants, roles_with_prefix
+from public_app.tenant_roles import roles_extra_grants, roles_missing_own_grants, roles_with_prefix
 
 # A provisioning job retries for a few minutes at most (PROVISION_MAX_RETRIES with backoff); older than this, an
 # organization still provisioning is stuck.
@@ -137,14 +137,14 @@ def drift_check() -> DriftReport:
 
 def _role_drift(report: DriftReport, slugs_by_schema: dict[str, str], existing_schemas: set[str]) -> None:
     roles = roles_with_prefix()
+    lacking, extras = roles_missing_own_grants(), roles_extra_grants()  # every role at once, not one by one
     for schema, slug in sorted(slugs_by_schema.items(), key=lambda item: item[1]):
         if tenant_role_name(schema) not in roles:
             report.missing_roles.append(slug)
             continue
-        if not role_has_own_grants(schema):
+        if schema in lacking:
             report.role_grants_missing.append(slug)
-        extra = role_extra_grants(schema)
-        if extra:
-            report.extra_grants[slug] = extra
+        if extras.get(schema):
+            report.extra_grants[slug] = extras[schema]
     expected = {tenant_role_name(schema) for schema in existing_schemas}
     report.orphan_roles = sorted(roles - expected)
