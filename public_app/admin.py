@@ -13,6 +13,8 @@ from public_app.models import (
     BillingAccount,
     Invitation,
     Membership,
+    OpsOutcome,
+    OpsRecord,
     Organization,
     OrganizationStatus,
     PurgedOrganization,
@@ -66,6 +68,22 @@ class MigrationsFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _recorded(request: HttpRequest, action: str, organizations: list[Organization], run: Any) -> Any:
+    """Run an admin action as an ops record (the same record `orgs history` lists), under the staff user's name."""
+    from public_app.services.fleet.guard import ops_record_finish, ops_record_start
+
+    record = ops_record_start(action=f"admin {action}", actor=str(getattr(request.user, "email", request.user)),
+                              arguments={"organizations": [o.uid for o in organizations]},
+                              slugs=[o.slug for o in organizations])  # fmt: skip
+    try:
+        result = run()
+    except Exception as exc:
+        ops_record_finish(record=record, outcome=OpsOutcome.ERROR, result={"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    ops_record_finish(record=record, outcome=OpsOutcome.OK, result=result or {})
+    return result
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "status", "plan", "schema_name", "migrations", "created_at", "purge_at")
@@ -98,22 +116,36 @@ class OrganizationAdmin(admin.ModelAdmin):
     def retry_provisioning(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
         from public_app.outbox import enqueue
 
-        targets = queryset.filter(status__in=[OrganizationStatus.FAILED, OrganizationStatus.PROVISIONING])
-        for organization in targets:
-            Organization.objects.filter(id=organization.id).update(status=OrganizationStatus.PROVISIONING,
-                                                                   status_reason="")  # fmt: skip
-            enqueue("provision_organization", organization.id, organization=organization, unique=True)
-        self.message_user(request, f"Provisioning re-enqueued for {targets.count()} organization(s).")
+        targets = list(queryset.filter(status__in=[OrganizationStatus.FAILED, OrganizationStatus.PROVISIONING]))
+
+        def run() -> dict:
+            for organization in targets:
+                Organization.objects.filter(id=organization.id).update(status=OrganizationStatus.PROVISIONING,
+                                                                       status_reason="")  # fmt: skip
+                enqueue("provision_organization", organization.id, organization=organization, unique=True)
+            return {"enqueued": len(targets)}
+
+        _recorded(request, "retry_provisioning", targets, run)
+        self.message_user(request, f"Provisioning re-enqueued for {len(targets)} organization(s).")
 
     @admin.action(description="Schedule deletion (grace period, then purge)")
     def schedule_deletion(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
         from public_app.services.organizations import organization_delete
 
-        count = 0
-        for organization in queryset.exclude(status=OrganizationStatus.DELETING):
-            organization_delete(access=_admin_access(request, organization))
-            count += 1
-        self.message_user(request, f"{count} organization(s) scheduled for deletion.", messages.WARNING)
+        targets = list(queryset.exclude(status=OrganizationStatus.DELETING))
+
+        def run() -> dict:
+            for organization in targets:
+                organization_delete(access=_admin_access(request, organization))
+            return {"scheduled": len(targets)}
+
+        _recorded(request, "schedule_deletion", targets, run)
+        self.message_user(request, f"{len(targets)} organization(s) scheduled for deletion.", messages.WARNING)
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        changed = {name: str(form.cleaned_data.get(name)) for name in form.changed_data}
+        _recorded(request, "change_organization" if change else "add_organization", [obj],
+                  lambda: super(OrganizationAdmin, self).save_model(request, obj, form, change) or {"changed": changed})
 
 
 @admin.register(User)
@@ -158,6 +190,25 @@ class BillingAccountAdmin(admin.ModelAdmin):
                     "stripe_customer_id")  # fmt: skip
     search_fields = ("organization__slug", "stripe_customer_id", "stripe_subscription_id")
     readonly_fields = [f.name for f in BillingAccount._meta.fields]
+
+
+@admin.register(OpsRecord)
+class OpsRecordAdmin(admin.ModelAdmin):
+    """Who ran which ops command or admin action, with what, and the outcome (`orgs history`): read-only."""
+
+    list_display = ("started_at", "action", "actor", "outcome", "slugs", "finished_at")
+    list_filter = ("outcome", "action")
+    search_fields = ("actor", "action", "slugs")
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 admin.site.register(SlugRedirect, list_display=("old_slug", "organization", "expires_at"))

@@ -123,7 +123,14 @@ class Organization(TenantMixin, TimestampedModel):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.schema_name:  # type: ignore[has-type]  # declared by django-tenants' untyped TenantMixin
             self.schema_name = self.schema_name_for(self.uid)
+        update_fields = kwargs.get("update_fields")
+        record = self._state.adding or update_fields is None or "slug" in update_fields
         super().save(*args, **kwargs)
+        if record:
+            SchemaRecord.objects.update_or_create(
+                schema_name=self.schema_name,
+                defaults={"organization_id": self.pk, "organization_uid": self.uid, "slug": self.slug},
+            )
 
     @classmethod
     def from_db(cls, db, field_names, values, **kwargs):
@@ -413,3 +420,45 @@ class SentEmail(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SchemaRecord(models.Model):
+    """Every tenant schema name the service has given an organization, kept after the organization is gone: what
+    makes a schema without an organization an orphan of ours (with its former organization) rather than a schema
+    someone else created under the same prefix, which fleet commands never touch. Written when an organization row
+    is first saved (Organization.save) and kept current with its slug."""
+
+    schema_name = models.CharField(max_length=63, primary_key=True)
+    organization_id = models.BigIntegerField()  # no FK: the record outlives the organization row
+    organization_uid = models.CharField(max_length=40)
+    slug = models.CharField(max_length=48)  # the organization's slug when last seen
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.schema_name
+
+
+class OpsOutcome(models.TextChoices):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"  # ran, and reported failures (exit 1)
+    REFUSED = "refused"  # did nothing: not confirmed, locked, or bad arguments
+    ERROR = "error"  # crashed
+
+
+class OpsRecord(models.Model):
+    """One ops action: a `manage.py orgs` command or an admin action, who ran it, with what arguments, and what
+    came of it (`orgs history`, /admin/). Written when the action starts, so one that crashes or is killed still
+    shows as `running` with its start."""
+
+    action = models.CharField(max_length=64)  # e.g. "orgs migrate", "admin schedule_deletion"
+    arguments = models.JSONField(default=dict)
+    actor = models.CharField(max_length=200)  # OS user@host for commands, the staff user's email for the admin
+    slugs = models.JSONField(default=list)  # organizations it named (for `orgs history --slug`)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=OpsOutcome.choices, default=OpsOutcome.RUNNING)
+    result = models.JSONField(default=dict)  # a summary: counts, failures, error message
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor} at {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import Client
 
-from public_app.models import Organization, OrganizationStatus, User
+from public_app.models import OpsRecord, Organization, OrganizationStatus, User
 
 
 @pytest.fixture
@@ -62,3 +62,14 @@ def test_admin_actions(staff_client, acme, django_capture_on_commit_callbacks):
                       {"action": "schedule_deletion", "_selected_action": [acme.id]})  # fmt: skip
     organization = Organization.objects.get(id=acme.id)
     assert organization.status == OrganizationStatus.DELETING and organization.purge_at is not None
+
+
+def test_admin_actions_are_recorded_with_the_staff_user_and_listed(staff_client, acme):
+    staff_client.post("/admin/public_app/organization/",
+                      {"action": "schedule_deletion", "_selected_action": [acme.id]})  # fmt: skip
+    (record,) = OpsRecord.objects.all()
+    assert (record.action, record.outcome, record.slugs) == ("admin schedule_deletion", "ok", [acme.slug])
+    assert record.actor == "staff@example.com" and record.result == {"scheduled": 1}
+    page = staff_client.get("/admin/public_app/opsrecord/")
+    assert page.status_code == 200 and b"admin schedule_deletion" in page.content
+    assert staff_client.get(f"/admin/public_app/opsrecord/{record.id}/delete/").status_code == 403

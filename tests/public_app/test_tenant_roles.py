@@ -87,8 +87,8 @@ def test_check_reports_role_drift_and_reconcile_repairs_it(acme, globex):
                  f"USAGE on {globex.schema_name}.agents_agent_id_seq", f"member of {globex.db_role}"]
     }  # fmt: skip
     assert report.role_grants_missing == ["globex"]
-    result = repair.reconcile()
-    assert result["fixed"]["roles_repaired"] == ["acme", "globex"]
+    result = repair.reconcile_apply(repair.reconcile_plan(), backup_dir=None)
+    assert [(s["action"], s["target"]) for s in result["done"]] == [("repair_role", "acme"), ("repair_role", "globex")]
     assert drift.drift_check().clean
     with tenant_context(acme):
         assert "permission denied for schema" in refused(f'SELECT 1 FROM "{globex.schema_name}".agents_agent')
@@ -102,7 +102,7 @@ def test_check_reports_a_missing_role_and_an_orphan_role(acme, globex):
     report = drift.drift_check()
     assert report.missing_roles == ["acme"]
     assert report.orphan_roles == [tenant_role_name("t_gone")]
-    repair.reconcile()
+    repair.reconcile_apply(repair.reconcile_plan(), backup_dir=None)
     assert drift.drift_check().clean
     assert role_exists(acme.schema_name) and not role_exists("t_gone")
 

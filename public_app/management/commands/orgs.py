@@ -4,14 +4,20 @@ machine-readable output for scripts."""
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from public_app import citus
-from public_app.models import Organization, OrganizationStatus
-from public_app.services.fleet import archive, drift, inventory, migrations, placement, repair, restore
+from public_app.models import OpsOutcome, Organization, OrganizationStatus
+from public_app.services.fleet import archive, drift, guard, inventory, migrations, placement, repair, restore
+
+# Commands that change schemas or organizations: they hold the fleet lock while they run (one at a time).
+CHANGING = {"provision", "retry-failed", "migrate", "reconcile", "restore", "import", "move", "rebalance", "purge",
+            "reattach"}  # fmt: skip
 
 
 def _org(slug: str) -> Organization:
@@ -19,6 +25,48 @@ def _org(slug: str) -> Organization:
     if organization is None:
         raise CommandError(f"no organization with slug {slug!r}")
     return organization
+
+
+# Options every Django command has: not worth recording.
+_DJANGO_OPTIONS = {"verbosity", "settings", "pythonpath", "traceback", "no_color", "force_color", "skip_checks",
+                   "stdout", "stderr"}  # fmt: skip
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """What the ops record keeps of a command's result: counts and failures, not every row."""
+    if isinstance(result, list):
+        return {"rows": len(result)}
+    if not isinstance(result, dict):
+        return {}
+    summary: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, (list, dict)):
+            summary[key] = value if key in ("failed", "done", "needs_human") and len(value) <= 50 else len(value)
+        else:
+            summary[key] = value
+    return json.loads(json.dumps(summary, default=str))
+
+
+def _details(details: dict[str, Any]) -> str:
+    if not details:
+        return ""
+    former = details.get("former_organization")
+    parts = []
+    if former:
+        parts.append(f"former organization {former['slug']} ({former['uid']})")
+    if "bytes" in details:
+        parts.append(f"{_size(details['bytes'])}, {details['rows']} rows")
+    if details.get("migrations"):
+        parts.append(", ".join(details["migrations"]))
+    if details.get("extra_grants"):
+        parts.append("extra: " + ", ".join(details["extra_grants"]))
+    return f" [{'; '.join(parts)}]" if parts else ""
 
 
 def _size(size: int | None) -> str:
@@ -34,7 +82,8 @@ def _size(size: int | None) -> str:
 
 class Command(BaseCommand):
     help = "Operate on organizations at the schema level: list, show, provision, retry-failed, migrate, check, " \
-           "reconcile, snapshot, restore, export, import, move, rebalance, nodes, purge."  # fmt: skip
+           "reconcile, reattach, snapshot, restore, export, import, move, rebalance, nodes, purge, history. " \
+           "Every run is recorded (orgs history); changing commands take the fleet lock."  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +99,9 @@ class Command(BaseCommand):
         p.add_argument("slug")
         p = add("provision", "Re-run provisioning for one organization (failed, stuck, or missing its schema).")
         p.add_argument("slug")
+        p.add_argument("--empty", action="store_true",
+                       help="An active organization whose schema is gone gets a new, empty one (its data is not "
+                            "brought back: restore a snapshot or reattach an orphan for that).")  # fmt: skip
         add(
             "retry-failed",
             "Re-run provisioning for every failed or stuck (provisioning) organization; exit 1 when "
@@ -71,8 +123,22 @@ class Command(BaseCommand):
         p.add_argument("--stop-after-failures", type=int, metavar="K",
                        help="Start no more schemas once K have failed.")  # fmt: skip
         add("check", "Report drift between organizations, schemas and the template; exit 1 on drift.")
-        p = add("reconcile", "Fix what `check` finds where safe (provision, migrate); orphans only if asked.")
-        p.add_argument("--drop-orphans", action="store_true", help="Also drop schemas without an organization.")
+        p = add("reconcile", "Show what would fix what `check` finds (a dry run, the default); --apply does it. "
+                             "What is not safe to fix mechanically is listed with the command to run.")  # fmt: skip
+        p.add_argument("--apply", action="store_true", help="Make the changes (asks first unless --yes).")
+        p.add_argument("--yes", action="store_true", help="With --apply: do not ask.")
+        p.add_argument("--drop-orphans", action="store_true",
+                       help="Also drop schemas of ours whose organization is gone (exported first).")  # fmt: skip
+        p.add_argument("--no-backup", action="store_true",
+                       help="Drop orphans without exporting them first (SNAPSHOT_DIR).")  # fmt: skip
+        p = add("reattach", "Give an orphaned schema of ours back to an organization: its former one (if it still "
+                            "exists without a schema) or a new one owned by --owner.")  # fmt: skip
+        p.add_argument("schema")
+        p.add_argument("--slug", help="The organization (default: the former organization's slug).")
+        p.add_argument("--owner", metavar="EMAIL", help="Owner of a new organization (an existing user).")
+        p = add("history", "What was run: ops commands and admin actions, who ran them, with what, and the outcome.")
+        p.add_argument("--slug", help="Only actions that named this organization.")
+        p.add_argument("--limit", type=int, default=50)
         p = add("export", "Write one organization (schema + public rows) to a .tar.gz archive.")
         p.add_argument("slug")
         p.add_argument("file", type=Path)
@@ -110,10 +176,63 @@ class Command(BaseCommand):
         p.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        command = options["command"].replace("-", "_")
-        result = getattr(self, f"cmd_{command}")(options)
+        name = options["command"]
+        run = getattr(self, f"cmd_{name.replace('-', '_')}")
+        if name == "history":
+            self._emit(options, run(options))
+            return
+        arguments = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()
+                     if k not in _DJANGO_OPTIONS and k != "command" and v not in (None, False)}  # fmt: skip
+        slugs = [v for k, v in arguments.items() if k == "slug"] + list(arguments.get("slugs") or [])
+        actor = guard.operator()
+        record = guard.ops_record_start(action=f"orgs {name}", actor=actor, arguments=arguments, slugs=slugs)
+        changing = name in CHANGING and not (name == "reconcile" and not options["apply"]) and not (
+            name == "rebalance" and options["dry_run"]
+        )
+        try:
+            if changing:
+                with guard.fleet_lock(f"{actor} pid {_pid()}: orgs {name}"):
+                    result = run(options)
+            else:
+                result = run(options)
+        except guard.FleetLocked as exc:
+            guard.ops_record_finish(record=record, outcome=OpsOutcome.REFUSED, result={"error": str(exc)})
+            raise CommandError(str(exc)) from None
+        except CommandError as exc:
+            guard.ops_record_finish(record=record, outcome=OpsOutcome.REFUSED, result={"error": str(exc)})
+            raise
+        except SystemExit as exc:
+            outcome = OpsOutcome.OK if not exc.code else OpsOutcome.FAILED
+            guard.ops_record_finish(record=record, outcome=outcome, result=_summary(getattr(self, "_result", None)))
+            raise
+        except BaseException as exc:
+            guard.ops_record_finish(record=record, outcome=OpsOutcome.ERROR,
+                                    result={"error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            raise
+        guard.ops_record_finish(record=record, outcome=OpsOutcome.OK, result=_summary(result))
+        self._emit(options, result)
+
+    def _emit(self, options: dict, result: Any) -> None:
         if options.get("json"):
             self.stdout.write(json.dumps(result, indent=1, default=str))
+
+    def fail(self, options: dict, result: Any) -> None:
+        """Exit 1 after printing `result` (as JSON with --json); the ops record keeps its summary."""
+        self._result = result
+        self._emit(options, result)
+        sys.exit(1)
+
+    def confirm(self, prompt: str, expected: str) -> None:
+        """Ask on the terminal (the question goes to stderr, so --json output stays clean); without a terminal to
+        answer, refuse: a script says --yes."""
+        self.stderr.write(f"{prompt} ", ending="")
+        self.stderr.flush()
+        try:
+            answer = input()
+        except EOFError:
+            raise CommandError("no answer (no terminal): pass --yes to confirm; nothing was changed") from None
+        if answer.strip() != expected:
+            raise CommandError("not confirmed; nothing was changed")
 
     def say(self, options: dict, text: str) -> None:
         if not options.get("json"):
@@ -148,7 +267,17 @@ class Command(BaseCommand):
         return row
 
     def cmd_provision(self, options: dict) -> dict:
-        organization = repair.provision_again(organization=_org(options["slug"]))
+        from public_app.services.provisioning import schema_exists
+
+        organization = _org(options["slug"])
+        lost = organization.status == OrganizationStatus.ACTIVE and not schema_exists(organization.schema_name)
+        if lost and not options["empty"]:
+            raise CommandError(
+                f"{organization.slug} is active and its schema {organization.schema_name} is missing: its data "
+                f"is gone. Bring it back with `orgs restore {organization.slug} --from SNAPSHOT` or `orgs "
+                f"reattach SCHEMA --slug {organization.slug}`; --empty gives it a new, empty schema"
+            )
+        organization = repair.provision_again(organization=organization)
         self.say(options, f"{organization.slug}: {organization.status}")
         return {"slug": organization.slug, "status": organization.status}
 
@@ -167,9 +296,7 @@ class Command(BaseCommand):
         still_failed = [r for r in results if r["status"] != OrganizationStatus.ACTIVE]
         if still_failed:
             self.say(options, f"{len(still_failed)} of {len(results)} still not active")
-            if options["json"]:
-                self.stdout.write(json.dumps(results, indent=1))
-            sys.exit(1)
+            self.fail(options, results)
         return results
 
     def cmd_migrate(self, options: dict) -> dict:
@@ -198,9 +325,7 @@ class Command(BaseCommand):
         for schema, error in result["failed"].items():
             self.say(options, f"  {schema}: {error}")
         if result["failed"]:
-            if options["json"]:
-                self.stdout.write(json.dumps(result, indent=1))
-            sys.exit(1)
+            self.fail(options, result)
         return result
 
     def cmd_check(self, options: dict) -> dict:
@@ -212,16 +337,72 @@ class Command(BaseCommand):
                 if value:
                     self.stdout.write(f"  {key}: {value}")
         if not report.clean:
-            if options["json"]:
-                self.stdout.write(json.dumps(data, indent=1))
-            sys.exit(1)
+            self.fail(options, data)
         return data
 
     def cmd_reconcile(self, options: dict) -> dict:
-        result = repair.reconcile(drop_orphans=options["drop_orphans"])
-        self.say(options, f"fixed: {result['fixed']}")
-        self.say(options, f"left: {result['left']}")
+        plan = repair.reconcile_plan(drop_orphans=options["drop_orphans"])
+        for step in plan.steps:
+            self.say(options, f"{'will' if options['apply'] else 'would'} {step.action} {step.target}: {step.reason}"
+                              f"{_details(step.details)}")  # fmt: skip
+        for item in plan.needs_human:
+            self.say(options, f"needs a person: {item['target']}: {item['problem']}\n    fix: {item['command']}")
+        for schema in plan.left_alone:
+            self.say(options, f"left alone: {schema} (not a schema of ours)")
+        planned = {"steps": [asdict(s) for s in plan.steps], "needs_human": plan.needs_human,
+                   "left_alone": plan.left_alone}  # fmt: skip
+        if not options["apply"]:
+            self.say(options, f"dry run: {len(plan.steps)} change(s) planned, nothing changed (--apply to make them)")
+            return {"applied": False, **planned}
+        if not plan.steps:
+            self.say(options, "nothing to change")
+            result: dict[str, Any] = {"applied": True, "done": [], "failed": [], **planned}
+            if plan.needs_human:
+                self.fail(options, result)
+            return result
+        if not options["yes"]:
+            drops = sum(s.action == "drop_orphan" for s in plan.steps)
+            self.confirm(f"Make these {len(plan.steps)} change(s)" + (f", dropping {drops} schema(s)" if drops else "")
+                         + "? Type yes:", "yes")  # fmt: skip
+        backup_dir = None if options["no_backup"] else settings.SNAPSHOT_DIR / "orphans"
+        result = {"applied": True, **repair.reconcile_apply(plan, backup_dir=backup_dir)}
+        for entry in result["done"]:
+            self.say(options, f"done: {entry['action']} {entry['target']}"
+                              + (f" (exported to {entry['backup']})" if entry.get("backup") else ""))  # fmt: skip
+        for entry in result["failed"]:
+            self.say(options, f"FAILED: {entry['action']} {entry['target']}: {entry['error']}")
+        self.say(options, "no drift left" if result["clean"] else "drift left: see orgs check")
+        if result["failed"] or not result["clean"]:
+            self.fail(options, result)
         return result
+
+    def cmd_reattach(self, options: dict) -> dict:
+        from public_app.models import SchemaRecord
+
+        record = SchemaRecord.objects.filter(schema_name=options["schema"]).first()
+        slug = options.get("slug") or (record.slug if record else None)
+        if not slug:
+            raise CommandError("--slug is required: nothing is recorded about this schema")
+        try:
+            organization = repair.orphan_reattach(schema=options["schema"], slug=slug, owner_email=options["owner"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.say(options, f"{options['schema']} is now {organization.schema_name}, the schema of {organization.slug} "
+                          f"({organization.status})")  # fmt: skip
+        return {"slug": organization.slug, "schema": organization.schema_name, "status": organization.status}
+
+    def cmd_history(self, options: dict) -> list[dict]:
+        records = guard.ops_history(slug=options.get("slug"), limit=options["limit"])
+        rows = [{"id": r.id, "action": r.action, "actor": r.actor, "arguments": r.arguments, "slugs": r.slugs,
+                 "started_at": r.started_at, "finished_at": r.finished_at, "outcome": r.outcome,
+                 "result": r.result} for r in records]  # fmt: skip
+        for row in rows:
+            args = " ".join(f"--{k}={v}" for k, v in row["arguments"].items() if k != "json")
+            self.say(options, f"{row['started_at']:%Y-%m-%d %H:%M:%S}  {row['outcome']:<8} {row['actor']:<30} "
+                              f"{row['action']} {args}".rstrip())  # fmt: skip
+            if row["result"].get("error"):
+                self.say(options, f"    {row['result']['error']}")
+        return rows
 
     def cmd_export(self, options: dict) -> dict:
         result = archive.export_organization(organization=_org(options["slug"]), path=options["file"])
@@ -354,9 +535,8 @@ class Command(BaseCommand):
     def cmd_purge(self, options: dict) -> dict:
         organization = _org(options["slug"])
         if not options["yes"]:
-            answer = input(f"Purge {organization.slug} and drop schema {organization.schema_name}? Type the slug: ")
-            if answer.strip() != organization.slug:
-                raise CommandError("not confirmed; nothing was purged")
+            self.confirm(f"Purge {organization.slug} and drop schema {organization.schema_name}? Type the slug:",
+                         organization.slug)  # fmt: skip
         purged = repair.purge_now(organization=organization)
         self.say(options, f"purged {organization.slug}" if purged else "nothing to purge")
         return {"slug": organization.slug, "purged": purged}

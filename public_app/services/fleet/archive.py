@@ -1,6 +1,7 @@
 """Archive: one organization exported to a tarball (its schema dump and public rows) and imported back."""
 
 import json
+import os
 import subprocess
 import tarfile
 import tempfile
@@ -111,7 +112,10 @@ def export_organization(*, organization: Organization, path: Path) -> dict[str, 
         }
         (Path(tmp) / "public.json").write_text(json.dumps(public, indent=1))
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        with tarfile.open(path, "w:gz") as archive:
+        # It holds API key and invitation hashes and every row: readable by its owner only, from the first byte.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT
+        with os.fdopen(descriptor, "wb") as file, tarfile.open(fileobj=file, mode="w:gz") as archive:
             for name in ("manifest.json", "public.json", "schema.sql"):
                 archive.add(Path(tmp) / name, arcname=name)
     return {"file": str(path), "schema": schema, "members": len(public["memberships"]),

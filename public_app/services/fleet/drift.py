@@ -15,6 +15,7 @@ from public_app import citus
 from public_app.models import (
     Organization,
     OrganizationStatus,
+    SchemaRecord,
     SpareSchema,
 )
 from public_app.services.fleet import SCHEMA_PREFIX
@@ -51,12 +52,18 @@ class DriftReport:
     not_distributed: list[str] = field(default_factory=list)  # slugs
     undistributed_tables: dict[str, list[str]] = field(default_factory=dict)  # slug -> tables
 
-    # Not drift: restores staged next to their organization's schema, to swap or discard (listed by `orgs check`).
+    # Not drift: restores staged next to their organization's schema, to swap or discard (listed by `orgs check`),
+    # and schemas under the tenant prefix that the service never named (SchemaRecord): a DBA's scratch schema, or
+    # one whose organization was gone before records were kept. No fleet command touches them.
     staged_restores: list[str] = field(default_factory=list)
+    unknown_schemas: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not any(value for key, value in asdict(self).items() if key != "staged_restores")
+        return not any(value for key, value in asdict(self).items() if key not in NOT_DRIFT)
+
+
+NOT_DRIFT = {"staged_restores", "unknown_schemas"}
 
 
 def _columns_by_schema(schemas: Iterable[str]) -> dict[str, set[tuple]]:
@@ -95,7 +102,10 @@ def drift_check() -> DriftReport:
     # A restore staged next to its organization's schema (fleet.restore) is work in progress, not an orphan.
     staged = {s for s in existing if s.endswith(RESTORE_SUFFIX) and s.removesuffix(RESTORE_SUFFIX) in every_org_schema}
     report.staged_restores = sorted(staged)
-    report.orphan_schemas = sorted(existing - every_org_schema - spares - staged)
+    unclaimed = existing - every_org_schema - spares - staged
+    ours = set(SchemaRecord.objects.filter(schema_name__in=unclaimed).values_list("schema_name", flat=True))
+    report.orphan_schemas = sorted(ours)
+    report.unknown_schemas = sorted(unclaimed - ours)
     report.missing_schemas = sorted(orgs[s].slug for s in set(orgs) - existing)
     stuck_before = timezone.now() - STUCK_AFTER
     report.unprovisioned = sorted(

@@ -16,7 +16,7 @@ from public_app.services.provisioning import (
 )
 
 
-def _schema_sizes(schema: str | None = None) -> dict[str, int]:
+def schema_sizes(schema: str | None = None) -> dict[str, int]:
     """Bytes on disk per tenant schema (tables with their indexes and TOAST); one schema, or all of them."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -47,10 +47,10 @@ def organizations_report(*, status: str | None = None, slug: str | None = None) 
         found = citus.placements([only] if only else None)
         sizes = {schema: placement.bytes for schema, placement in found.items()}
         nodes = {schema: placement.node for schema, placement in found.items()}
-        local = _schema_sizes(only)  # a schema Citus does not distribute (drift) still has a local size
+        local = schema_sizes(only)  # a schema Citus does not distribute (drift) still has a local size
         sizes.update({schema: size for schema, size in local.items() if schema not in found})
     else:
-        sizes = _schema_sizes(only)
+        sizes = schema_sizes(only)
     expected = migration_state()
     return [
         {

@@ -1,6 +1,7 @@
 """`manage.py orgs ...` against real schemas (these tests commit, so they clean their schemas up)."""
 
 import json
+import stat
 from datetime import timedelta
 from io import StringIO
 
@@ -99,8 +100,8 @@ def test_migrate_skips_current_schemas_and_reports_every_failure(fleet):
 def test_check_reports_drift_and_reconcile_fixes_it(fleet):
     a, b, c = fleet["orgs"]
     assert "no drift" in orgs("check")
-    execute('CREATE SCHEMA "t_orphan"')
-    execute(f'DROP SCHEMA "{a.schema_name}" CASCADE')
+    execute('CREATE SCHEMA "t_scratch"')  # a DBA's, under our prefix: not ours, never touched
+    Organization.objects.filter(id=a.id).delete()  # the row deleted by hand: its schema is an orphan of ours
     execute(f'ALTER TABLE "{b.schema_name}".agents_agent DROP COLUMN voice')
     execute(f"DELETE FROM \"{c.schema_name}\".django_migrations WHERE app = 'leads'")
     Organization.objects.create(name="Failed", slug="ops-failed", status=OrganizationStatus.FAILED)
@@ -109,18 +110,28 @@ def test_check_reports_drift_and_reconcile_fixes_it(fleet):
     Organization.objects.filter(id=stuck.id).update(created_at=timezone.now() - timedelta(hours=1))
     report = json.loads(orgs("check", "--json", expect_exit=1))
     assert report["unprovisioned"] == ["ops-failed", "ops-stuck"]
-    assert report["orphan_schemas"] == ["t_orphan"]
-    assert report["missing_schemas"] == ["ops-0"]
+    assert report["orphan_schemas"] == [a.schema_name]
+    assert report["unknown_schemas"] == ["t_scratch"]
     assert report["structure_differs"] == ["ops-1"]
     leads_migrations = sorted(f"{app}.{name}" for app, name in tenant_migrations() if app == "leads")
     assert report["missing_migrations"] == {"ops-2": leads_migrations}
-    result = json.loads(orgs("reconcile", "--json"))
-    assert result["fixed"]["provisioned"] == ["ops-0", "ops-failed", "ops-stuck"]
-    assert result["left"]["orphan_schemas"] == ["t_orphan"]  # only dropped when asked
-    json.loads(orgs("reconcile", "--drop-orphans", "--json"))
+    planned = json.loads(orgs("reconcile", "--json"))  # a dry run: changes nothing
+    assert not planned["applied"]
+    assert [(s["action"], s["target"]) for s in planned["steps"]] == [
+        ("provision", "ops-failed"), ("provision", "ops-stuck"), ("record_migrations", "ops-2")]
+    assert json.loads(orgs("check", "--json", expect_exit=1)) == report
+    result = json.loads(orgs("reconcile", "--apply", "--yes", "--json", expect_exit=1))  # drift is left: exit 1
+    assert [(s["action"], s["target"]) for s in result["done"]] == [
+        ("provision", "ops-failed"), ("provision", "ops-stuck"), ("record_migrations", "ops-2")]
+    assert result["failed"] == []
+    assert result["left"]["orphan_schemas"] == [a.schema_name]  # only dropped when asked
+    # a dropped column is not something migrations can put back: it is left for a person, and said so
+    assert result["left"]["structure_differs"] == ["ops-1"]
+    assert {h["target"] for h in result["needs_human"]} == {"ops-1", a.schema_name}
+    orgs("reconcile", "--drop-orphans", "--apply", "--yes", "--json", expect_exit=1)
     remaining = json.loads(orgs("check", "--json", expect_exit=1))
-    # a dropped column is not something migrations can put back: it stays reported for a human
     assert remaining["orphan_schemas"] == [] and remaining["missing_schemas"] == []
+    assert remaining["unknown_schemas"] == ["t_scratch"]
     assert remaining["structure_differs"] == ["ops-1"]
 
 
@@ -128,6 +139,7 @@ def test_export_then_import_under_a_new_schema(fleet, tmp_path):
     source = fleet["orgs"][0]
     archive = tmp_path / "ops-0.tar.gz"
     assert json.loads(orgs("export", "ops-0", str(archive), "--json"))["members"] == 2
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # key and invitation hashes inside
     imported = json.loads(orgs("import", str(archive), "--slug", "ops-copy", "--json"))
     copy = Organization.objects.get(slug="ops-copy")
     assert imported["schema"] == copy.schema_name != source.schema_name
@@ -147,9 +159,18 @@ def test_export_then_import_under_a_new_schema(fleet, tmp_path):
 
 def test_purge_asks_unless_yes(fleet, monkeypatch):
     target = fleet["orgs"][2]
-    monkeypatch.setattr("builtins.input", lambda prompt: "wrong")
-    with pytest.raises(Exception, match="not confirmed"):
-        call_command("orgs", "purge", "ops-2", stdout=StringIO())
+    monkeypatch.setattr("builtins.input", lambda *prompt: "wrong")
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="not confirmed"):
+        call_command("orgs", "purge", "ops-2", "--json", stdout=out, stderr=err)
+    assert out.getvalue() == "" and "Type the slug" in err.getvalue()  # the question never mixes into --json output
+
+    def no_terminal(*prompt):
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", no_terminal)  # run from a script or cron: nobody to answer
+    with pytest.raises(CommandError, match=r"no terminal.*--yes"):
+        call_command("orgs", "purge", "ops-2", stdout=StringIO(), stderr=StringIO())
     assert Organization.objects.filter(id=target.id).exists()
     assert json.loads(orgs("purge", "ops-2", "--yes", "--json")) == {"slug": "ops-2", "purged": True}
     with connection.cursor() as cursor:

@@ -1,0 +1,152 @@
+"""The repair path under the incidents of issue 24: an organization row deleted by hand, a schema dropped, two
+operators at once. Each test is a finding that failed before its fix."""
+
+import json
+import stat
+import subprocess
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from public_app.leases import lease_acquire, lease_release
+from public_app.models import OpsRecord, Organization, OrganizationStatus
+from public_app.pgtools import pg_connection_args, pg_tool
+from public_app.services.fleet.guard import FLEET_LOCK
+from public_app.tenancy import tenant_context
+from tenant_apps.agents.models import Agent
+from tests.public_app.services.fleet.test_ops import execute, fleet, orgs  # noqa: F401 - the fixture
+
+
+def schemas() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def agents_in(schema: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{schema}".agents_agent')
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def orphan(fleet):  # noqa: F811
+    """ops-0 (two agents) with its organization row deleted by hand, and a DBA's scratch schema under our prefix."""
+    victim = fleet["orgs"][0]
+    with tenant_context(victim):
+        for i in range(8):
+            Agent.objects.create(name=f"Agent {i}")
+    Organization.objects.filter(id=victim.id).delete()
+    execute('CREATE SCHEMA "t_scratch"')
+    execute('CREATE TABLE "t_scratch".notes (id int)')
+    return victim
+
+
+def test_reconcile_never_drops_a_schema_with_data_without_yes_and_keeps_a_usable_backup(orphan, settings, tmp_path,
+                                                                                      monkeypatch):  # fmt: skip
+    settings.SNAPSHOT_DIR = tmp_path
+    # 1. the default is a dry run that shows what would be lost: the former organization, rows, size
+    out = orgs("reconcile", "--drop-orphans")
+    assert f"would drop_orphan {orphan.schema_name}" in out and "former organization ops-0" in out
+    assert "10 rows" in out and "left alone: t_scratch" in out and "nothing changed" in out
+    assert {orphan.schema_name, "t_scratch"} <= schemas()
+    # 2. --apply asks; with nobody to answer (a script, cron) it refuses and changes nothing
+    monkeypatch.setattr("builtins.input", lambda *prompt: (_ for _ in ()).throw(EOFError))
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("orgs", "reconcile", "--drop-orphans", "--apply", stdout=StringIO(), stderr=StringIO())
+    assert {orphan.schema_name, "t_scratch"} <= schemas()
+    # 3. confirmed: exported first (readable by its owner only), then dropped; the scratch schema is not ours
+    result = json.loads(orgs("reconcile", "--drop-orphans", "--apply", "--yes", "--json"))
+    (dropped,) = result["done"]
+    assert dropped["action"] == "drop_orphan" and dropped["details"]["former_organization"]["slug"] == "ops-0"
+    backup = Path(dropped["backup"])
+    assert backup.parent == tmp_path / "orphans" and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert orphan.schema_name not in schemas() and "t_scratch" in schemas()
+    # 4. the backup brings it back as it was
+    env, args = pg_connection_args()
+    database = str(connection.settings_dict["NAME"])
+    restored = subprocess.run([pg_tool("pg_restore"), *args, "--dbname", database, str(backup)],
+                              env=env, check=False, capture_output=True, text=True)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert agents_in(orphan.schema_name) == 10
+    orgs("reattach", orphan.schema_name, "--owner", "owner@example.com")
+    assert Organization.objects.get(slug="ops-0").status == OrganizationStatus.ACTIVE
+    assert "no drift" in orgs("check")
+
+
+def test_reconcile_without_backup_only_when_asked(orphan, settings, tmp_path):
+    settings.SNAPSHOT_DIR = tmp_path
+    result = json.loads(orgs("reconcile", "--drop-orphans", "--apply", "--yes", "--no-backup", "--json"))
+    assert "backup" not in result["done"][0] and not (tmp_path / "orphans").exists()
+    assert orphan.schema_name not in schemas()
+
+
+def test_an_active_organization_whose_schema_is_gone_is_not_reprovisioned_empty(fleet):  # noqa: F811
+    lost = fleet["orgs"][1]
+    execute(f'DROP SCHEMA "{lost.schema_name}" CASCADE')
+    result = json.loads(orgs("reconcile", "--apply", "--yes", "--json", expect_exit=1))
+    assert [s["action"] for s in result["done"]] == ["drop_role"] and lost.schema_name not in schemas()
+    (human,) = [h for h in result["needs_human"] if h["target"] == "ops-1"]
+    assert "orgs restore ops-1" in human["command"] and "--empty" in human["command"]
+    with pytest.raises(CommandError, match="its data is gone"):
+        orgs("provision", "ops-1")
+    assert lost.schema_name not in schemas()
+    assert json.loads(orgs("provision", "ops-1", "--empty", "--json"))["status"] == "active"
+    assert agents_in(lost.schema_name) == 0
+
+
+def test_an_orphan_is_reattached_to_its_organization_with_its_data(orphan, fleet):  # noqa: F811
+    with pytest.raises(CommandError, match="--owner"):
+        orgs("reattach", orphan.schema_name)
+    result = json.loads(orgs("reattach", orphan.schema_name, "--owner", "owner@example.com", "--json"))
+    assert result["slug"] == "ops-0" and result["status"] == "active"
+    back = Organization.objects.get(slug="ops-0")
+    assert back.schema_name == result["schema"] != orphan.schema_name
+    with tenant_context(back):
+        assert Agent.objects.count() == 10
+    names = [a["name"] for a in fleet["owner"].api.get("/api/v1/organizations/ops-0/agents?limit=50").json()["items"]]
+    assert len(names) == 10
+    with pytest.raises(CommandError, match="not an orphaned schema of ours"):
+        orgs("reattach", "t_scratch", "--slug", "ops-scratch", "--owner", "owner@example.com")
+    report = json.loads(orgs("check", "--json"))
+    assert report["orphan_schemas"] == [] and report["unknown_schemas"] == ["t_scratch"]
+
+
+def test_a_second_changing_command_is_refused_and_told_who_holds_the_lock(fleet):  # noqa: F811
+    holder = "alice@ops-1 pid 4242: orgs migrate"
+    assert lease_acquire(FLEET_LOCK, holder, timedelta(minutes=5))
+    try:
+        with pytest.raises(CommandError, match="alice@ops-1 pid 4242: orgs migrate"):
+            orgs("migrate", "--jobs", "2")
+        with pytest.raises(CommandError, match="holds the lock"):
+            orgs("purge", "ops-2", "--yes")
+        assert Organization.objects.filter(slug="ops-2").exists()
+        orgs("list")  # reading is never locked out
+        orgs("reconcile")  # nor is a dry run
+    finally:
+        lease_release(FLEET_LOCK, holder)
+    orgs("migrate", "--jobs", "2")
+    assert not lease_acquire(FLEET_LOCK, holder, timedelta(minutes=5)) or lease_release(FLEET_LOCK, holder) is None
+
+
+def test_every_ops_command_is_recorded_with_who_what_and_outcome(fleet, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ORGS_OPERATOR", "carol")
+    orgs("list")
+    with pytest.raises(CommandError):
+        orgs("show", "no-such-org")
+    execute(f'ALTER TABLE "{fleet["orgs"][1].schema_name}".agents_agent DROP COLUMN voice')
+    orgs("check", expect_exit=1)
+    orgs("purge", "ops-2", "--yes")
+    history = json.loads(orgs("history", "--json"))
+    assert [(h["action"], h["outcome"]) for h in history] == [
+        ("orgs purge", "ok"), ("orgs check", "failed"), ("orgs show", "refused"), ("orgs list", "ok")]
+    assert all(h["actor"].startswith("carol@") and h["finished_at"] for h in history)
+    assert history[0]["arguments"] == {"slug": "ops-2", "yes": True} and history[0]["slugs"] == ["ops-2"]
+    assert "no organization" in history[2]["result"]["error"]
+    assert [h["action"] for h in json.loads(orgs("history", "--slug", "ops-2", "--json"))] == ["orgs purge"]
+    assert "carol@" in orgs("history") and OpsRecord.objects.filter(action="orgs history").count() == 0
+    assert Organization.objects.filter(status=OrganizationStatus.ACTIVE).count() == 2
