@@ -334,8 +334,11 @@ class Command(BaseCommand):
         if not options["json"]:
             self.stdout.write("no drift" if report.clean else "DRIFT:")
             for key, value in report.__dict__.items():
-                if value:
-                    self.stdout.write(f"  {key}: {value}")
+                if value and key != "differences":
+                    self.stdout.write(f"  {key}{' (not drift)' if key in drift.NOT_DRIFT else ''}: {value}")
+            for slug, found in report.differences.items():
+                for difference in found:
+                    self.stdout.write(f"  {slug}: {difference['object']}\n      fix: {difference['fix']}")
         if not report.clean:
             self.fail(options, data)
         return data

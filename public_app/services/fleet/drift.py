@@ -5,7 +5,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -19,7 +18,9 @@ from public_app.models import (
     SpareSchema,
 )
 from public_app.services.fleet import SCHEMA_PREFIX
+from public_app.services.fleet.catalog import catalogs, reference_catalogs, schema_differences
 from public_app.services.fleet.restore import RESTORE_SUFFIX
+from public_app.services.fleet.rollout import tenant_labels
 from public_app.services.provisioning import (
     tenant_migrations,
 )
@@ -39,7 +40,10 @@ class DriftReport:
     # for longer than STUCK_AFTER (a job that should have finished long ago).
     unprovisioned: list[str] = field(default_factory=list)  # slugs
     structure_differs: list[str] = field(default_factory=list)  # slugs
+    # slug -> each object that differs from what its recorded migrations define, with the statement that fixes it
+    differences: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     missing_migrations: dict[str, list[str]] = field(default_factory=dict)
+    records_lost: list[str] = field(default_factory=list)  # slugs: every object is there, some records are not
     extra_migrations: dict[str, list[str]] = field(default_factory=dict)
     # The database role boundary (public_app.tenancy): schemas whose role is missing or lacks grants on its own
     # schema, roles holding privileges elsewhere, and tenant roles left without a schema.
@@ -66,27 +70,37 @@ class DriftReport:
 NOT_DRIFT = {"staged_restores", "unknown_schemas"}
 
 
-def _columns_by_schema(schemas: Iterable[str]) -> dict[str, set[tuple]]:
+def applied_migrations(schemas: Iterable[str], labels: frozenset[str], chunk: int = 200) -> dict[str, frozenset]:
+    """The tenant migrations recorded in each schema, a few hundred schemas per query (no records table: empty)."""
+    names = sorted(set(schemas))
+    result: dict[str, frozenset] = {name: frozenset() for name in names}
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT table_schema, table_name, column_name, data_type, is_nullable, character_maximum_length
-            FROM information_schema.columns WHERE table_schema = ANY(%s)
-            """,
-            [list(schemas)],
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'django_migrations' AND c.relkind = 'r' AND n.nspname = ANY(%s)",
+            [names],
         )
-        result: dict[str, set[tuple]] = {}
-        for schema, *rest in cursor.fetchall():
-            result.setdefault(schema, set()).add(tuple(rest))
+        with_records = sorted(row[0] for row in cursor.fetchall())
+        found: dict[str, set] = {}
+        for start in range(0, len(with_records), chunk):
+            union = " UNION ALL ".join(
+                f"SELECT %s, app, name FROM {quote_schema_name(schema)}.django_migrations WHERE app = ANY(%s)"
+                for schema in with_records[start:start + chunk]
+            )
+            params: list = []
+            for schema in with_records[start:start + chunk]:
+                params += [schema, sorted(labels)]
+            cursor.execute(union, params)
+            for schema, app, name in cursor.fetchall():
+                found.setdefault(schema, set()).add((app, name))
+    result.update({schema: frozenset(nodes) for schema, nodes in found.items()})
     return result
 
 
 def drift_check() -> DriftReport:
-    """What `orgs check` reports: schemas and organizations that do not match each other, and schemas whose
-    structure or migration records differ from the template's."""
-    from public_app.services.provisioning import template_get
-
-    template_get()  # make sure the template is at head
+    """What `orgs check` reports: schemas and organizations that do not match each other, schemas whose objects
+    differ from what their recorded migrations define (public_app.services.fleet.catalog), migration records
+    missing or unknown, and the database roles. Read-only: the comparison's reference is rolled back."""
     report = DriftReport()
     with connection.cursor() as cursor:
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [SCHEMA_PREFIX])
@@ -116,25 +130,29 @@ def drift_check() -> DriftReport:
         if org.schema_name not in existing
     )
     present = sorted(set(orgs) & existing)
-    template = settings.TENANT_TEMPLATE_SCHEMA
-    columns = _columns_by_schema([*present, template])
-    expected_columns = columns.get(template, set())
+    labels = tenant_labels()
     expected = {f"{app}.{name}" for app, name in tenant_migrations()}
+    applied = applied_migrations(present, labels)
     for schema in present:
         slug = orgs[schema].slug
-        if columns.get(schema, set()) != expected_columns:
-            report.structure_differs.append(slug)
-        with connection.cursor() as cursor:
-            try:
-                cursor.execute(f"SELECT app || '.' || name FROM {quote_schema_name(schema)}.django_migrations")
-                applied = {row[0] for row in cursor.fetchall()}
-            except Exception:
-                applied = set()
-        applied_tenant = {m for m in applied if m.split(".", 1)[0] in {a for a, _ in tenant_migrations()}}
-        if expected - applied_tenant:
-            report.missing_migrations[slug] = sorted(expected - applied_tenant)
-        if applied_tenant - expected:
-            report.extra_migrations[slug] = sorted(applied_tenant - expected)
+        recorded = {f"{app}.{name}" for app, name in applied[schema]}
+        if expected - recorded:
+            report.missing_migrations[slug] = sorted(expected - recorded)
+        if recorded - expected:
+            report.extra_migrations[slug] = sorted(recorded - expected)
+    head = frozenset(tenant_migrations())
+    references = reference_catalogs({*applied.values(), head}, labels)
+    actual = catalogs(present)
+    # A schema that has every object of head but lacks records of some migrations lost only the records: running
+    # those migrations would fail ("already exists"); recording them is the fix.
+    lacking = {schema: head for schema in present if orgs[schema].slug in report.missing_migrations}
+    lost_records_only = set(lacking) - set(schema_differences(lacking, references, actual))
+    report.records_lost = sorted(orgs[schema].slug for schema in lost_records_only)
+    for schema, found in schema_differences(applied, references, actual).items():
+        if schema in lost_records_only:
+            continue
+        report.structure_differs.append(orgs[schema].slug)
+        report.differences[orgs[schema].slug] = [{"object": str(d), "fix": d.fix} for d in found]
     report.structure_differs.sort()
     _role_drift(report, {schema: orgs[schema].slug for schema in present}, existing)
     if citus.enabled():

@@ -30,6 +30,35 @@ def schema_sizes(schema: str | None = None) -> dict[str, int]:
         return {schema: int(size) for schema, size in cursor.fetchall()}
 
 
+def _tables(schema: str | None = None) -> dict[str, set[str]]:
+    """The tables of every tenant schema (or one), by schema; a schema without tables is there, with none."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT n.nspname, coalesce(array_agg(c.relname) FILTER (WHERE c.relname IS NOT NULL), '{}')
+            FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+            WHERE n.nspname LIKE %s AND (%s::text IS NULL OR n.nspname = %s) GROUP BY n.nspname
+            """,
+            [SCHEMA_PREFIX, schema, schema],
+        )
+        return {name: set(found) for name, found in cursor.fetchall()}
+
+
+def tenant_tables() -> set[str]:
+    """The tables the code's tenant models have (with many-to-many tables), and the migration records'."""
+    from django.apps import apps
+    from django.conf import settings
+
+    found = {"django_migrations"}
+    for config in apps.get_app_configs():
+        if config.name not in settings.TENANT_APPS:
+            continue
+        for model in config.get_models(include_auto_created=True):
+            if model._meta.managed and not model._meta.proxy:
+                found.add(model._meta.db_table)
+    return found
+
+
 def organizations_report(*, status: str | None = None, slug: str | None = None) -> list[dict[str, Any]]:
     """One row per organization: slug, schema, status, members, plan, size on disk, migration state, activity."""
     from django.db.models import Count, Max
@@ -52,6 +81,19 @@ def organizations_report(*, status: str | None = None, slug: str | None = None) 
     else:
         sizes = schema_sizes(only)
     expected = migration_state()
+    tables = _tables(only)
+    head_tables = tenant_tables()
+
+    def migrations(org: Organization) -> str:
+        # what is there, not only what was recorded: a schema or a table dropped by hand shows
+        if org.schema_name not in tables:
+            return "no schema"
+        if not org.migration_state:
+            return "none"
+        if org.migration_state != expected:
+            return "behind"
+        return "tables missing" if head_tables - tables[org.schema_name] else "current"
+
     return [
         {
             "slug": org.slug,
@@ -62,9 +104,7 @@ def organizations_report(*, status: str | None = None, slug: str | None = None) 
             "plan": org.plan,
             "schema_bytes": sizes.get(org.schema_name),
             "node": nodes.get(org.schema_name) or ("local" if org.schema_name in sizes else None),
-            "migrations": "current"
-            if org.migration_state == expected
-            else ("none" if not org.migration_state else "behind"),
+            "migrations": migrations(org),
             "last_activity": org.last_activity.isoformat() if org.last_activity else None,
             "status_reason": org.status_reason or None,
         }

@@ -100,7 +100,7 @@ def reconcile_plan(*, drop_orphans: bool = False) -> ReconcilePlan:
                "command": f"orgs restore {slug} --from SNAPSHOT, or orgs reattach SCHEMA --slug {slug}, "
                           f"or (starting empty) orgs provision {slug} --empty"})  # fmt: skip
     for slug, names in report.missing_migrations.items():
-        if slug in report.structure_differs:
+        if slug not in report.records_lost:
             plan.steps.append(Step("migrate", slug, f"{len(names)} migration(s) not applied", {"migrations": names}))
         else:  # what they create is there (running them would fail on "already exists"): only the records are lost
             plan.steps.append(Step("record_migrations", slug, f"its structure is complete but {len(names)} "
@@ -187,7 +187,7 @@ def _still_wrong(step: Step, report: DriftReport) -> bool:
     if step.action == "provision":
         return step.target in report.unprovisioned or step.target in report.missing_schemas
     if step.action in ("migrate", "record_migrations"):
-        return step.target in report.missing_migrations or step.target in report.structure_differs
+        return step.target in {*report.missing_migrations, *report.records_lost, *report.structure_differs}
     if step.action == "repair_role":
         return step.target in {*report.missing_roles, *report.role_grants_missing, *report.extra_grants}
     if step.action == "distribute":

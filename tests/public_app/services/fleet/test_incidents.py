@@ -150,3 +150,97 @@ def test_every_ops_command_is_recorded_with_who_what_and_outcome(fleet, monkeypa
     assert [h["action"] for h in json.loads(orgs("history", "--slug", "ops-2", "--json"))] == ["orgs purge"]
     assert "carol@" in orgs("history") and OpsRecord.objects.filter(action="orgs history").count() == 0
     assert Organization.objects.filter(status=OrganizationStatus.ACTIVE).count() == 2
+
+
+def test_check_names_every_object_that_differs_with_the_statement_that_fixes_it(fleet):  # noqa: F811
+    b = fleet["orgs"][1]
+    s = f'"{b.schema_name}"'
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [f"{b.schema_name}.campaigns_campaign"],
+        )
+        (foreign_key,) = cursor.fetchone()
+    damage = [
+        f"DROP INDEX {s}.agent_status_id_idx",  # an index
+        f"DROP INDEX {s}.lead_unique_external_id",  # the unique index behind Leadsforce de-duplication
+        f"ALTER TABLE {s}.campaigns_campaign DROP CONSTRAINT {foreign_key}",  # a foreign key
+        f"ALTER TABLE {s}.agents_agent ALTER COLUMN voice TYPE varchar(300)",  # a type
+        f"ALTER TABLE {s}.agents_agent ALTER COLUMN name DROP NOT NULL",  # nullability
+        f"ALTER TABLE {s}.agents_agent ALTER COLUMN language SET DEFAULT 'fr'",  # a default
+        f"ALTER TABLE {s}.agents_agent ADD COLUMN legacy text",  # left by a release that was rolled back
+        f"ALTER SEQUENCE {s}.agents_agent_id_seq INCREMENT BY 5",  # a sequence
+    ]
+    for statement in damage:
+        execute(statement)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_namespace")
+        namespaces = cursor.fetchone()[0]
+    report = json.loads(orgs("check", "--json", expect_exit=1))
+    assert report["structure_differs"] == ["ops-1"]
+    found = {d["object"]: d["fix"] for d in report["differences"]["ops-1"]}
+    assert set(found) == {
+        "missing index agent_status_id_idx",
+        "missing index lead_unique_external_id",
+        f"missing constraint campaigns_campaign.{foreign_key}",
+        "differs column agents_agent.voice: 'character varying(300) NOT NULL', should be "
+        "'character varying(200) NOT NULL'",
+        "differs column agents_agent.name: 'character varying(200)', should be 'character varying(200) NOT NULL'",
+        "differs column agents_agent.language: \"character varying(35) NOT NULL DEFAULT 'fr'::character varying\", "
+        "should be 'character varying(35) NOT NULL'",
+        "unexpected column agents_agent.legacy",
+        "differs sequence agents_agent_id_seq: 'bigint increment 5', should be 'bigint increment 1'",
+    }, found
+    assert found["missing index lead_unique_external_id"] == (
+        f"CREATE UNIQUE INDEX lead_unique_external_id ON {s}.leads_lead USING btree (source, external_id) "
+        "WHERE (NOT ((external_id)::text = ''::text));"
+    )
+    text = orgs("check", expect_exit=1)
+    assert "ops-1: missing index agent_status_id_idx" in text and "fix: CREATE INDEX agent_status_id_idx" in text
+    with connection.cursor() as cursor:  # read-only: the reference schema was rolled back, nothing was added
+        cursor.execute("SELECT count(*) FROM pg_namespace")
+        assert cursor.fetchone()[0] == namespaces
+    for fix in found.values():  # the fixes are exact: applied as printed, the schema is what its migrations define
+        execute(fix.split("  --")[0])
+    assert "no drift" in orgs("check")
+
+
+def test_check_sees_a_dropped_table_and_list_shows_what_is_really_there(fleet):  # noqa: F811
+    a, b, _ = fleet["orgs"]
+    execute(f'DROP TABLE "{b.schema_name}".phone_numbers_phonenumber')
+    execute(f'DROP SCHEMA "{a.schema_name}" CASCADE')
+    report = json.loads(orgs("check", "--json", expect_exit=1))
+    assert report["differences"]["ops-1"] == [
+        {"object": "missing table phone_numbers_phonenumber",
+         "fix": "its rows are gone with it: see README, Incidents: a dropped table"}]  # fmt: skip
+    listed = {row["slug"]: row["migrations"] for row in json.loads(orgs("list", "--json"))}
+    assert listed == {"ops-0": "no schema", "ops-1": "tables missing", "ops-2": "current"}
+
+
+def test_the_dropped_table_runbook_brings_the_table_back_from_a_snapshot(fleet, tmp_path):  # noqa: F811
+    victim = fleet["orgs"][0]
+    s = f'"{victim.schema_name}"'
+    execute(f"INSERT INTO {s}.phone_numbers_phonenumber (uid, e164, label, created_at, updated_at) "
+            "VALUES ('pn_1', '+15550100', 'main', now(), now())")  # fmt: skip
+    snapshot = tmp_path / "before.tar.gz"
+    orgs("snapshot", "ops-0", str(snapshot))
+    execute(f"DROP TABLE {s}.phone_numbers_phonenumber")
+    with tenant_context(victim):
+        Agent.objects.create(name="Written after the snapshot")  # must survive the repair
+    orgs("restore", "ops-0", "--from", str(snapshot), "--side-by-side")
+    execute(f'ALTER TABLE "{victim.schema_name}__restore".phone_numbers_phonenumber SET SCHEMA {s}')
+    orgs("restore", "ops-0", "--discard")
+    report = json.loads(orgs("check", "--json", expect_exit=1))
+    # the foreign key to agents went with the staged copy; the moved table's grants are the staged role's
+    assert [d["object"] for d in report["differences"]["ops-0"]] == [
+        "missing constraint phone_numbers_phonenumber.phone_numbers_phonenumber_agent_id_2bc8e1a9_fk_agents_agent_id"]
+    assert report["role_grants_missing"] == ["ops-0"]
+    orgs("reconcile", "--apply", "--yes", expect_exit=1)  # repairs the grants; the constraint is for a person
+    for difference in report["differences"]["ops-0"]:
+        execute(difference["fix"])
+    assert "no drift" in orgs("check")
+    with tenant_context(victim), connection.cursor() as cursor:
+        cursor.execute("SELECT e164 FROM phone_numbers_phonenumber")
+        assert cursor.fetchall() == [("+15550100",)]
+    with tenant_context(victim):
+        assert Agent.objects.filter(name="Written after the snapshot").exists()
