@@ -28,6 +28,8 @@ if APP_ENV == "production" and SECRET_KEY == _DEV_SECRET:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
 
 SHARED_APPS = [
+    # First, so that its management commands replace django-tenants' (public_app.management.refused).
+    "public_app",
     "django_tenants",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -37,7 +39,6 @@ SHARED_APPS = [
     "django.contrib.admin",
     # Listed so the API docs page loads Swagger UI from our own static files (WhiteNoise), not from a public CDN.
     "ninja",
-    "public_app",
     "jobs",
 ]
 TENANT_APPS = [

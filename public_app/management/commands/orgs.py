@@ -122,6 +122,11 @@ class Command(BaseCommand):
                        help="Only the first P %% of the organizations that are behind (at least one).")  # fmt: skip
         p.add_argument("--stop-after-failures", type=int, metavar="K",
                        help="Start no more schemas once K have failed.")  # fmt: skip
+        p.add_argument("--plan", action="store_true",
+                       help="Only show, per organization, the migrations it would run.")  # fmt: skip
+        p.add_argument("--fake", metavar="APP.MIGRATION",
+                       help="With --slugs: record this migration (and those it depends on) as applied without "
+                            "running it, where its objects are already there.")  # fmt: skip
         add("check", "Report drift between organizations, schemas and the template; exit 1 on drift.")
         p = add("reconcile", "Show what would fix what `check` finds (a dry run, the default); --apply does it. "
                              "What is not safe to fix mechanically is listed with the command to run.")  # fmt: skip
@@ -136,6 +141,12 @@ class Command(BaseCommand):
         p.add_argument("schema")
         p.add_argument("--slug", help="The organization (default: the former organization's slug).")
         p.add_argument("--owner", metavar="EMAIL", help="Owner of a new organization (an existing user).")
+        p = add("sql", "Run one read-only statement in every active organization's schema (or --slugs), as that "
+                       "organization's own database role, with a timeout: one combined table, slug first.")  # fmt: skip
+        p.add_argument("statement", help="One SELECT (or another statement that returns rows and writes nothing).")
+        p.add_argument("--slugs", nargs="+", metavar="SLUG", help="Only these organizations.")
+        p.add_argument("--timeout", type=float, default=5.0, help="Seconds per organization (default 5).")
+        p.add_argument("--limit", type=int, default=1000, help="Rows per organization at most (default 1000).")
         p = add("history", "What was run: ops commands and admin actions, who ran them, with what, and the outcome.")
         p.add_argument("--slug", help="Only actions that named this organization.")
         p.add_argument("--limit", type=int, default=50)
@@ -186,8 +197,9 @@ class Command(BaseCommand):
         slugs = [v for k, v in arguments.items() if k == "slug"] + list(arguments.get("slugs") or [])
         actor = guard.operator()
         record = guard.ops_record_start(action=f"orgs {name}", actor=actor, arguments=arguments, slugs=slugs)
-        changing = name in CHANGING and not (name == "reconcile" and not options["apply"]) and not (
-            name == "rebalance" and options["dry_run"]
+        changing = name in CHANGING and not (
+            (name == "reconcile" and not options["apply"]) or (name == "rebalance" and options["dry_run"])
+            or (name == "migrate" and options["plan"])
         )
         try:
             if changing:
@@ -306,14 +318,29 @@ class Command(BaseCommand):
 
         if options["percent"] is not None and not 0 < options["percent"] <= 100:
             raise CommandError("--percent takes a number above 0, up to 100")
+        if options["fake"]:
+            if not options["slugs"]:
+                raise CommandError("--fake needs --slugs: it records a migration for the organizations named")
+            try:
+                recorded = migrations.migration_fake(slugs=options["slugs"], migration=options["fake"])
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            for slug, names in recorded.items():
+                self.say(options, f"{slug}: recorded {', '.join(names) or 'nothing (already recorded)'}")
+            return {"faked": recorded}
         try:
             result = migrations.migrate_fleet(
                 jobs=options["jobs"], force=options["force"], progress=progress, slugs=options["slugs"],
                 cohort=options["cohort"], percent=options["percent"],
-                stop_after_failures=options["stop_after_failures"],
+                stop_after_failures=options["stop_after_failures"], plan_only=options["plan"],
             )  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if options["plan"]:
+            for slug, names in result["plan"].items():
+                self.say(options, f"{slug}: {', '.join(names) or 'nothing to run (records match; state differs)'}")
+            self.say(options, f"{result['selected']} organization(s) would migrate; nothing was changed")
+            return result
         self.say(
             options,
             f"migrated {result['migrated']} ({result['rendered']} by SQL rendered once per state, "
@@ -322,8 +349,10 @@ class Command(BaseCommand):
         )
         if result["stopped"]:
             self.say(options, f"stopped after {len(result['failed'])} failures; run again to resume")  # fmt: skip
+        slugs = dict(Organization.objects.filter(schema_name__in=list(result["failed"]))
+                     .values_list("schema_name", "slug"))  # fmt: skip
         for schema, error in result["failed"].items():
-            self.say(options, f"  {schema}: {error}")
+            self.say(options, f"  {slugs.get(schema, '?')} ({schema}): {error}")
         if result["failed"]:
             self.fail(options, result)
         return result
@@ -393,6 +422,30 @@ class Command(BaseCommand):
         self.say(options, f"{options['schema']} is now {organization.schema_name}, the schema of {organization.slug} "
                           f"({organization.status})")  # fmt: skip
         return {"slug": organization.slug, "schema": organization.schema_name, "status": organization.status}
+
+    def cmd_sql(self, options: dict) -> dict:
+        from public_app.services.fleet.query import fleet_sql
+
+        selected = Organization.objects.filter(slug__in=options["slugs"]) if options["slugs"] else None
+        if options["slugs"]:
+            unknown = set(options["slugs"]) - set(selected.values_list("slug", flat=True))  # type: ignore[union-attr]
+            if unknown:
+                raise CommandError(f"no organization with slug {', '.join(sorted(unknown))}")
+        result = fleet_sql(statement=options["statement"], organizations=selected,
+                           timeout_ms=int(options["timeout"] * 1000), row_limit=options["limit"])  # fmt: skip
+        if not options["json"]:
+            table = [result["columns"], *[[("" if v is None else str(v)) for v in row] for row in result["rows"]]]
+            widths = [min(40, max(len(row[i]) for row in table)) for i in range(len(result["columns"]))]
+            for row in table:
+                self.stdout.write("  ".join(cell[:40].ljust(width) for cell, width in zip(row, widths, strict=True)))
+            self.stdout.write(f"({len(result['rows'])} rows)")
+            for slug in result["truncated"]:
+                self.stdout.write(f"{slug}: more than {options['limit']} rows, cut (--limit)")
+            for slug, error in result["failed"].items():
+                self.stdout.write(f"{slug}: FAILED {error}")
+        if result["failed"]:
+            self.fail(options, result)
+        return result
 
     def cmd_history(self, options: dict) -> list[dict]:
         records = guard.ops_history(slug=options.get("slug"), limit=options["limit"])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from public_app.models import (
     Organization,
@@ -29,6 +29,7 @@ def migrate_fleet(
     cohort: int | None = None,
     percent: float | None = None,
     stop_after_failures: int | None = None,
+    plan_only: bool = False,
 ) -> dict[str, Any]:
     """Bring every tenant schema to head; schemas whose recorded state matches are skipped. Schemas at the same
     recorded state get the SQL rendered once for them (public_app.services.fleet.rollout), over `jobs`
@@ -62,6 +63,9 @@ def migrate_fleet(
     if percent is not None:
         todo = todo[: max(1, math.ceil(len(behind) * percent / 100))] if behind else []
     skipped = candidates.count() - len(behind)
+    if plan_only:
+        return {"state": state, "plan": pending_by_organization([schema for schema, _ in todo]), "selected": len(todo),
+                "skipped": skipped}  # fmt: skip
     done = 0
     failed_so_far = 0
     stop = threading.Event()
@@ -124,3 +128,63 @@ def _migrate_with_django(
                 for pending in futures:
                     pending.cancel()  # those not started yet
     return failures
+
+
+def pending_by_organization(schemas: list[str]) -> dict[str, list[str]]:
+    """What `orgs migrate --plan` shows: for each organization, the tenant migrations it would run, in order."""
+    from django.db.migrations.loader import MigrationLoader
+
+    from public_app.services.fleet.drift import applied_migrations
+    from public_app.services.fleet.rollout import tenant_labels
+
+    labels = tenant_labels()
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    order = _tenant_order(graph, labels)
+    applied = applied_migrations(schemas, labels)
+    slugs = dict(Organization.objects.filter(schema_name__in=schemas).values_list("schema_name", "slug"))
+    return {slugs[schema]: [f"{app}.{name}" for app, name in order if (app, name) not in applied[schema]]
+            for schema in schemas}  # fmt: skip
+
+
+def _tenant_order(graph: Any, labels: frozenset[str]) -> list[tuple[str, str]]:
+    order: list[tuple[str, str]] = []
+    for leaf in sorted(node for node in graph.leaf_nodes() if node[0] in labels):
+        order += [node for node in graph.forwards_plan(leaf) if node[0] in labels and node not in order]
+    return order
+
+
+def migration_fake(*, slugs: list[str], migration: str) -> dict[str, list[str]]:
+    """Record `migration` (APP.NAME) and the tenant migrations it depends on as applied in these organizations'
+    schemas without running them: for a schema whose objects are already there (see `orgs check`). Returns what was
+    recorded per organization; an organization whose records then match the code's is marked current."""
+    from django.db.migrations.loader import MigrationLoader
+    from django_tenants.utils import quote_schema_name
+
+    from public_app.services.fleet.drift import applied_migrations
+    from public_app.services.fleet.rollout import tenant_labels
+
+    app, _, name = migration.partition(".")
+    labels = tenant_labels()
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    if app not in labels or (app, name) not in graph.nodes:
+        raise ValueError(f"no tenant migration {migration!r} (APP.NAME, e.g. agents.0001_initial)")
+    needed = [node for node in graph.forwards_plan((app, name)) if node[0] in labels]
+    organizations = list(Organization.objects.filter(slug__in=slugs))
+    unknown = sorted(set(slugs) - {o.slug for o in organizations})
+    if unknown:
+        raise ValueError(f"no organization with slug {', '.join(unknown)}")
+    applied = applied_migrations([o.schema_name for o in organizations], labels)
+    head = {node for node in graph.nodes if node[0] in labels}
+    recorded: dict[str, list[str]] = {}
+    for organization in organizations:
+        missing = [node for node in needed if node not in applied[organization.schema_name]]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {quote_schema_name(organization.schema_name)}.django_migrations (app, name, applied) "
+                "VALUES (%s, %s, now())",
+                missing,
+            )
+            if head <= set(applied[organization.schema_name]) | set(missing):
+                Organization.objects.filter(id=organization.id).update(migration_state=migration_state())
+        recorded[organization.slug] = [f"{a}.{n}" for a, n in missing]
+    return recorded

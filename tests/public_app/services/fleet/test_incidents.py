@@ -16,6 +16,7 @@ from public_app.leases import lease_acquire, lease_release
 from public_app.models import OpsRecord, Organization, OrganizationStatus
 from public_app.pgtools import pg_connection_args, pg_tool
 from public_app.services.fleet.guard import FLEET_LOCK
+from public_app.services.provisioning import tenant_migrations
 from public_app.tenancy import tenant_context
 from tenant_apps.agents.models import Agent
 from tests.public_app.services.fleet.test_ops import execute, fleet, orgs  # noqa: F401 - the fixture
@@ -244,3 +245,71 @@ def test_the_dropped_table_runbook_brings_the_table_back_from_a_snapshot(fleet, 
         assert cursor.fetchall() == [("+15550100",)]
     with tenant_context(victim):
         assert Agent.objects.filter(name="Written after the snapshot").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["delete_tenant", "--noinput"], ["create_tenant", "--help"], ["clone_tenant", "--help"],
+    ["tenant_command", "migrate", "--fake", "-s", "t_x"], ["all_tenants_command", "check"],
+])  # fmt: skip
+def test_django_tenants_commands_that_bypass_our_rules_refuse_and_name_the_safe_one(fleet, argv, capsys):  # noqa: F811
+    from django.core.management import ManagementUtility
+
+    with pytest.raises(SystemExit) as exit_:
+        ManagementUtility(["manage.py", *argv]).execute()
+    assert exit_.value.code == 2
+    assert "Instead: " in capsys.readouterr().err
+    assert Organization.objects.filter(status=OrganizationStatus.ACTIVE).count() == 3  # nothing was deleted
+
+
+def test_plain_migrate_migrates_the_public_schema_and_says_what_to_run_for_tenants(fleet):  # noqa: F811
+    a, b, _ = fleet["orgs"]
+    execute(f'DROP SCHEMA "{a.schema_name}" CASCADE')  # django-tenants' migrate crashed on this
+    Organization.objects.filter(id=b.id).update(migration_state="older")
+    out = StringIO()
+    call_command("migrate", interactive=False, stdout=out)
+    assert "1 organization(s) behind" in out.getvalue() and "orgs migrate" in out.getvalue()
+    with pytest.raises(CommandError, match="tenant app"):
+        call_command("migrate", "agents", "zero", interactive=False, stdout=StringIO())
+    with pytest.raises(CommandError, match="orgs migrate"):
+        call_command("migrate_schemas", tenant=True, interactive=False, stdout=StringIO())
+    assert agents_in(b.schema_name) == 0  # the tenant tables are untouched
+
+
+def test_orgs_sql_reads_each_organization_as_itself_only_and_never_writes(fleet):  # noqa: F811
+    out = json.loads(orgs("sql", "SELECT count(*) AS agents FROM agents_agent", "--json"))
+    assert out["columns"] == ["organization", "agents"]
+    assert out["rows"] == [["ops-0", 2], ["ops-1", 0], ["ops-2", 0]] and out["failed"] == {}
+    text = orgs("sql", "SELECT name FROM agents_agent ORDER BY name", "--slugs", "ops-0")
+    assert "ops-0         Exported agent" in text and "(2 rows)" in text
+    a = fleet["orgs"][0]
+    refused = {  # each fails in every organization, and nothing changes
+        "DELETE FROM agents_agent RETURNING id": "read-only transaction",
+        "SELECT 1; RESET ROLE": "multiple commands",
+        "SELECT count(*) FROM public.public_app_user": "permission denied",
+        f'SELECT count(*) FROM "{a.schema_name}".agents_agent': "permission denied",  # another organization's
+        "SELECT pg_sleep(2)": "statement timeout",
+    }
+    for statement, error in refused.items():
+        result = json.loads(orgs("sql", statement, "--timeout", "0.2", "--slugs", "ops-1", "ops-2", "--json",
+                                 expect_exit=1))  # fmt: skip
+        assert result["rows"] == [] and set(result["failed"]) == {"ops-1", "ops-2"}, statement
+        assert all(error in message.lower() or error in message for message in result["failed"].values()), result
+    assert agents_in(a.schema_name) == 2
+
+
+def test_migrate_shows_a_plan_for_one_organization_and_fakes_a_migration_whose_objects_are_there(fleet):  # noqa: F811
+    c = fleet["orgs"][2]
+    execute(f"DELETE FROM \"{c.schema_name}\".django_migrations WHERE app = 'leads'")
+    Organization.objects.filter(id=c.id).update(migration_state="older")
+    leads = sorted(f"leads.{name}" for app, name in tenant_migrations() if app == "leads")
+    plan = json.loads(orgs("migrate", "--slugs", "ops-2", "--plan", "--json"))
+    assert plan["plan"] == {"ops-2": leads} and plan["selected"] == 1
+    assert json.loads(orgs("check", "--json", expect_exit=1))["records_lost"] == ["ops-2"]  # nothing changed
+    with pytest.raises(CommandError, match="--slugs"):
+        orgs("migrate", "--fake", leads[-1])
+    with pytest.raises(CommandError, match="no tenant migration"):
+        orgs("migrate", "--fake", "leads.9999_nope", "--slugs", "ops-2")
+    faked = json.loads(orgs("migrate", "--fake", leads[-1], "--slugs", "ops-2", "--json"))
+    assert faked == {"faked": {"ops-2": leads}}
+    assert "no drift" in orgs("check")
+    assert Organization.objects.get(id=c.id).migration_state == Organization.objects.get(slug="ops-0").migration_state

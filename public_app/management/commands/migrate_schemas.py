@@ -1,0 +1,3 @@
+from public_app.management.commands.migrate import Command
+
+__all__ = ["Command"]
