@@ -256,6 +256,25 @@ def invalidate(keys: Iterable[str]) -> None:
     transaction.on_commit(after_commit)
 
 
+def invalidate_matching(prefixes: Iterable[str]) -> int:
+    """Invalidate every cached entry whose key starts with one of `prefixes` (ops: a fix made in SQL, whose rows
+    the code never saw change). Redis is scanned for them; another backend is cleared as a whole. Returns how many
+    entries were invalidated (-1: cleared)."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(backend, RedisCache):
+        backend.clear()
+        return -1
+    client = _redis_client(backend._cache)
+    keys: set[str] = set()
+    for prefix in prefixes:
+        made = backend.make_key(prefix)
+        for name in client.scan_iter(match=made.replace("*", "[*]") + "*", count=1000):
+            key = (name.decode() if isinstance(name, bytes) else name)[len(made) - len(prefix):]
+            keys.add(key.removesuffix(":gen"))
+    _bump(sorted(keys))
+    return len(keys)
+
+
 def _replay_later(keys: list[str]) -> None:
     from public_app.outbox import enqueue
 

@@ -147,6 +147,9 @@ class Command(BaseCommand):
         p.add_argument("--slugs", nargs="+", metavar="SLUG", help="Only these organizations.")
         p.add_argument("--timeout", type=float, default=5.0, help="Seconds per organization (default 5).")
         p.add_argument("--limit", type=int, default=1000, help="Rows per organization at most (default 1000).")
+        p = add("cache-flush", "Drop cached lookups so that a fix made in SQL shows at once: one organization's "
+                               "(--slug) or all (rate limits start over too).")  # fmt: skip
+        p.add_argument("--slug", help="Only this organization's entries.")
         p = add("history", "What was run: ops commands and admin actions, who ran them, with what, and the outcome.")
         p.add_argument("--slug", help="Only actions that named this organization.")
         p.add_argument("--limit", type=int, default=50)
@@ -445,6 +448,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"{slug}: FAILED {error}")
         if result["failed"]:
             self.fail(options, result)
+        return result
+
+    def cmd_cache_flush(self, options: dict) -> dict:
+        organization = _org(options["slug"]) if options.get("slug") else None
+        result = repair.cache_flush(organization=organization)
+        self.say(options, f"flushed cached lookups of {result['flushed']}")
         return result
 
     def cmd_history(self, options: dict) -> list[dict]:

@@ -261,3 +261,29 @@ def purge_now(*, organization: Organization) -> bool:
         deleted_at=organization.deleted_at or timezone.now(),
     )  # fmt: skip
     return organization_purge(organization_id=organization.id)
+
+
+def cache_flush(*, organization: Organization | None = None) -> dict[str, Any]:
+    """Make a fix made in SQL visible now instead of when cached lookups expire (LOOKUP_CACHE_TIMEOUT): one
+    organization's entries (the organization by its slug, every membership in it, its API keys), or every cached
+    lookup. Each process's memo is checked against the cache on every request, so it follows."""
+    from public_app.cache import invalidate_matching
+    from public_app.models import ApiKey
+    from public_app.selectors import (
+        api_key_cache_key,
+        membership_cache_key,
+        organization_cache_key,
+        token_cache_key,
+        user_cache_key,
+    )
+
+    if organization is None:
+        prefixes = [organization_cache_key(""), membership_cache_key(0, 0).removesuffix("0:0"), api_key_cache_key(""),
+                    token_cache_key(""), user_cache_key(0).removesuffix("0")]  # fmt: skip
+    else:  # memberships by the organization's id: rows deleted by hand are no longer there to name their keys
+        keys = ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True)
+        prefixes = [organization_cache_key(organization.slug),
+                    membership_cache_key(organization.id, 0).removesuffix("0"),
+                    *(api_key_cache_key(key_hash) for key_hash in keys)]  # fmt: skip
+    count = invalidate_matching(prefixes)
+    return {"flushed": organization.slug if organization else "all", "entries": count}

@@ -313,3 +313,13 @@ def test_migrate_shows_a_plan_for_one_organization_and_fakes_a_migration_whose_o
     assert faked == {"faked": {"ops-2": leads}}
     assert "no drift" in orgs("check")
     assert Organization.objects.get(id=c.id).migration_state == Organization.objects.get(slug="ops-0").migration_state
+
+
+@pytest.mark.parametrize("scope", [["--slug", "ops-0"], []])
+def test_a_fix_made_in_sql_shows_at_once_after_cache_flush(fleet, scope):  # noqa: F811
+    member = fleet["member"]
+    assert member.api.get("/api/v1/organizations/ops-0/agents").status_code == 200  # cached now
+    execute(f"DELETE FROM public_app_membership WHERE user_id = {member.user.id}")  # a fix made by hand
+    assert member.api.get("/api/v1/organizations/ops-0/agents").status_code == 200  # the cache still says member
+    orgs("cache-flush", *scope)
+    assert member.api.get("/api/v1/organizations/ops-0/agents").status_code == 404
