@@ -156,10 +156,14 @@ class Command(BaseCommand):
         p = add("export", "Write one organization (schema + public rows) to a .tar.gz archive.")
         p.add_argument("slug")
         p.add_argument("file", type=Path)
+        p.add_argument("--incomplete", action="store_true",
+                       help="Export even when tables the code has are missing from the schema (listed).")  # fmt: skip
         p = add("snapshot", "One organization's schema, public rows and row counts as of one point in time, to a "
                             ".tar.gz (the same archive as `export`); other organizations are not locked.")  # fmt: skip
         p.add_argument("slug")
         p.add_argument("file", type=Path, nargs="?", help="Default: SNAPSHOT_DIR/<slug>-<time>.tar.gz.")
+        p.add_argument("--incomplete", action="store_true",
+                       help="Take it even when tables the code has are missing from the schema (listed).")  # fmt: skip
         p = add("restore", "Put one organization back to a snapshot of it: loaded next to the live schema, compared, "
                            "then swapped in atomically (or, with --side-by-side, left staged for --swap or "
                            "--discard). Members, invitations and API keys are not restored (differences are "
@@ -470,7 +474,11 @@ class Command(BaseCommand):
         return rows
 
     def cmd_export(self, options: dict) -> dict:
-        result = archive.export_organization(organization=_org(options["slug"]), path=options["file"])
+        try:
+            result = archive.export_organization(organization=_org(options["slug"]), path=options["file"],
+                                                 incomplete=options["incomplete"])  # fmt: skip
+        except archive.ExportRefused as exc:
+            raise CommandError(str(exc)) from None
         self.say(options, f"exported {options['slug']} ({result['schema']}) to {result['file']}")
         return result
 
@@ -483,7 +491,11 @@ class Command(BaseCommand):
         if path is None:
             settings.SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
             path = settings.SNAPSHOT_DIR / f"{organization.slug}-{timezone.now():%Y%m%dT%H%M%S%fZ}.tar.gz"
-        result = archive.export_organization(organization=organization, path=path)
+        try:
+            result = archive.export_organization(organization=organization, path=path,
+                                                 incomplete=options["incomplete"])  # fmt: skip
+        except archive.ExportRefused as exc:
+            raise CommandError(str(exc)) from None
         rows = sum(result["rows"].values())
         self.say(options, f"snapshot of {organization.slug} ({result['schema']}) as of {result['taken_at']}: "
                           f"{len(result['rows'])} tables, {rows} rows, {result['members']} members")  # fmt: skip
@@ -532,7 +544,23 @@ class Command(BaseCommand):
                 self.say(options, f"{text}: {', '.join(members[key])}")
 
     def cmd_import(self, options: dict) -> dict:
-        result = archive.import_organization(path=options["file"], slug=options.get("slug"))
+        import tarfile
+
+        from public_app.errors import ApplicationError
+
+        if not options["file"].is_file():
+            raise CommandError(f"no such file: {options['file']}")
+        try:
+            result = archive.import_organization(path=options["file"], slug=options.get("slug"))
+        except ApplicationError as exc:  # a taken or invalid slug
+            raise CommandError(f"{exc.message} (--slug NEW imports it under another slug)") from None
+        except (tarfile.TarError, KeyError, ValueError, OSError) as exc:
+            raise CommandError(f"not an archive of `orgs export`/`orgs snapshot`: {exc}") from None
+        except archive.ImportFailed as exc:
+            raise CommandError(str(exc)) from None
+        if result["skipped_invitations"]:
+            self.say(options, f"{result['skipped_invitations']} pending invitation(s) not copied: they exist here "
+                              "(one link, one invitation); invite again from the copy if needed")  # fmt: skip
         self.say(options, f"imported as {result['slug']} in schema {result['schema']} ({result['members']} members, "
                           f"{result['created_users']} new users)")  # fmt: skip
         return result

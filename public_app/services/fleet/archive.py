@@ -28,6 +28,7 @@ from public_app.models import (
 )
 from public_app.pgdump import replayable_dump
 from public_app.pgtools import direct_connection, pg_connection_args, pg_tool
+from public_app.services.provisioning import migrate_one, migration_state
 from public_app.tenant_roles import role_create
 
 ARCHIVE_VERSION = 1
@@ -71,13 +72,38 @@ def _scalar(conn: psycopg.Connection, query: str) -> Any:
     return row[0]
 
 
-def export_organization(*, organization: Organization, path: Path) -> dict[str, Any]:
+class ExportRefused(Exception):
+    pass
+
+
+def export_gaps(organization: Organization) -> str:
+    """What an export of the organization would silently lack: its schema, or tables the code has."""
+    from public_app.services.fleet.inventory import tenant_tables
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
+            [organization.schema_name],
+        )
+        tables = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [organization.schema_name])
+        if cursor.fetchone() is None:
+            return f"its schema {organization.schema_name} does not exist"
+    lacking = sorted(tenant_tables() - tables)
+    return f"its schema lacks tables: {', '.join(lacking)}" if lacking else ""
+
+
+def export_organization(*, organization: Organization, path: Path, incomplete: bool = False) -> dict[str, Any]:
     """One .tar.gz: the tenant schema (`pg_dump -n`, which locks only that schema's tables, so it works with
     thousands of schemas), the organization's public rows and every table's row count, all as of one point in time:
     a repeatable-read transaction exports its snapshot, reads the public rows and the counts, and pg_dump reads the
     schema in that same snapshot (`--snapshot`). Writes go on meanwhile; none of them is in the archive."""
     env, args = pg_connection_args()
     schema = organization.schema_name
+    missing = export_gaps(organization)
+    if missing and not incomplete:
+        raise ExportRefused(f"{organization.slug}: {missing}; see `orgs check` (--incomplete exports what is there)")
     with tempfile.TemporaryDirectory() as tmp, direct_connection() as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
@@ -148,6 +174,10 @@ def schema_load(dump: Path, source_schema: str, schema: str) -> None:
         raise RuntimeError(f"restoring the schema failed: {exc.stderr.decode()[-500:]}") from exc
 
 
+class ImportFailed(Exception):
+    pass
+
+
 def import_organization(*, path: Path, slug: str | None = None, owner_email: str | None = None) -> dict[str, Any]:
     """Restore an export under a new organization id and schema name (into this or another database).
     Members are matched to existing users by email; missing users are created without a usable password (they
@@ -172,7 +202,13 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
                     user = User.objects.create_user(member["email"], None, name=member["name"])
                     created_users += 1
                 Membership.objects.create(organization=organization, user=user, role=member["role"])
+            skipped_invitations = 0
             for inv in public["invitations"]:
+                # Into the database it came from, the pending invitation still exists: its link must keep one
+                # meaning (the token hash is unique), so the copy gets none; the owner can invite again.
+                if Invitation.objects.filter(token_hash=inv["token_hash"]).exists():
+                    skipped_invitations += 1
+                    continue
                 Invitation.objects.create(organization=organization, **inv)
             skipped_keys = 0
             for key in public["api_keys"]:
@@ -188,10 +224,22 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
         # The dump carries no privileges (another database has other role names): the role is made here.
         with transaction.atomic():
             role_create(organization.schema_name)
+        Organization.objects.filter(id=organization.id).update(migration_state=manifest.get("migration_state") or "")
+        # An archive from an older release is brought to head before the organization goes active; if that fails
+        # it stays failed, with the reason, for `orgs migrate --slugs` after a fix.
+        migrated = None
+        if manifest.get("migration_state") != migration_state():
+            _, error, _ = migrate_one(organization.schema_name)
+            if error is not None:
+                Organization.objects.filter(id=organization.id).update(
+                    status=OrganizationStatus.FAILED, status_reason=f"imported, then migrating failed: {error}"
+                )
+                raise ImportFailed(f"imported as {new_slug}, but migrating it to the code's state failed (left "
+                                   f"failed): {error}")  # fmt: skip
+            migrated = True
         Organization.objects.filter(id=organization.id).update(
-            status=OrganizationStatus.ACTIVE, migration_state=manifest.get("migration_state") or "",
-            provisioned_at=timezone.now(),
-        )  # fmt: skip
+            status=OrganizationStatus.ACTIVE, provisioned_at=timezone.now()
+        )
     return {
         "slug": new_slug,
         "id": organization.uid,
@@ -199,4 +247,6 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
         "members": len(public["memberships"]),
         "created_users": created_users,
         "skipped_api_keys": skipped_keys,
+        "skipped_invitations": skipped_invitations,
+        "migrated": bool(migrated),
     }

@@ -44,7 +44,6 @@ def migrate_fleet(
     from public_app.services.fleet.rollout import rollout
     from public_app.services.provisioning import template_get
 
-    template_get()
     state = migration_state()
     candidates = Organization.objects.filter(status__in=[OrganizationStatus.ACTIVE, OrganizationStatus.DELETING])
     if slugs:
@@ -66,6 +65,11 @@ def migrate_fleet(
     if plan_only:
         return {"state": state, "plan": pending_by_organization([schema for schema, _ in todo]), "selected": len(todo),
                 "skipped": skipped}  # fmt: skip
+    if todo:
+        # The template goes to head with the fleet, so that the next organization is provisioned at head at once.
+        # Not on a run with nothing to do: building it dumps the template with pg_dump, which reads the catalog of
+        # the whole database (9 of the 11 s of a no-op run over 10,000 schemas).
+        template_get()
     done = 0
     failed_so_far = 0
     stop = threading.Event()

@@ -323,3 +323,46 @@ def test_a_fix_made_in_sql_shows_at_once_after_cache_flush(fleet, scope):  # noq
     assert member.api.get("/api/v1/organizations/ops-0/agents").status_code == 200  # the cache still says member
     orgs("cache-flush", *scope)
     assert member.api.get("/api/v1/organizations/ops-0/agents").status_code == 404
+
+
+def test_import_and_export_fail_with_a_clear_message_and_an_old_archive_is_migrated(fleet, tmp_path):  # noqa: F811
+    owner = fleet["owner"]
+    created = owner.api.post("/api/v1/organizations/ops-0/invitations", {"email": "new@example.com", "role": "member"})
+    assert created.status_code == 201, created.content
+    archive_file = tmp_path / "ops-0.tar.gz"
+    orgs("export", "ops-0", str(archive_file))
+    # into the same database: the pending invitation's link exists here already, so the copy goes without it
+    result = json.loads(orgs("import", str(archive_file), "--slug", "ops-copy", "--json"))
+    assert result["skipped_invitations"] == 1 and result["migrated"] is False
+    refusals = {
+        ("import", str(archive_file)): "already taken",  # the archived slug is ops-0's
+        ("import", str(archive_file), "--slug", "Bad Slug!"): "slug",
+        ("import", str(tmp_path / "missing.tar.gz")): "no such file",
+        ("import", str(Path(__file__))): "not an archive",
+    }
+    for args, message in refusals.items():
+        with pytest.raises(CommandError, match=message):
+            orgs(*args)
+    b = fleet["orgs"][1]
+    execute(f'DROP TABLE "{b.schema_name}".phone_numbers_phonenumber')
+    with pytest.raises(CommandError, match="lacks tables: phone_numbers_phonenumber"):
+        orgs("export", "ops-1", str(tmp_path / "ops-1.tar.gz"))
+    assert json.loads(orgs("export", "ops-1", str(tmp_path / "ops-1.tar.gz"), "--incomplete", "--json"))["schema"]
+    execute(f'DROP SCHEMA "{b.schema_name}" CASCADE')
+    with pytest.raises(CommandError, match="does not exist"):
+        orgs("snapshot", "ops-1", str(tmp_path / "ops-1b.tar.gz"))
+
+
+def test_an_archive_from_an_older_release_is_migrated_before_it_goes_active(fleet, tmp_path):  # noqa: F811
+    a = fleet["orgs"][0]
+    execute(f"DROP TABLE \"{a.schema_name}\".integrations_integration")  # as before the integrations app existed
+    execute(f"DELETE FROM \"{a.schema_name}\".django_migrations WHERE app = 'integrations'")
+    Organization.objects.filter(id=a.id).update(migration_state="older")
+    archive_file = tmp_path / "old.tar.gz"
+    orgs("export", "ops-0", str(archive_file), "--incomplete")
+    result = json.loads(orgs("import", str(archive_file), "--slug", "ops-old", "--json"))
+    assert result["migrated"] is True
+    copy = Organization.objects.get(slug="ops-old")
+    assert copy.status == OrganizationStatus.ACTIVE
+    report = json.loads(orgs("check", "--json", expect_exit=1))
+    assert "ops-old" not in json.dumps(report)  # at head, with every table
