@@ -3,9 +3,11 @@ invitations, API keys, billing state. Secrets are never shown (only hashes exist
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from public_app.access import Access
 from public_app.models import (
@@ -84,12 +86,39 @@ def _recorded(request: HttpRequest, action: str, organizations: list[Organizatio
     return result
 
 
+_EDITABLE = ("name", "slug", "website", "billing_email", "timezone")
+
+
+class OrganizationAdminForm(forms.ModelForm):
+    """The general settings, checked as the API checks them (slug rules and availability, a real time zone)."""
+
+    class Meta:
+        model = Organization
+        fields = _EDITABLE
+
+    def clean(self) -> dict[str, Any]:
+        from public_app.errors import ApplicationError
+        from public_app.services.organizations import organization_field_validate
+
+        data = super().clean() or {}
+        for field in self.changed_data:
+            if field in _EDITABLE and field in data:
+                try:
+                    data[field] = organization_field_validate(organization=self.instance, field=field,
+                                                              value=data[field])  # fmt: skip
+                except ApplicationError as exc:
+                    self.add_error(field, exc.message)
+        return data
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "status", "plan", "schema_name", "migrations", "created_at", "purge_at")
     list_filter = ("status", "plan", MigrationsFilter)
     search_fields = ("slug", "name", "uid", "schema_name")
-    readonly_fields = ("uid", "schema_name", "status", "status_reason", "provisioned_at", "migration_state",
+    form = OrganizationAdminForm
+    # The plan follows the Stripe subscription (webhooks); status and schema follow provisioning and deletion.
+    readonly_fields = ("uid", "schema_name", "status", "status_reason", "plan", "provisioned_at", "migration_state",
                        "purge_at", "deleted_at", "created_at", "updated_at")  # fmt: skip
     fields = (
         "uid", "name", "slug", "schema_name", "status", "status_reason", "plan", "website", "billing_email",
@@ -112,6 +141,9 @@ class OrganizationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # deletion goes through "schedule deletion" (grace period, then the purge job)
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # an organization is created with its owner: through the API, or `orgs import`
+
     @admin.action(description="Retry provisioning")
     def retry_provisioning(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
         from public_app.outbox import enqueue
@@ -129,10 +161,15 @@ class OrganizationAdmin(admin.ModelAdmin):
         self.message_user(request, f"Provisioning re-enqueued for {len(targets)} organization(s).")
 
     @admin.action(description="Schedule deletion (grace period, then purge)")
-    def schedule_deletion(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
+    def schedule_deletion(self, request: HttpRequest, queryset: QuerySet[Organization]) -> TemplateResponse | None:
         from public_app.services.organizations import organization_delete
 
         targets = list(queryset.exclude(status=OrganizationStatus.DELETING))
+        if request.POST.get("confirmed") != "yes":  # a confirmation page first, as Django's own delete has
+            return TemplateResponse(request, "admin/public_app/confirm_schedule_deletion.html", {
+                **self.admin_site.each_context(request), "title": "Schedule deletion?", "organizations": targets,
+                "ids": [o.pk for o in queryset], "opts": self.model._meta,
+            })  # fmt: skip
 
         def run() -> dict:
             for organization in targets:
@@ -141,11 +178,18 @@ class OrganizationAdmin(admin.ModelAdmin):
 
         _recorded(request, "schedule_deletion", targets, run)
         self.message_user(request, f"{len(targets)} organization(s) scheduled for deletion.", messages.WARNING)
+        return None
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
-        changed = {name: str(form.cleaned_data.get(name)) for name in form.changed_data}
-        _recorded(request, "change_organization" if change else "add_organization", [obj],
-                  lambda: super(OrganizationAdmin, self).save_model(request, obj, form, change) or {"changed": changed})
+        """Through the same service as the API: a new slug leaves its redirect, caches are invalidated, the change
+        is in the organization's audit log and in the ops record."""
+        from public_app.services.organizations import organization_update
+
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in _EDITABLE}
+        original = Organization.objects.get(pk=obj.pk)
+        _recorded(request, "change_organization", [original],
+                  lambda: organization_update(access=_admin_access(request, original), changes=changes) and
+                  {"changed": {k: str(v) for k, v in changes.items()}})  # fmt: skip
 
 
 @admin.register(User)

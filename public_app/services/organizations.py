@@ -149,6 +149,17 @@ _VALIDATORS = {
 }
 
 
+def organization_field_validate(*, organization: Organization, field: str, value: Any) -> Any:
+    """One general-settings field checked as organization_update checks it (the admin's form asks before saving);
+    raises the same ApplicationError."""
+    if field == "slug":
+        slug_validate(value)
+        if value != organization.slug:
+            slug_check_available(value, organization)
+        return value
+    return _VALIDATORS[field](value)
+
+
 def _target(organization: Organization) -> Target:
     return Target("organization", organization.uid, organization.name)
 

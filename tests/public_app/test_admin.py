@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import Client
 
-from public_app.models import OpsRecord, Organization, OrganizationStatus, User
+from public_app.models import OpsRecord, Organization, OrganizationStatus, SlugRedirect, User
 
 
 @pytest.fixture
@@ -58,18 +58,39 @@ def test_admin_actions(staff_client, acme, django_capture_on_commit_callbacks):
     assert r.status_code == 302
     assert Organization.objects.get(id=acme.id).status == OrganizationStatus.PROVISIONING
     Organization.objects.filter(id=acme.id).update(status=OrganizationStatus.ACTIVE)
+    page = staff_client.post("/admin/public_app/organization/",
+                             {"action": "schedule_deletion", "_selected_action": [acme.id]})  # fmt: skip
+    assert page.status_code == 200 and b"Yes, schedule deletion" in page.content  # asks first
+    assert Organization.objects.get(id=acme.id).status == OrganizationStatus.ACTIVE
     staff_client.post("/admin/public_app/organization/",
-                      {"action": "schedule_deletion", "_selected_action": [acme.id]})  # fmt: skip
+                      {"action": "schedule_deletion", "_selected_action": [acme.id], "confirmed": "yes"})  # fmt: skip
     organization = Organization.objects.get(id=acme.id)
     assert organization.status == OrganizationStatus.DELETING and organization.purge_at is not None
 
 
 def test_admin_actions_are_recorded_with_the_staff_user_and_listed(staff_client, acme):
     staff_client.post("/admin/public_app/organization/",
-                      {"action": "schedule_deletion", "_selected_action": [acme.id]})  # fmt: skip
+                      {"action": "schedule_deletion", "_selected_action": [acme.id], "confirmed": "yes"})  # fmt: skip
     (record,) = OpsRecord.objects.all()
     assert (record.action, record.outcome, record.slugs) == ("admin schedule_deletion", "ok", [acme.slug])
     assert record.actor == "staff@example.com" and record.result == {"scheduled": 1}
     page = staff_client.get("/admin/public_app/opsrecord/")
     assert page.status_code == 200 and b"admin schedule_deletion" in page.content
     assert staff_client.get(f"/admin/public_app/opsrecord/{record.id}/delete/").status_code == 403
+
+
+def test_admin_edits_go_through_the_rules_of_the_api(staff_client, acme, globex):
+    url = f"/admin/public_app/organization/{acme.id}/change/"
+    form = {"name": "Acme", "slug": acme.slug, "website": "", "billing_email": "", "timezone": "UTC",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}  # fmt: skip
+    for field, value, error in (("slug", globex.slug, b"already taken"), ("slug", "Not A Slug", b"slug"),
+                                ("timezone", "Mars/Olympus", b"time zone")):  # fmt: skip
+        page = staff_client.post(url, {**form, field: value})
+        assert page.status_code == 200 and error in page.content.lower(), (field, value)
+        assert Organization.objects.get(id=acme.id).slug == acme.slug
+    assert staff_client.post(url, {**form, "slug": "acme-renamed", "plan": "business"}).status_code == 302
+    renamed = Organization.objects.get(id=acme.id)
+    assert renamed.slug == "acme-renamed" and renamed.plan == acme.plan  # the plan follows Stripe, not the form
+    assert SlugRedirect.objects.filter(old_slug=acme.slug, organization=renamed).exists()
+    assert OpsRecord.objects.get(action="admin change_organization").result == {"changed": {"slug": "acme-renamed"}}
+    assert staff_client.get("/admin/public_app/organization/add/").status_code == 403  # no organization without owner
