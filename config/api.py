@@ -36,7 +36,8 @@ Organizations backend (contract: API.md). Every organization-scoped path is `/ap
   belong to; a former slug answers `308` to the current one (members only) for 90 days; `410 organization_deleted`
   while an organization is being deleted (owners); `503 organization_provisioning` until it is ready;
   `503 service_unavailable` + `Retry-After` while its data is being upgraded (a request that needs a table or
-  column a migration rollout has not brought to its schema yet).
+  column a migration rollout has not brought to its schema yet), and for writes (not reads) while operators hold
+  it read-only (maintenance: a restore, an incident).
   NUL characters anywhere in a request are `422`.
 * **Lists**: `?limit=1..200&cursor=...` → `{"items", "next_cursor"}`, newest first (the organization switcher:
   most recently used first; invoices: Stripe's order, limit ≤ 100).
@@ -146,7 +147,7 @@ def _field_errors(exc_errors: list[dict]) -> list[dict]:
 @api.exception_handler(errors.ApplicationError)
 def _application_error(request: HttpRequest, exc: errors.ApplicationError) -> HttpResponse:
     response = error_response(exc.status, exc.code, exc.message, exc.details)
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.RateLimited | errors.ServiceUnavailable) and exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.MovedPermanently):
         response["Location"] = exc.location

@@ -108,6 +108,8 @@ def error_codes(operation: "Operation") -> set[str]:
     if "body" in sources:
         codes.update(_JSON)
     methods = set(operation.methods)
+    if methods - {"GET", "HEAD", "OPTIONS"} and any(isinstance(auth, OrgAuth) for auth in _auth_of(operation)):
+        codes.add("service_unavailable")  # a write while the organization is read-only for maintenance
     if methods & {"POST", "PUT", "PATCH"}:
         codes.update(_WITH_BODY)
     if "POST" in methods:

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from django.utils import timezone
+
 from public_app import errors
 from public_app.models import Organization, OrganizationStatus, Role, User
 
@@ -191,6 +193,7 @@ def org_access_check(
     require_active: bool = True,
     allow_deleting: bool = False,
     path: str | None = None,
+    write: bool = False,
 ) -> Access:
     """The caller within the organization `slug` names (`organization`, in which the caller has `role`): 404
     unknown or not a member (or a deleting organization, for all but its owners), 308 former slug, 410 deleting
@@ -210,6 +213,13 @@ def org_access_check(
         raise errors.ServiceUnavailable(
             "The organization is still being set up; try again shortly.", code="organization_provisioning"
         )
+    if write and organization.maintenance_until is not None:
+        left = (organization.maintenance_until - timezone.now()).total_seconds()
+        if left > 0:
+            raise errors.ServiceUnavailable(
+                f"The organization is read-only for maintenance ({organization.maintenance_reason or 'ops'}); "
+                "reads work, try writes again later.", retry_after=max(1, min(int(left) + 1, 60)),
+            )  # fmt: skip
     return caller.within(organization, role)
 
 

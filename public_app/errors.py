@@ -83,6 +83,10 @@ class ServiceUnavailable(ApplicationError):
     code = "service_unavailable"
     default_message = "The service is temporarily unavailable."
 
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
 
 class BadGateway(ApplicationError):
     status = 502

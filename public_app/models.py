@@ -113,6 +113,9 @@ class Organization(TenantMixin, TimestampedModel):
     # Fingerprint of the tenant migrations applied to the schema (public_app.services.provisioning.migration_state);
     # `orgs migrate` skips schemas whose state already matches the code's.
     migration_state = models.CharField(max_length=32, blank=True)
+    # Read-only maintenance (public_app.services.fleet.maintenance): writes answer 503 + Retry-After until then.
+    maintenance_until = models.DateTimeField(null=True, blank=True)
+    maintenance_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="org_status_idx")]

@@ -75,6 +75,7 @@ class OrgAuth(HttpBearer):
             require_active=self.require_active,
             allow_deleting=self.allow_deleting,
             path=request.get_full_path(),
+            write=request.method not in ("GET", "HEAD", "OPTIONS"),
         )
         if self.users_only and not access.is_user:
             raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")

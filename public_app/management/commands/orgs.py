@@ -150,6 +150,12 @@ class Command(BaseCommand):
         p = add("cache-flush", "Drop cached lookups so that a fix made in SQL shows at once: one organization's "
                                "(--slug) or all (rate limits start over too).")  # fmt: skip
         p.add_argument("--slug", help="Only this organization's entries.")
+        p = add("maintenance", "Hold one organization read-only (writes answer 503 + Retry-After, reads work) for "
+                               "an incident, or end it; it ends by itself after --minutes.")  # fmt: skip
+        p.add_argument("slug")
+        p.add_argument("state", choices=["on", "off"])
+        p.add_argument("--minutes", type=float, default=15.0, help="How long at most (default 15).")
+        p.add_argument("--reason", default="", help="Shown to API clients in the 503's message.")
         p = add("history", "What was run: ops commands and admin actions, who ran them, with what, and the outcome.")
         p.add_argument("--slug", help="Only actions that named this organization.")
         p.add_argument("--limit", type=int, default=50)
@@ -460,6 +466,19 @@ class Command(BaseCommand):
         self.say(options, f"flushed cached lookups of {result['flushed']}")
         return result
 
+    def cmd_maintenance(self, options: dict) -> dict:
+        from public_app.services.fleet.maintenance import maintenance_set
+
+        if options["minutes"] <= 0:
+            raise CommandError("--minutes takes a number above 0")
+        organization = maintenance_set(organization=_org(options["slug"]),
+                                       minutes=options["minutes"] if options["state"] == "on" else None,
+                                       reason=options["reason"])  # fmt: skip
+        until = organization.maintenance_until
+        self.say(options, f"{organization.slug}: read-only until {until:%Y-%m-%d %H:%M:%S} UTC" if until
+                 else f"{organization.slug}: writable")  # fmt: skip
+        return {"slug": organization.slug, "read_only_until": until, "reason": organization.maintenance_reason}
+
     def cmd_history(self, options: dict) -> list[dict]:
         records = guard.ops_history(slug=options.get("slug"), limit=options["limit"])
         rows = [{"id": r.id, "action": r.action, "actor": r.actor, "arguments": r.arguments, "slugs": r.slugs,
@@ -503,7 +522,17 @@ class Command(BaseCommand):
         return result
 
     def cmd_restore(self, options: dict) -> dict:
+        from public_app.services.fleet.maintenance import maintenance
+
         organization = _org(options["slug"])
+        if options["side_by_side"] or options["discard"]:  # the live schema is not touched
+            return self._restore(options, organization)
+        # Writes between the snapshot's load and the swap would be acknowledged and then swapped away: they get
+        # 503 + Retry-After instead (reads go on).
+        with maintenance(organization, reason="restore"):
+            return self._restore(options, organization)
+
+    def _restore(self, options: dict, organization: Organization) -> dict:
         try:
             if options["swap"]:
                 result = restore.restore_swap(organization=organization)

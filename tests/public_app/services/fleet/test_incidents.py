@@ -366,3 +366,31 @@ def test_an_archive_from_an_older_release_is_migrated_before_it_goes_active(flee
     assert copy.status == OrganizationStatus.ACTIVE
     report = json.loads(orgs("check", "--json", expect_exit=1))
     assert "ops-old" not in json.dumps(report)  # at head, with every table
+
+
+def test_maintenance_makes_one_organization_read_only_and_a_restore_holds_it(fleet, tmp_path, monkeypatch):  # noqa: F811
+    owner = fleet["owner"].api
+    orgs("maintenance", "ops-0", "on", "--minutes", "5", "--reason", "incident 42")
+    assert owner.get("/api/v1/organizations/ops-0/agents").status_code == 200  # reads go on
+    refused = owner.post("/api/v1/organizations/ops-0/agents", {"name": "During maintenance"})
+    assert refused.status_code == 503 and 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["code"] == "service_unavailable" and "incident 42" in refused.json()["message"]
+    assert owner.post("/api/v1/organizations/ops-1/agents", {"name": "Elsewhere"}).status_code == 201  # others write
+    orgs("maintenance", "ops-0", "off")
+    assert owner.post("/api/v1/organizations/ops-0/agents", {"name": "After"}).status_code == 201
+    snapshot = tmp_path / "s.tar.gz"
+    orgs("snapshot", "ops-0", str(snapshot))
+    seen = []
+
+    def during_swap(*args, **kwargs):  # a write arriving while the restore runs
+        seen.append(owner.post("/api/v1/organizations/ops-0/agents", {"name": "Mid-restore"}).status_code)
+        return original(*args, **kwargs)
+
+    from public_app.services.fleet import restore
+
+    original = restore.restore_swap
+    monkeypatch.setattr(restore, "restore_swap", during_swap)  # a client's write at that moment, not a fake
+    orgs("restore", "ops-0", "--from", str(snapshot))
+    assert seen == [503]
+    assert Organization.objects.get(slug="ops-0").maintenance_until is None  # and writable again after
+    assert owner.post("/api/v1/organizations/ops-0/agents", {"name": "After restore"}).status_code == 201
