@@ -56,6 +56,24 @@ def _strip(definition: str, schema: str) -> str:
     return definition
 
 
+# One digest per schema of everything _CATALOG reads, computed by the server in one pass over the catalog (hash
+# joins on the namespaces; pg_class has no index on the namespace alone, so a query per few schemas would scan it
+# each time: 72 s for 10,000 schemas, against a few seconds). Only schemas whose digest differs from their
+# reference's are read in full.
+_DIGESTS = f"""
+SELECT schema, md5(string_agg(kind || ' ' || name || ' ' || replace(replace(definition, '"' || schema || '".', ''),
+                                                                  schema || '.', ''),
+                              E'\n' ORDER BY kind COLLATE "C", name COLLATE "C"))
+FROM ({_CATALOG}) objects (schema, kind, name, definition) GROUP BY schema
+"""
+
+
+def digests(schemas: Iterable[str]) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(_DIGESTS, {"schemas": sorted(set(schemas))})
+        return dict(cursor.fetchall())
+
+
 def catalogs(schemas: Iterable[str], chunk: int = 200) -> dict[str, Catalog]:
     """The catalog of each schema, a few hundred schemas per query."""
     names = sorted(set(schemas))
@@ -75,11 +93,17 @@ class _RolledBack(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Reference:
+    catalog: Catalog
+    digest: str
+
+
 def reference_catalogs(states: Iterable[frozenset[tuple[str, str]]], labels: frozenset[str]) -> dict:
     """For each set of applied tenant migrations, the catalog a schema has when exactly those migrations ran (and
     what they depend on): built with Django's executor in a reference schema, inside one transaction that is rolled
     back, so nothing is left behind and nothing is locked but the reference itself."""
-    found: dict[frozenset[tuple[str, str]], Catalog] = {}
+    found: dict[frozenset[tuple[str, str]], Reference] = {}
     try:
         with transaction.atomic():
             for state in states:
@@ -95,7 +119,8 @@ def reference_catalogs(states: Iterable[frozenset[tuple[str, str]]], labels: fro
                                                               for m in recorded)]  # fmt: skip
                     plan = executor.migration_plan(targets, clean_start=True)
                     executor.migrate(targets, plan=plan)
-                found[state] = catalogs([REFERENCE_SCHEMA])[REFERENCE_SCHEMA]
+                found[state] = Reference(catalogs([REFERENCE_SCHEMA])[REFERENCE_SCHEMA],
+                                         digests([REFERENCE_SCHEMA])[REFERENCE_SCHEMA])
             raise _RolledBack
     except _RolledBack:
         pass
@@ -215,14 +240,17 @@ def differences(schema: str, actual: Catalog, expected: Catalog) -> list[Differe
     return found
 
 
-def schema_differences(schemas_with_state: dict[str, frozenset[tuple[str, str]]], references: dict,
-                       actual: dict[str, Catalog] | None = None) -> dict[str, list[Difference]]:  # fmt: skip
-    """Each schema compared with the reference for the given set of migrations (reference_catalogs)."""
-    if actual is None:
-        actual = catalogs(schemas_with_state)
+def schema_differences(schemas_with_state: dict[str, frozenset[tuple[str, str]]],
+                       references: dict) -> dict[str, list[Difference]]:  # fmt: skip
+    """Each schema compared with the reference for the given set of migrations (reference_catalogs): by digest
+    first, then object by object for those whose digest differs."""
+    found = digests(schemas_with_state)
+    suspects = [schema for schema, state in schemas_with_state.items()
+                if found.get(schema) != references[state].digest]  # fmt: skip
+    actual = catalogs(suspects)
     result = {}
-    for schema, state in schemas_with_state.items():
-        diffs = differences(schema, actual.get(schema, {}), references[state])
+    for schema in suspects:
+        diffs = differences(schema, actual.get(schema, {}), references[schemas_with_state[schema]].catalog)
         if diffs:
             result[schema] = diffs
     return result
