@@ -730,7 +730,7 @@ def measure_snapshot() -> None:
         steps = (
             ("snapshot", ("snapshot", slug, str(path))),
             ("restore", ("restore", slug, "--from", str(path))),
-            ("discard", ("restore", slug, "--discard")),
+            ("discard", ("restore", slug, "--discard", "--yes")),
         )
         for name, args in steps:
             try:

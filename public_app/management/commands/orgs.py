@@ -182,6 +182,10 @@ class Command(BaseCommand):
         action.add_argument("--discard", action="store_true", help="Drop the staged schema.")
         p.add_argument("--side-by-side", action="store_true",
                        help="With --from: stage and compare only; swap or discard later.")  # fmt: skip
+        p.add_argument("--yes", action="store_true", help="With --discard: do not ask.")
+        p.add_argument("--no-backup", action="store_true",
+                       help="With --discard: do not export the staged schema first "
+                            "(SNAPSHOT_DIR/discarded/).")  # fmt: skip
         p = add("import", "Restore an archive as a new organization (new id and schema), here or elsewhere.")
         p.add_argument("file", type=Path)
         p.add_argument("--slug", help="Slug for the restored organization (default: the archived one).")
@@ -195,9 +199,13 @@ class Command(BaseCommand):
         p.add_argument("--dry-run", action="store_true", help="Only print the moves it would make.")
         p.add_argument("--block-writes", action="store_true", help="As for `move`.")
         add("nodes", "Citus: the worker nodes with how many organizations and bytes each holds.")
-        p = add("purge", "Drop an organization's schema and public rows now (asks for confirmation).")
+        p = add("purge", "Drop an organization's schema and public rows now: shows its size, rows and members, "
+                         "asks for the slug, exports it first (SNAPSHOT_DIR/purged/, `orgs import` takes it "
+                         "back).")  # fmt: skip
         p.add_argument("slug")
         p.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        p.add_argument("--dry-run", action="store_true", help="Only show what would be purged.")
+        p.add_argument("--no-backup", action="store_true", help="Do not export it first.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["command"]
@@ -254,7 +262,7 @@ class Command(BaseCommand):
         self.stderr.flush()
         try:
             answer = input()
-        except EOFError:
+        except (EOFError, OSError):  # stdin closed, or not readable at all
             raise CommandError("no answer (no terminal): pass --yes to confirm; nothing was changed") from None
         if answer.strip() != expected:
             raise CommandError("not confirmed; nothing was changed")
@@ -540,7 +548,15 @@ class Command(BaseCommand):
                                   f"staged as {result['staged']} (--swap to undo, --discard to drop it)")  # fmt: skip
                 return result
             if options["discard"]:
+                staged = restore.staged_schema(organization)
+                details = repair.schema_details(staged)
+                self.say(options, f"{staged}: {_size(details['bytes'])}, {details['rows']} rows")
+                if not options["yes"]:
+                    self.confirm(f"Drop {staged}? Type yes:", "yes")
+                backup = None if options["no_backup"] else repair.schema_backup(
+                    staged, settings.SNAPSHOT_DIR / "discarded")  # fmt: skip
                 result = restore.restore_discard(organization=organization)
+                result["backup"] = str(backup) if backup else None
                 self.say(options, f"dropped {result['dropped']}")
                 return result
             result = restore.restore_stage(organization=organization, path=options["source"])
@@ -655,10 +671,26 @@ class Command(BaseCommand):
             self.say(options, f"{row['node']:<21} {row['organizations']:>6} schema(s) {_size(row['bytes']):>10}")
 
     def cmd_purge(self, options: dict) -> dict:
+        from django.utils import timezone
+
         organization = _org(options["slug"])
+        details = repair.schema_details(organization.schema_name)
+        members = organization.memberships.count()
+        self.say(options, f"{organization.slug}: schema {organization.schema_name}, {_size(details['bytes'])}, "
+                          f"{details['rows']} rows, {members} member(s)")  # fmt: skip
+        if options["dry_run"]:
+            self.say(options, "dry run: nothing purged")
+            return {"slug": organization.slug, "purged": False, "dry_run": True, **details, "members": members}
         if not options["yes"]:
             self.confirm(f"Purge {organization.slug} and drop schema {organization.schema_name}? Type the slug:",
                          organization.slug)  # fmt: skip
+        backup = None
+        if not options["no_backup"]:  # the whole organization, as `orgs import` takes it back
+            directory = settings.SNAPSHOT_DIR / "purged"
+            directory.mkdir(parents=True, exist_ok=True)
+            backup = directory / f"{organization.slug}-{timezone.now():%Y%m%dT%H%M%S%fZ}.tar.gz"
+            archive.export_organization(organization=organization, path=backup, incomplete=True)
+            self.say(options, f"exported to {backup}")
         purged = repair.purge_now(organization=organization)
         self.say(options, f"purged {organization.slug}" if purged else "nothing to purge")
-        return {"slug": organization.slug, "purged": purged}
+        return {"slug": organization.slug, "purged": purged, "backup": str(backup) if backup else None}

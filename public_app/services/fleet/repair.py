@@ -74,17 +74,19 @@ class ReconcilePlan:
     left_alone: list[str] = field(default_factory=list)  # schemas that are not ours (never touched)
 
 
+def schema_details(schema: str) -> dict[str, Any]:
+    """What dropping a schema would lose: its size and rows (per table, those that have some)."""
+    rows = {table: count for table, count in table_row_counts(schema).items() if table != "django_migrations"}
+    return {"bytes": schema_sizes(schema).get(schema, 0), "rows": sum(rows.values()),
+            "rows_by_table": {table: count for table, count in rows.items() if count}}  # fmt: skip
+
+
 def orphan_details(schema: str) -> dict[str, Any]:
     """What dropping an orphan would lose: its former organization, size and rows per table."""
     record = SchemaRecord.objects.filter(schema_name=schema).first()
-    rows = {table: count for table, count in table_row_counts(schema).items() if table != "django_migrations"}
-    return {
-        "former_organization": None if record is None else
-        {"slug": record.slug, "uid": record.organization_uid, "id": record.organization_id},
-        "bytes": schema_sizes(schema).get(schema, 0),
-        "rows": sum(rows.values()),
-        "rows_by_table": {table: count for table, count in rows.items() if count},
-    }  # fmt: skip
+    former = None if record is None else {"slug": record.slug, "uid": record.organization_uid,
+                                          "id": record.organization_id}  # fmt: skip
+    return {"former_organization": former, **schema_details(schema)}
 
 
 def reconcile_plan(*, drop_orphans: bool = False) -> ReconcilePlan:

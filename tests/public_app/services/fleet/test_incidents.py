@@ -230,7 +230,7 @@ def test_the_dropped_table_runbook_brings_the_table_back_from_a_snapshot(fleet, 
         Agent.objects.create(name="Written after the snapshot")  # must survive the repair
     orgs("restore", "ops-0", "--from", str(snapshot), "--side-by-side")
     execute(f'ALTER TABLE "{victim.schema_name}__restore".phone_numbers_phonenumber SET SCHEMA {s}')
-    orgs("restore", "ops-0", "--discard")
+    orgs("restore", "ops-0", "--discard", "--yes")
     report = json.loads(orgs("check", "--json", expect_exit=1))
     # the foreign key to agents went with the staged copy; the moved table's grants are the staged role's
     assert [d["object"] for d in report["differences"]["ops-0"]] == [
@@ -394,3 +394,30 @@ def test_maintenance_makes_one_organization_read_only_and_a_restore_holds_it(fle
     assert seen == [503]
     assert Organization.objects.get(slug="ops-0").maintenance_until is None  # and writable again after
     assert owner.post("/api/v1/organizations/ops-0/agents", {"name": "After restore"}).status_code == 201
+
+
+def test_purge_shows_what_it_drops_and_exports_it_first(fleet, settings, tmp_path):  # noqa: F811
+    settings.SNAPSHOT_DIR = tmp_path
+    planned = json.loads(orgs("purge", "ops-0", "--dry-run", "--json"))
+    assert (planned["purged"], planned["rows"], planned["members"]) == (False, 2, 2)
+    assert Organization.objects.filter(slug="ops-0").exists()
+    result = json.loads(orgs("purge", "ops-0", "--yes", "--json"))
+    backup = Path(result["backup"])
+    assert result["purged"] and backup.parent == tmp_path / "purged" and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert not Organization.objects.filter(slug="ops-0").exists()
+    orgs("import", str(backup))  # the way back
+    with tenant_context(Organization.objects.get(slug="ops-0")):
+        assert Agent.objects.count() == 2
+
+
+def test_discarding_a_staged_schema_asks_and_exports_it_first(fleet, settings, tmp_path, monkeypatch):  # noqa: F811
+    settings.SNAPSHOT_DIR = tmp_path
+    snapshot = tmp_path / "s.tar.gz"
+    orgs("snapshot", "ops-0", str(snapshot))
+    orgs("restore", "ops-0", "--from", str(snapshot))  # the replaced live schema is staged now
+    staged = f"{Organization.objects.get(slug='ops-0').schema_name}__restore"
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("orgs", "restore", "ops-0", "--discard", stdout=StringIO(), stderr=StringIO())
+    assert staged in schemas()
+    result = json.loads(orgs("restore", "ops-0", "--discard", "--yes", "--json"))
+    assert staged not in schemas() and Path(result["backup"]).parent == tmp_path / "discarded"

@@ -67,7 +67,7 @@ def test_restore_puts_one_organization_back_and_a_second_swap_undoes_it(fleet, t
     assert agent_names(owner, "ops-0") == ["Added later", "Renamed later"]
     orgs("restore", "ops-0", "--swap")  # and again
     assert agent_names(owner, "ops-0") == ["After the restore", "Exported agent", "Second agent"]
-    orgs("restore", "ops-0", "--discard")
+    orgs("restore", "ops-0", "--discard", "--yes")
     assert not schema_exists(staged)
     assert "no drift" in orgs("check")
     with pytest.raises(CommandError, match="no restore of ops-0 is staged"):
@@ -86,7 +86,7 @@ def test_side_by_side_stages_and_compares_and_discard_leaves_the_live_schema(fle
     assert agent_names(owner, "ops-0") == ["Added later", "Exported agent", "Second agent"]  # live until a swap
     with pytest.raises(CommandError, match="already staged"):
         orgs("restore", "ops-0", "--from", str(path))
-    orgs("restore", "ops-0", "--discard")
+    orgs("restore", "ops-0", "--discard", "--yes")
     assert not schema_exists(a.schema_name + "__restore")
     assert agent_names(owner, "ops-0") == ["Added later", "Exported agent", "Second agent"]
 
