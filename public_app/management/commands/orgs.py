@@ -156,6 +156,9 @@ class Command(BaseCommand):
         p.add_argument("state", choices=["on", "off"])
         p.add_argument("--minutes", type=float, default=15.0, help="How long at most (default 15).")
         p.add_argument("--reason", default="", help="Shown to API clients in the 503's message.")
+        p = add("top", "The organizations that weigh most: by size on disk, rows (estimated) or jobs waiting.")
+        p.add_argument("--by", choices=["bytes", "rows", "jobs_waiting"], default="bytes")
+        p.add_argument("--limit", type=int, default=20)
         p = add("history", "What was run: ops commands and admin actions, who ran them, with what, and the outcome.")
         p.add_argument("--slug", help="Only actions that named this organization.")
         p.add_argument("--limit", type=int, default=50)
@@ -486,6 +489,14 @@ class Command(BaseCommand):
         self.say(options, f"{organization.slug}: read-only until {until:%Y-%m-%d %H:%M:%S} UTC" if until
                  else f"{organization.slug}: writable")  # fmt: skip
         return {"slug": organization.slug, "read_only_until": until, "reason": organization.maintenance_reason}
+
+    def cmd_top(self, options: dict) -> list[dict]:
+        rows = inventory.organizations_top(by=options["by"], limit=options["limit"])
+        self.say(options, f"{'slug':<28} {'size':>10} {'rows':>12} {'jobs waiting':>12}")
+        for row in rows:
+            self.say(options, f"{row['slug']:<28} {_size(row['bytes']):>10} {row['rows']:>12} "
+                              f"{row['jobs_waiting']:>12}")  # fmt: skip
+        return rows
 
     def cmd_history(self, options: dict) -> list[dict]:
         records = guard.ops_history(slug=options.get("slug"), limit=options["limit"])

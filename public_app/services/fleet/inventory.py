@@ -125,3 +125,32 @@ def table_row_counts(schema: str) -> dict[str, int]:
             cursor.execute(f"SELECT count(*) FROM {quote_schema_name(schema)}.{quote_schema_name(table)}")
             counts[table] = cursor.fetchone()[0]
     return counts
+
+
+def organizations_top(*, by: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The organizations that weigh most: by size on disk, by rows (the planner's estimates: no table is
+    counted), or by jobs waiting in the outbox. One query each over the whole fleet."""
+    from django.db.models import Count
+
+    from public_app.models import OutboxMessage
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT n.nspname, coalesce(sum(pg_total_relation_size(c.oid)), 0),
+                   coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.relname <> 'django_migrations'), 0)
+            FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+            WHERE n.nspname LIKE %s GROUP BY n.nspname
+            """,
+            [SCHEMA_PREFIX],
+        )
+        weights = {schema: (int(size), int(rows)) for schema, size, rows in cursor.fetchall()}
+    waiting = dict(OutboxMessage.objects.exclude(organization_id=None).values("organization_id")
+                   .annotate(n=Count("id")).values_list("organization_id", "n"))  # fmt: skip
+    rows: list[dict[str, Any]] = [
+        {"slug": slug, "schema": schema, "bytes": weights.get(schema, (0, 0))[0],
+         "rows": weights.get(schema, (0, 0))[1], "jobs_waiting": waiting.get(org_id, 0)}
+        for org_id, slug, schema in Organization.objects.values_list("id", "slug", "schema_name")
+    ]  # fmt: skip
+    rows.sort(key=lambda row: (-row[by], row["slug"]))
+    return rows[:limit]

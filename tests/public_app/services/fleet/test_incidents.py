@@ -4,6 +4,7 @@ operators at once. Each test is a finding that failed before its fix."""
 import json
 import stat
 import subprocess
+import uuid
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -421,3 +422,21 @@ def test_discarding_a_staged_schema_asks_and_exports_it_first(fleet, settings, t
     assert staged in schemas()
     result = json.loads(orgs("restore", "ops-0", "--discard", "--yes", "--json"))
     assert staged not in schemas() and Path(result["backup"]).parent == tmp_path / "discarded"
+
+
+def test_top_ranks_organizations_by_size_rows_and_jobs_waiting(fleet):  # noqa: F811
+    a = fleet["orgs"][0]
+    with tenant_context(a):
+        Agent.objects.bulk_create([Agent(name=f"Bulk {i}", prompt="x" * 2000) for i in range(300)])
+    execute(f'ANALYZE "{a.schema_name}".agents_agent')
+    from public_app.models import OutboxMessage
+
+    b = fleet["orgs"][1]
+    waiting = OutboxMessage.objects.filter(organization_id=b.id).count()
+    for _ in range(3):
+        OutboxMessage.objects.create(message_id=uuid.uuid4(), actor_name="deliver_webhook", organization_id=b.id)
+    by_size = json.loads(orgs("top", "--json"))
+    assert by_size[0]["slug"] == "ops-0" and by_size[0]["rows"] >= 302
+    assert json.loads(orgs("top", "--by", "rows", "--limit", "1", "--json"))[0]["slug"] == "ops-0"
+    busiest = json.loads(orgs("top", "--by", "jobs_waiting", "--json"))[0]
+    assert (busiest["slug"], busiest["jobs_waiting"]) == ("ops-1", waiting + 3)
