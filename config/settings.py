@@ -160,6 +160,9 @@ DEPENDENCY_TIMEOUT_SECONDS = env_int("DEPENDENCY_TIMEOUT_SECONDS", 5, minimum=1)
 # A fleet migration gives up waiting for a schema's table locks after this long (then tries that schema again a few
 # times, then reports it): requests to the organization never queue behind a blocked ALTER TABLE for longer.
 MIGRATION_LOCK_TIMEOUT_MS = env_int("MIGRATION_LOCK_TIMEOUT_MS", 2000, minimum=1)
+# And one statement of a rendered migration (a backfill, an index build) is stopped after this long: the schema is
+# rolled back and reported, the others go on (0: no limit).
+MIGRATION_STATEMENT_TIMEOUT_MS = env_int("MIGRATION_STATEMENT_TIMEOUT_MS", 600_000, minimum=0)
 # Where `orgs snapshot` writes when it is given no file.
 SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR", str(BASE_DIR / ".data" / "snapshots")))
 # What a client is told to wait (Retry-After) when the database is unreachable (503 database_unavailable).

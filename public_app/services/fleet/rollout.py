@@ -88,9 +88,10 @@ def _apply(conn: psycopg.Connection, schema: str, rendered: Rendered, state: str
         with conn.transaction():
             conn.execute(
                 "SELECT pg_catalog.set_config('search_path', %s, true), pg_catalog.set_config('lock_timeout', %s, "
-                "true)",
-                [f"{schema}, public", f"{settings.MIGRATION_LOCK_TIMEOUT_MS}ms"],
-            )
+                "true), pg_catalog.set_config('statement_timeout', %s, true)",
+                [f"{schema}, public", f"{settings.MIGRATION_LOCK_TIMEOUT_MS}ms",
+                 f"{settings.MIGRATION_STATEMENT_TIMEOUT_MS}ms"],
+            )  # fmt: skip
             # The organization's row first: a restore swaps schemas under the same lock (fleet.restore), so the
             # state recorded below is always that of the schema migrated here.
             conn.execute("SELECT 1 FROM public.public_app_organization WHERE schema_name = %s FOR UPDATE", [schema])

@@ -232,3 +232,18 @@ def test_a_long_transaction_holds_one_schema_back_for_a_bounded_time(fleet, sett
     # once the transaction is gone, the same schema goes through (what a resumed run does)
     assert apply_to([b.schema_name], change, "lock-test", jobs=1) == ({}, [])
     assert "lock_test" in columns(b.schema_name)
+
+
+def test_a_migration_statement_that_runs_too_long_is_stopped_and_reported(fleet, settings):  # noqa: F811
+    """A slow statement (a backfill, an index build on a big table) is stopped at MIGRATION_STATEMENT_TIMEOUT_MS;
+    that schema is rolled back and reported by organization, the others go on."""
+    settings.MIGRATION_STATEMENT_TIMEOUT_MS = 300
+    a, b, c = fleet["orgs"]
+    head = applied_in(a.schema_name)
+    slow_on_b = (f"DO $$ BEGIN IF current_schema() = '{b.schema_name}' THEN PERFORM pg_sleep(5); END IF; END $$;",
+                 "ALTER TABLE agents_agent ADD COLUMN slow_test text;")  # fmt: skip
+    change = Rendered(applied=head, migrations=(("agents", "0999_slow_test"),), statements=slow_on_b)
+    failures, fallback = apply_to([a.schema_name, b.schema_name, c.schema_name], change, "slow-test", jobs=2)
+    assert set(failures) == {b.schema_name} and "statement timeout" in failures[b.schema_name], failures
+    assert ("agents", "0999_slow_test") not in applied_in(b.schema_name)
+    assert ("agents", "0999_slow_test") in applied_in(c.schema_name)
