@@ -116,27 +116,33 @@ _TENANT_ROLES = """
 """
 
 
-def roles_missing_own_grants(schema_name: str | None = None) -> set[str]:
-    """The schemas whose role lacks USAGE on its schema or a privilege tenant work needs on one of its tables
-    (every schema that has a role, in one query: `orgs check` over 10,000 schemas makes no 10,000 round trips)."""
+def roles_missing_own_grants(schema_name: str | None = None) -> dict[str, list[str]]:
+    """What each schema's role lacks of what tenant work needs: USAGE on its schema, or a privilege on one of its
+    tables (`INSERT on t_x.leads_lead`), by schema; every schema that has a role in one query (`orgs check` over
+    10,000 schemas makes no 10,000 round trips)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH roles AS ({_TENANT_ROLES}),
             own AS (SELECT ro.oid AS role, n.oid AS nsp, n.nspname
                     FROM roles ro JOIN pg_namespace n ON n.nspname = ro.own_schema::name)
-            SELECT o.nspname FROM own o WHERE NOT has_schema_privilege(o.role, o.nsp, 'USAGE')
-            UNION
+            SELECT o.nspname, format('USAGE on schema %%s', o.nspname)
+            FROM own o WHERE NOT has_schema_privilege(o.role, o.nsp, 'USAGE')
+            UNION ALL
             -- pg_class has no index on the namespace alone: one pass over it, joined by hash, not a scan of the
             -- whole catalog per schema (820,000 relations at 10,000 organizations)
-            SELECT o.nspname
+            SELECT o.nspname, format('%%s on %%s.%%s', p, o.nspname, c.relname)
             FROM pg_class c JOIN own o ON o.nsp = c.relnamespace
             CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p
             WHERE c.relkind IN ('r', 'p') AND NOT has_table_privilege(o.role, c.oid, p)
+            ORDER BY 1, 2
             """,
             {"prefix": tenant_role_prefix(), "schema": schema_name},
         )
-        return {row[0] for row in cursor.fetchall()}
+        found: dict[str, list[str]] = {}
+        for schema, lacking in cursor.fetchall():
+            found.setdefault(schema, []).append(lacking)
+        return found
 
 
 def role_has_own_grants(schema_name: str) -> bool:

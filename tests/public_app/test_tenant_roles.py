@@ -87,6 +87,7 @@ def test_check_reports_role_drift_and_reconcile_repairs_it(acme, globex):
                  f"USAGE on {globex.schema_name}.agents_agent_id_seq", f"member of {globex.db_role}"]
     }  # fmt: skip
     assert report.role_grants_missing == ["globex"]
+    assert report.missing_grants == {"globex": [f"SELECT on {globex.schema_name}.leads_lead"]}
     result = repair.reconcile_apply(repair.reconcile_plan(), backup_dir=None)
     assert [(s["action"], s["target"]) for s in result["done"]] == [("repair_role", "acme"), ("repair_role", "globex")]
     assert drift.drift_check().clean

@@ -49,6 +49,7 @@ class DriftReport:
     # schema, roles holding privileges elsewhere, and tenant roles left without a schema.
     missing_roles: list[str] = field(default_factory=list)  # slugs
     role_grants_missing: list[str] = field(default_factory=list)  # slugs
+    missing_grants: dict[str, list[str]] = field(default_factory=dict)  # slug -> what its role lacks, exactly
     extra_grants: dict[str, list[str]] = field(default_factory=dict)  # slug -> privileges outside its schema
     orphan_roles: list[str] = field(default_factory=list)
     # On a Citus coordinator (public_app.citus): schemas that are not distributed (their rows would live on the
@@ -171,6 +172,7 @@ def _role_drift(report: DriftReport, slugs_by_schema: dict[str, str], existing_s
             continue
         if schema in lacking:
             report.role_grants_missing.append(slug)
+            report.missing_grants[slug] = lacking[schema]
         if extras.get(schema):
             report.extra_grants[slug] = extras[schema]
     expected = {tenant_role_name(schema) for schema in existing_schemas}
