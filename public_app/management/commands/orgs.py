@@ -32,6 +32,9 @@ _DJANGO_OPTIONS = {"verbosity", "settings", "pythonpath", "traceback", "no_color
                    "stdout", "stderr"}  # fmt: skip
 
 
+PROGRESS_SILENCE = 10.0  # seconds without a progress line before `orgs migrate` says it is still working
+
+
 def _pid() -> int:
     import os
 
@@ -336,9 +339,37 @@ class Command(BaseCommand):
         return results
 
     def cmd_migrate(self, options: dict) -> dict:
+        import threading
+        import time
+
+        seen = {"done": 0, "total": 0, "at": time.monotonic()}
+        started = time.monotonic()
+
         def progress(done: int, total: int, schema: str, error: str | None) -> None:
+            seen.update(done=done, total=total, at=time.monotonic())
             if not options["json"] and (error or done == total or done % 50 == 0):
                 self.stdout.write(f"[{done}/{total}] {schema}: {'FAILED ' + error if error else 'ok'}")
+
+        # A schema waiting for locks (or a long data migration) makes no progress line for a while: say so every
+        # PROGRESS_SILENCE seconds instead of looking stalled.
+        quiet = threading.Event()
+
+        def heartbeat() -> None:
+            while not quiet.wait(PROGRESS_SILENCE):
+                silent = time.monotonic() - seen["at"]
+                if silent >= PROGRESS_SILENCE and not options["json"]:
+                    elapsed = time.monotonic() - started
+                    self.stdout.write(f"[{seen['done']}/{seen['total'] or '?'}] still working: {silent:.0f} s "
+                                      f"since the last schema finished, {elapsed:.0f} s in all")  # fmt: skip
+                    self.stdout.flush()
+
+        threading.Thread(target=heartbeat, name="migrate-heartbeat", daemon=True).start()
+        try:
+            return self._migrate(options, progress)
+        finally:
+            quiet.set()
+
+    def _migrate(self, options: dict, progress: Callable[[int, int, str, str | None], None]) -> dict:
 
         if options["percent"] is not None and not 0 < options["percent"] <= 100:
             raise CommandError("--percent takes a number above 0, up to 100")

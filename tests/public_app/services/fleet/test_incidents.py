@@ -440,3 +440,23 @@ def test_top_ranks_organizations_by_size_rows_and_jobs_waiting(fleet):  # noqa: 
     assert json.loads(orgs("top", "--by", "rows", "--limit", "1", "--json"))[0]["slug"] == "ops-0"
     busiest = json.loads(orgs("top", "--by", "jobs_waiting", "--json"))[0]
     assert (busiest["slug"], busiest["jobs_waiting"]) == ("ops-1", waiting + 3)
+
+
+def test_a_migrate_waiting_on_a_lock_says_it_is_still_working(fleet, settings, monkeypatch):  # noqa: F811
+    from public_app.management.commands import orgs as orgs_command
+    from public_app.pgtools import direct_connection
+    from public_app.services.fleet import rollout
+    from tests.public_app.services.fleet.test_rollout import back_before_webhooks_and_integrations
+
+    settings.MIGRATION_LOCK_TIMEOUT_MS = 300
+    monkeypatch.setattr(rollout, "LOCK_RETRY_PAUSES", (0.3, 0.3))
+    monkeypatch.setattr(orgs_command, "PROGRESS_SILENCE", 0.2)
+    held = fleet["orgs"][1]
+    back_before_webhooks_and_integrations(held)
+    with direct_connection() as holder:  # someone holds the organization's row (a long admin transaction)
+        holder.execute("BEGIN")
+        holder.execute("SELECT 1 FROM public_app_organization WHERE id = %s FOR UPDATE", [held.id])
+        out = orgs("migrate", "--slugs", "ops-1", expect_exit=1)
+        holder.execute("ROLLBACK")
+    assert "still working" in out and "ops-1 (" in out and "LockNotAvailable" in out
+    assert "[1/1]" in orgs("migrate", "--slugs", "ops-1")  # once it is free, the same command goes through
