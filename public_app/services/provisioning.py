@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
@@ -100,16 +101,39 @@ def migrate_one(schema: str) -> tuple[str, str | None, float]:
     Runs in `orgs migrate --jobs N` worker processes too (public_app.fleet_worker)."""
     import time
 
+    from public_app.services.fleet.rollout import LOCK_RETRY_PAUSES
+
     started = time.monotonic()
-    try:
-        migrate_schema(schema)
-        Organization.objects.filter(schema_name=schema).update(migration_state=migration_state())
-        return schema, None, time.monotonic() - started
-    except Exception as exc:
-        logger.exception("migrating %s failed", schema)
-        return schema, f"{type(exc).__name__}: {exc}", time.monotonic() - started
-    finally:
-        tenant_connection().set_schema_to_public()
+    for pause in (*LOCK_RETRY_PAUSES, None):
+        try:
+            with connection.execute_wrapper(_migration_timeouts):
+                migrate_schema(schema)
+            Organization.objects.filter(schema_name=schema).update(migration_state=migration_state())
+            return schema, None, time.monotonic() - started
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if pause is not None and "lock timeout" in error:  # a long transaction holds a table: later, again
+                logger.info("migrating %s waited too long for a lock; again in %s s", schema, pause)
+                time.sleep(pause)
+                continue
+            logger.exception("migrating %s failed", schema)
+            return schema, error, time.monotonic() - started
+        finally:
+            tenant_connection().set_schema_to_public()
+    raise AssertionError("unreachable")
+
+
+def _migration_timeouts(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Every statement of a migration's own transaction is bounded as the rendered path's are
+    (MIGRATION_LOCK_TIMEOUT_MS, MIGRATION_STATEMENT_TIMEOUT_MS), local to that transaction (so right behind a
+    transaction pooler too). Not what Django sends outside one: the record of a migration whose SQL was deferred
+    is written after its transaction, and failing that write would leave the migration applied but unrecorded."""
+    if context["connection"].in_atomic_block:
+        context["cursor"].cursor.execute(
+            "SELECT pg_catalog.set_config('lock_timeout', %s, true), pg_catalog.set_config('statement_timeout', %s, "
+            "true)", [f"{settings.MIGRATION_LOCK_TIMEOUT_MS}ms", f"{settings.MIGRATION_STATEMENT_TIMEOUT_MS}ms"]
+        )
+    return execute(sql, params, many, context)
 
 
 def _pg_dump_ddl(schema_name: str) -> str:

@@ -460,3 +460,29 @@ def test_a_migrate_waiting_on_a_lock_says_it_is_still_working(fleet, settings, m
         holder.execute("ROLLBACK")
     assert "still working" in out and "ops-1 (" in out and "LockNotAvailable" in out
     assert "[1/1]" in orgs("migrate", "--slugs", "ops-1")  # once it is free, the same command goes through
+
+
+def test_djangos_executor_path_waits_for_locks_a_bounded_time_too(fleet, settings, monkeypatch):  # noqa: F811
+    import threading
+
+    from public_app.pgtools import direct_connection
+    from public_app.services.fleet import rollout
+    from tests.public_app.services.fleet.test_rollout import terminate_backend
+
+    settings.MIGRATION_LOCK_TIMEOUT_MS = 300
+    monkeypatch.setattr(rollout, "LOCK_RETRY_PAUSES", (0.2,))
+    held = fleet["orgs"][1]
+    call_command("migrate_schemas", "agents", "0002_agent_uid", tenant=True, schema_name=held.schema_name,
+                 interactive=False, verbosity=0)  # fmt: skip
+    Organization.objects.filter(id=held.id).update(migration_state="older")
+    with direct_connection() as holder:  # a long report reading agents: the unique constraint must wait for it
+        holder.execute("BEGIN")
+        holder.execute(f'SELECT count(*) FROM "{held.schema_name}".agents_agent').fetchone()
+        watchdog = threading.Timer(30, terminate_backend, [holder.info.backend_pid])  # a hang fails, not hangs
+        watchdog.start()
+        result = json.loads(orgs("migrate", "--force", "--slugs", "ops-1", "--json", expect_exit=1))
+        watchdog.cancel()
+        holder.execute("ROLLBACK")
+    assert "lock timeout" in result["failed"][held.schema_name]
+    assert json.loads(orgs("migrate", "--force", "--slugs", "ops-1", "--json"))["failed"] == {}
+    assert "no drift" in orgs("check")
