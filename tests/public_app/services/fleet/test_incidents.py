@@ -63,7 +63,7 @@ def test_reconcile_never_drops_a_schema_with_data_without_yes_and_keeps_a_usable
     assert {orphan.schema_name, "t_scratch"} <= schemas()
     # 3. confirmed: exported first (readable by its owner only), then dropped; the scratch schema is not ours
     result = json.loads(orgs("reconcile", "--drop-orphans", "--apply", "--yes", "--json"))
-    (dropped,) = result["done"]
+    (dropped,) = [step for step in result["done"] if step["action"] == "drop_orphan"]
     assert dropped["action"] == "drop_orphan" and dropped["details"]["former_organization"]["slug"] == "ops-0"
     backup = Path(dropped["backup"])
     assert backup.parent == tmp_path / "orphans" and stat.S_IMODE(backup.stat().st_mode) == 0o600
