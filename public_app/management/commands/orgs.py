@@ -220,7 +220,7 @@ class Command(BaseCommand):
             self._emit(options, run(options))
             return
         arguments = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()
-                     if k not in _DJANGO_OPTIONS and k != "command" and v not in (None, False)}  # fmt: skip
+                     if k not in _DJANGO_OPTIONS and k != "command" and v not in (None, False, "")}  # fmt: skip
         slugs = [v for k, v in arguments.items() if k == "slug"] + list(arguments.get("slugs") or [])
         actor = guard.operator()
         record = guard.ops_record_start(action=f"orgs {name}", actor=actor, arguments=arguments, slugs=slugs)
