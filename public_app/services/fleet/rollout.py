@@ -113,7 +113,9 @@ def _apply(conn: psycopg.Connection, schema: str, rendered: Rendered, state: str
                          [state, schema])  # fmt: skip
         return None
     except psycopg.Error as exc:
-        return f"{type(exc).__name__}: {str(exc).strip()}"
+        names = [f"{app}.{name}" for app, name in rendered.migrations]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return f"{type(exc).__name__}: {str(exc).strip()} (applying {shown})"
 
 
 # A schema whose tables a long transaction holds (lock_timeout reached) is tried again after these pauses, then

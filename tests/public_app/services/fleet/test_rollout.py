@@ -97,6 +97,8 @@ def test_a_failing_schema_is_rolled_back_and_reported_and_the_others_go_on(fleet
     output = orgs("migrate", "--jobs", "2", expect_exit=1)
     assert f"{b.schema_name}: FAILED" in output or b.schema_name in output
     assert "DuplicateTable" in output
+    # named by organization and by the migrations it was applying
+    assert f"ops-1 ({b.schema_name}): DuplicateTable" in output and "webhooks.0001_initial" in output
     assert applied_in(a.schema_name) == applied_in(c.schema_name) == set(tenant_migrations())
     # b: nothing of the failed transaction is left, and it is still recorded as behind
     assert ("webhooks", "0001_initial") not in applied_in(b.schema_name)
