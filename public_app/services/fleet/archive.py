@@ -111,6 +111,9 @@ def export_organization(*, organization: Organization, path: Path, incomplete: b
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
+            # Behind a transaction pooler the server connection may carry another client's session settings
+            # (pg_dump sets an empty search_path for its session): the path is this transaction's own.
+            _scalar(conn, "SELECT pg_catalog.set_config('search_path', 'public', true)")
             snapshot = _scalar(conn, "SELECT pg_export_snapshot()")
             taken_at = _scalar(conn, "SELECT now()")
             (source,) = _rows(conn, Organization.objects.filter(id=organization.id).values(*_ORGANIZATION_FIELDS))
