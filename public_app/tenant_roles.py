@@ -116,13 +116,23 @@ _TENANT_ROLES = """
 """
 
 
+def _by_schema(query: str, schema_name: str | None) -> dict[str, list[str]]:
+    """Run a fleet-wide role query (rows of schema, privilege, ordered) for every tenant role or one schema's, and
+    group the privileges by schema."""
+    with connection.cursor() as cursor:
+        cursor.execute(query, {"prefix": tenant_role_prefix(), "schema": schema_name})
+        found: dict[str, list[str]] = {}
+        for schema, privilege in cursor.fetchall():
+            found.setdefault(schema, []).append(privilege)
+        return found
+
+
 def roles_missing_own_grants(schema_name: str | None = None) -> dict[str, list[str]]:
     """What each schema's role lacks of what tenant work needs: USAGE on its schema, or a privilege on one of its
     tables (`INSERT on t_x.leads_lead`), by schema; every schema that has a role in one query (`orgs check` over
     10,000 schemas makes no 10,000 round trips)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
+    return _by_schema(
+        f"""
             WITH roles AS ({_TENANT_ROLES}),
             own AS (SELECT ro.oid AS role, n.oid AS nsp, n.nspname
                     FROM roles ro JOIN pg_namespace n ON n.nspname = ro.own_schema::name)
@@ -136,13 +146,9 @@ def roles_missing_own_grants(schema_name: str | None = None) -> dict[str, list[s
             CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p
             WHERE c.relkind IN ('r', 'p') AND NOT has_table_privilege(o.role, c.oid, p)
             ORDER BY 1, 2
-            """,
-            {"prefix": tenant_role_prefix(), "schema": schema_name},
-        )
-        found: dict[str, list[str]] = {}
-        for schema, lacking in cursor.fetchall():
-            found.setdefault(schema, []).append(lacking)
-        return found
+        """,
+        schema_name,
+    )
 
 
 def role_has_own_grants(schema_name: str) -> bool:
@@ -164,9 +170,8 @@ def roles_extra_grants(schema_name: str | None = None) -> dict[str, list[str]]:
     for every tenant role in one query (or for one schema's role): table and sequence grants elsewhere, USAGE on
     another schema (granted to the role or to PUBLIC, extensions' own schemas aside), and membership in another
     role (whose privileges would be the tenant role's too)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
+    return _by_schema(
+        f"""
             WITH roles AS ({_TENANT_ROLES}),
             schema_usage AS (
                 SELECT n.nspname, a.grantee FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
@@ -191,13 +196,9 @@ def roles_extra_grants(schema_name: str | None = None) -> dict[str, list[str]]:
             SELECT ro.own_schema, format('member of %%s', g.rolname)
             FROM pg_auth_members m JOIN roles ro ON ro.oid = m.member JOIN pg_roles g ON g.oid = m.roleid
             ORDER BY 1, 2
-            """,
-            {"prefix": tenant_role_prefix(), "schema": schema_name},
-        )
-        found: dict[str, list[str]] = {}
-        for schema, grant in cursor.fetchall():
-            found.setdefault(schema, []).append(grant)
-        return found
+        """,
+        schema_name,
+    )
 
 
 def role_extra_grants(schema_name: str) -> list[str]:
