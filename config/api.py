@@ -21,6 +21,7 @@ from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
 from config import openapi
+from config.metrics import QUERY_TIMEOUTS
 from config.openapi import error_body
 from public_app import errors
 from public_app.api.security import BearerAuth
@@ -46,7 +47,13 @@ Organizations backend (contract: API.md). Every organization-scoped path is `/ap
 * **Roles**: owner > admin > member, plus billing. Admins view billing but do not buy; members and billing do not
   see pending invitations.
 * **Rate limits** (`429 rate_limited` + `Retry-After`): login 10/min per email and IP, signup 20/h per IP,
-  invitations 100 per organization and 10 per email per organization per day (resends count).
+  invitations 100 per organization and 10 per email per organization per day (resends count). Fair share: every
+  authenticated request draws on its credential's bucket (an API key; a user token, per organization) and on its
+  organization's (members only), refilled per minute by the plan (free: 1,200 per organization, 600 per
+  credential); every answer carries `RateLimit-Policy` and `RateLimit` (IETF draft), and a 429 names the policy
+  in `details`.
+* **Query budget**: an organization's data queries stop after its plan's budget (5 s by default):
+  `503 query_timeout` + `Retry-After`; narrow the request (filters, a smaller `limit`).
 * **Timestamps** are UTC; datetimes you send must carry an offset.
 """
 
@@ -228,8 +235,35 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
+def query_timed_out(exc: BaseException) -> bool:
+    """A statement ran past its transaction's statement_timeout: the organization's query budget (config.db)."""
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) == "57014" and "statement timeout" in str(cause)
+
+
+def _query_timeout_response(request: HttpRequest) -> HttpResponse:
+    from public_app.fairshare import usage_count
+
+    organization = getattr(getattr(request, "auth", None), "organization", None)
+    budget = organization.statement_timeout_ms if organization is not None else settings.QUERY_BUDGET_MS
+    if organization is not None:
+        usage_count(organization.id, "t")
+    QUERY_TIMEOUTS.inc()
+    response = error_response(
+        503, "query_timeout",
+        f"This request needed more than this organization's query budget ({budget} ms) and was stopped; "
+        "narrow it (filters, a smaller `limit`) or try again later.",
+        {"budget_ms": budget},
+    )  # fmt: skip
+    response["Retry-After"] = str(settings.DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if query_timed_out(exc):
+        logger.warning("query budget exceeded on %s %s: %s", request.method, request.path, exc)
+        return _query_timeout_response(request)
     if is_database_unavailable(exc):
         logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         return database_unavailable_response()

@@ -22,6 +22,7 @@ HTTP_LATENCY = Histogram(
     "http_request_duration_seconds", "HTTP request duration", ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )  # fmt: skip
+QUERY_TIMEOUTS = Counter("query_timeouts_total", "Requests stopped by their organization's query budget (503)")
 JOBS = Counter("dramatiq_jobs_total", "Job runs by outcome", ["actor", "outcome"])
 JOB_RETRIES = Counter("dramatiq_job_retries_total", "Job runs that were retries", ["actor"])
 JOB_DURATION = Histogram(
@@ -40,6 +41,34 @@ class OrganizationsByStatus(Collector):
         for row in Organization.objects.values("status").annotate(n=Count("id")).order_by():
             family.add_metric([row["status"]], row["n"])
         yield family
+
+
+class OrganizationUsage(Collector):
+    """Fair share seen from ops: the busiest organizations (METRICS_TOP_ORGANIZATIONS) by name, the rest as
+    "other", over the last five minutes (public_app.fairshare), and their jobs waiting in the outbox."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from public_app.fairshare import USAGE_WINDOW_MINUTES, usage_report
+
+        window = f"the last {USAGE_WINDOW_MINUTES} minutes"
+        families = {
+            "requests": GaugeMetricFamily("organization_requests_recent", f"API requests let through in {window}",
+                                          labels=["organization"]),
+            "rate_limited": GaugeMetricFamily("organization_rate_limited_recent", f"Requests refused (429) in {window}",
+                                              labels=["organization"]),
+            "query_timeouts": GaugeMetricFamily("organization_query_timeouts_recent",
+                                                f"Requests stopped by the query budget (503) in {window}",
+                                                labels=["organization"]),
+            "jobs_waiting": GaugeMetricFamily("organization_jobs_waiting", "Jobs not finished yet (outbox)",
+                                              labels=["organization"]),
+            "jobs_held": GaugeMetricFamily("organization_jobs_held",
+                                           "Jobs held back by fair share until earlier ones finish",
+                                           labels=["organization"]),
+        }  # fmt: skip
+        for row in usage_report(settings.METRICS_TOP_ORGANIZATIONS):
+            for key, family in families.items():
+                family.add_metric([row["organization"]], row[key])
+        yield from families.values()
 
 
 def _registry() -> CollectorRegistry:
@@ -73,6 +102,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     registry = _registry()
     organizations = CollectorRegistry()
     organizations.register(OrganizationsByStatus())
+    organizations.register(OrganizationUsage())
     body = generate_latest(registry) + generate_latest(organizations)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 

@@ -1,4 +1,5 @@
-"""Guarantees for everything under /api/: bodies over the limit get 413, and no error leaves as HTML."""
+"""Guarantees for everything under /api/: bodies over the limit get 413, no error leaves as HTML, and the fair-share
+headers (`RateLimit-Policy`, `RateLimit`) go on every answer to an authenticated request."""
 
 import logging
 from collections.abc import Callable
@@ -48,6 +49,10 @@ class ApiErrorShapeMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             return self._error(response.status_code, response)
+        rate = getattr(request, "ratelimit", None)  # set by public_app.api.security.rate_check
+        if rate is not None:
+            for name, value in rate.headers().items():
+                response[name] = value
         return response
 
     @staticmethod

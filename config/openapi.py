@@ -95,8 +95,10 @@ def error_codes(operation: "Operation") -> set[str]:
     for auth in _auth_of(operation):
         if isinstance(auth, BearerAuth | OrgAuth):
             codes.update(_TOKEN)
+            codes.add("rate_limited")  # fair share: the credential's or the organization's bucket is empty
         if isinstance(auth, OrgAuth):
             codes.update(_ORG)
+            codes.add("query_timeout")  # the organization's query budget
             if auth.require_active:
                 codes.add("organization_provisioning")
             if auth.tenant_schema:  # its schema behind the code mid-rollout (config.api._organization_upgrading)
@@ -143,6 +145,15 @@ def _header(description: str, schema: dict[str, Any], example: Any = None) -> di
 REQUEST_ID = _header("The request's id (yours, when you sent a sane `X-Request-ID`); quote it when asking for help.",
                      {"type": "string", "maxLength": 64}, "4f1c2b9e0d8a4e6f9a7b3c2d1e0f9a8b")  # fmt: skip
 RETRY_AFTER = _header("Seconds to wait before trying again.", {"type": "integer", "minimum": 0}, 30)
+RATELIMIT_POLICY = _header(
+    "Fair-share policies this request drew on (IETF draft-ietf-httpapi-ratelimit-headers): `organization` (the "
+    "organization's quota), `api_key` or `user_token` (the credential's); `q` requests per `w` seconds.",
+    {"type": "string"}, '"organization";q=1200;w=60, "api_key";q=600;w=60',
+)  # fmt: skip
+RATELIMIT = _header(
+    "The policy closest to exhaustion: `r` requests left, `t` seconds until its quota is whole again.",
+    {"type": "string"}, '"api_key";r=599;t=1',
+)  # fmt: skip
 REPLAYED = _header(
     "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`.",
     {"type": "string", "enum": ["true"]},
@@ -247,7 +258,11 @@ class ContractSchema(OpenAPISchema):
         responses = result["responses"]
         for status, codes in sorted(by_status.items()):
             responses[status] = _error_response(status, codes)
+        limited = any(isinstance(auth, BearerAuth | OrgAuth) for auth in _auth_of(operation))
         for status, response in responses.items():
+            if limited and (status < 300 or status == 429):
+                headers = response.setdefault("headers", {})
+                headers["RateLimit-Policy"], headers["RateLimit"] = RATELIMIT_POLICY, RATELIMIT
             if status < 300:
                 headers = response.setdefault("headers", {})
                 headers["X-Request-ID"] = REQUEST_ID

@@ -232,6 +232,28 @@ RATELIMIT_LOGIN_PER_MINUTE = env_int("RATELIMIT_LOGIN_PER_MINUTE", 10, minimum=1
 RATELIMIT_SIGNUP_PER_HOUR = env_int("RATELIMIT_SIGNUP_PER_HOUR", 20, minimum=1)
 RATELIMIT_INVITES_PER_ORG_PER_DAY = env_int("RATELIMIT_INVITES_PER_ORG_PER_DAY", 100, minimum=1)
 RATELIMIT_INVITES_PER_EMAIL_PER_DAY = env_int("RATELIMIT_INVITES_PER_EMAIL_PER_DAY", 10, minimum=1)
+# Fair share (public_app.fairshare). Every authenticated API request takes a token from its credential's bucket (an
+# API key or a user token) and, inside an organization, from the organization's: each refills at the plan's rate
+# per minute and holds up to RATELIMIT_BURST_SECONDS of it. Per-organization overrides: `orgs limits`.
+_PLANS = ("free", "team", "business")
+_ORG_RPM = {"free": 1200, "team": 6000, "business": 30000}
+_CREDENTIAL_RPM = {"free": 600, "team": 3000, "business": 12000}
+RATELIMIT_ORG_PER_MINUTE = {p: env_int(f"RATELIMIT_ORG_PER_MINUTE_{p.upper()}", _ORG_RPM[p], minimum=1) for p in _PLANS}
+RATELIMIT_CREDENTIAL_PER_MINUTE = {
+    p: env_int(f"RATELIMIT_CREDENTIAL_PER_MINUTE_{p.upper()}", _CREDENTIAL_RPM[p], minimum=1) for p in _PLANS
+}
+RATELIMIT_BURST_SECONDS = env_int("RATELIMIT_BURST_SECONDS", 60, minimum=1, maximum=3600)
+# Query budgets: statement_timeout of every transaction of an organization's tenant work (0: none), per plan;
+# jobs get their own (longer) budget.
+QUERY_BUDGET_MS = env_int("QUERY_BUDGET_MS", 5000, minimum=0)
+QUERY_BUDGET_MS_BY_PLAN = {p: env_int(f"QUERY_BUDGET_MS_{p.upper()}", QUERY_BUDGET_MS, minimum=0) for p in _PLANS}
+JOB_QUERY_BUDGET_MS = env_int("JOB_QUERY_BUDGET_MS", 120_000, minimum=0)
+# Fair job queues (public_app.outbox): at most this many jobs per organization of the shared lane (webhooks,
+# integrations, billing) are at the broker at once; the rest wait in the outbox, released oldest first as those
+# finish, so one organization's backlog is never ahead of another's new job. 0: no cap.
+JOB_ORG_CONCURRENCY = env_int("JOB_ORG_CONCURRENCY", 4, minimum=0)
+# Per-organization usage in /metrics: the top N organizations by requests get their own label, the rest "other".
+METRICS_TOP_ORGANIZATIONS = env_int("METRICS_TOP_ORGANIZATIONS", 20, minimum=0, maximum=1000)
 # Failed guesses (public_app.bruteforce): free failures per account, per client IP and per pair, then a wait that
 # doubles with each failure, up to the maximum; counts fade after the window.
 BRUTEFORCE_FREE_PER_ACCOUNT = env_int("BRUTEFORCE_FREE_PER_ACCOUNT", 10, minimum=1)

@@ -13,6 +13,14 @@ os.environ.setdefault("TENANT_SPARE_SCHEMAS", "0")
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("PROVISION_MIN_BACKOFF_MS", "50")
 os.environ.setdefault("METRICS_ALLOW_NETWORKS", "127.0.0.1/32")
+# Fair-share buckets sized so that no test of something else meets them (tests/public_app/test_fairshare.py sets
+# its own).
+os.environ.setdefault("RATELIMIT_ORG_PER_MINUTE_FREE", "1000000")
+os.environ.setdefault("RATELIMIT_ORG_PER_MINUTE_TEAM", "1000000")
+os.environ.setdefault("RATELIMIT_ORG_PER_MINUTE_BUSINESS", "1000000")
+os.environ.setdefault("RATELIMIT_CREDENTIAL_PER_MINUTE_FREE", "1000000")
+os.environ.setdefault("RATELIMIT_CREDENTIAL_PER_MINUTE_TEAM", "1000000")
+os.environ.setdefault("RATELIMIT_CREDENTIAL_PER_MINUTE_BUSINESS", "1000000")
 os.environ.setdefault("BILLING_REDIRECT_HOSTS", "localhost,app.example,a.example")
 
 from config.settings import *  # noqa: F403

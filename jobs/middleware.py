@@ -7,18 +7,22 @@ in `public`, whatever the previous one did.
 
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections
 from dramatiq import Middleware
 
+from config.db.base import budget_override
 from config.logging import log_context_clear, log_context_set
 from public_app.tenancy import tenant_connection
 
 
 class DjangoConnectionsMiddleware(Middleware):
     """What Django does around a request, around each message: drop connections that are broken or past
-    CONN_MAX_AGE, so a database restart costs one retry, not a dead worker; and start from `public`."""
+    CONN_MAX_AGE, so a database restart costs one retry, not a dead worker; and start from `public`. Tenant work
+    in a job has the jobs' query budget (JOB_QUERY_BUDGET_MS), not a request's."""
 
     def before_process_message(self, broker: Any, message: Any) -> None:
+        budget_override.set(settings.JOB_QUERY_BUDGET_MS)  # this worker thread's context
         close_old_connections()
         tenant_connection().set_schema_to_public()
 

@@ -129,49 +129,60 @@ def memo_clear() -> None:
         _throttle_tried.clear()
 
 
-def memo_confirm(memo: Memo, adds: Sequence[tuple[str, int]] = ()) -> tuple[bool, list[bool]]:
+def memo_confirm(memo: Memo, adds: Sequence[tuple[str, int]] = (), rider: Any = None) -> tuple[bool, list[bool], Any]:
     """One round trip: are all of the memo's generations still current (False too when the cache cannot say:
     unreachable, or an invalidation of this process still pending)? And, for each `(key, timeout)` of `adds`,
     whether this call added it (`cache.add`: the caller that adds a throttle key does the throttled write, whether
     or not the memo was current). An add this process tried less than `timeout` seconds ago is not tried again
-    (False): the key is still there, or the write it throttles was just done."""
+    (False): the key is still there, or the write it throttles was just done. A `rider` (public_app.fairshare.Take)
+    rides in the same round trip on Redis (`queue`/`parse`), or runs alone elsewhere; its result is the third item
+    (None: not run)."""
     if _unbumped:
         _retry_bumps()
         if _unbumped:
-            return False, [False] * len(adds)
+            return False, [False] * len(adds), None
     now = time.monotonic()
     due = [(key, timeout) for key, timeout in adds if _throttle_tried.get(key, 0.0) <= now]
     try:
-        current, added = _generations_and_adds(memo.gen_keys, due)
+        current, added, ridden = _generations_and_adds(memo.gen_keys, due, rider)
     except Exception:
         logger.warning("cache read failed for %s; using the database", memo.gen_keys, exc_info=True)
-        return False, [False] * len(adds)
+        return False, [False] * len(adds), None
     if len(_throttle_tried) > 2 * settings.LOOKUP_MEMO_SIZE + 100:
         _throttle_tried.clear()
     for key, timeout in due:
         _throttle_tried[key] = now + timeout
     tried = dict(zip([key for key, _ in due], added, strict=True))
-    return current == memo.generations, [tried.get(key, False) for key, _ in adds]
+    return current == memo.generations, [tried.get(key, False) for key, _ in adds], ridden
 
 
 _throttle_tried: dict[str, float] = {}
 
 
-def _generations_and_adds(keys: Sequence[str], adds: Sequence[tuple[str, int]]) -> tuple[tuple[Any, ...], list[bool]]:
+def _generations_and_adds(
+    keys: Sequence[str], adds: Sequence[tuple[str, int]], rider: Any = None
+) -> tuple[tuple[Any, ...], list[bool], Any]:
     backend = caches[DEFAULT_CACHE_ALIAS]
     if not isinstance(backend, RedisCache):  # e.g. the database cache: correct, one query per key
         found = backend.get_many(list(keys))
-        return tuple(found.get(key) for key in keys), [bool(backend.add(key, 1, timeout)) for key, timeout in adds]
+        added = [bool(backend.add(key, 1, timeout)) for key, timeout in adds]
+        return tuple(found.get(key) for key in keys), added, rider.run() if rider is not None else None
     client, serializer = _redis_client(backend._cache), backend._cache._serializer  # type: ignore[attr-defined]
     names = [backend.make_key(key) for key in keys]  # ASCII without spaces: nothing for validate_key to warn of
-    if not adds:
-        return tuple(None if v is None else serializer.loads(v) for v in client.mget(names)), []
+    if not adds and rider is None:
+        return tuple(None if v is None else serializer.loads(v) for v in client.mget(names)), [], None
     pipeline = client.pipeline(transaction=False)
     pipeline.mget(names)
     for key, timeout in adds:
         pipeline.set(backend.make_key(key), serializer.dumps(1), ex=timeout, nx=True)
-    values, *results = pipeline.execute()
-    return tuple(None if v is None else serializer.loads(v) for v in values), [bool(r) for r in results]
+    if rider is not None:
+        rider.queue(pipeline, client, backend)
+    values, *results = pipeline.execute(raise_on_error=False)
+    ridden = rider.parse(results.pop()) if rider is not None else None  # the rider handles its own error
+    for result in [values, *results]:
+        if isinstance(result, Exception):
+            raise result
+    return tuple(None if v is None else serializer.loads(v) for v in values), [bool(r) for r in results], ridden
 
 
 @functools.lru_cache(maxsize=16)
@@ -232,6 +243,24 @@ def cache_add_or_false(key: str, timeout: int) -> bool:
         return bool(cache.add(key, 1, timeout))
     except Exception:
         return False
+
+
+def adds_and_ride(adds: Sequence[tuple[str, int]], rider: Any = None) -> tuple[list[bool], Any]:
+    """`cache_add_or_false` of each `(key, timeout)` and the `rider` (see `memo_confirm`) in one round trip."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if rider is None or not isinstance(backend, RedisCache):
+        return [cache_add_or_false(key, timeout) for key, timeout in adds], rider.run() if rider else None
+    client, serializer = _redis_client(backend._cache), backend._cache._serializer  # type: ignore[attr-defined]
+    pipeline = client.pipeline(transaction=False)
+    for key, timeout in adds:
+        pipeline.set(backend.make_key(key), serializer.dumps(1), ex=timeout, nx=True)
+    rider.queue(pipeline, client, backend)
+    try:
+        *results, ridden = pipeline.execute(raise_on_error=False)
+    except Exception:
+        logger.warning("cache unavailable: no last-used stamps, no rate limits", exc_info=True)
+        return [False] * len(adds), None
+    return [result is True for result in results], rider.parse(ridden)
 
 
 def cache_add_or_true(key: str, timeout: int) -> bool:

@@ -153,6 +153,7 @@ CODES: dict[str, tuple[int, str]] = {
     "stripe_unavailable": (502, "Stripe could not complete the request; try again"),
     "leadsforce_unavailable": (502, "Leadsforce could not be reached; try again"),
     "service_unavailable": (503, "temporarily unavailable; try again after `Retry-After`"),
+    "query_timeout": (503, "the request needed more than the organization's query budget; narrow it or retry later"),
     "database_unavailable": (503, "the database is unavailable; try again after `Retry-After`"),
     "organization_provisioning": (503, "the organization is still being set up; try again shortly"),
     "billing_not_configured": (503, "billing is not configured on this deployment"),

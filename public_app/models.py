@@ -116,6 +116,10 @@ class Organization(TenantMixin, TimestampedModel):
     # Read-only maintenance (public_app.services.fleet.maintenance): writes answer 503 + Retry-After until then.
     maintenance_until = models.DateTimeField(null=True, blank=True)
     maintenance_reason = models.CharField(max_length=200, blank=True)
+    # Fair share (public_app.fairshare): ops overrides of the plan's limits; None follows the plan.
+    limit_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    limit_credential_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    limit_query_budget_ms = models.PositiveIntegerField(null=True, blank=True)  # 0: no statement timeout
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="org_status_idx")]
@@ -149,6 +153,16 @@ class Organization(TenantMixin, TimestampedModel):
     @property
     def is_active(self) -> bool:
         return self.status == OrganizationStatus.ACTIVE
+
+    @property
+    def statement_timeout_ms(self) -> int:
+        """The query budget of this organization's tenant work (config.db pins it per transaction): the ops
+        override, else the plan's; 0 is none."""
+        if self.limit_query_budget_ms is not None:
+            return self.limit_query_budget_ms
+        from public_app.plans import plan_get
+
+        return plan_get(self.plan).query_budget_ms
 
     @property
     def db_role(self) -> str:
@@ -404,6 +418,16 @@ class OutboxMessage(models.Model):
     relay_count = models.PositiveIntegerField(default=0)
     redeliver_at = models.DateTimeField(default=timezone.now, db_index=True)  # due for (another) relay from then
     last_error = models.TextField(blank=True)
+    # Held back by fair share (public_app.outbox): its organization already has JOB_ORG_CONCURRENCY jobs of its
+    # lane at the broker; released, oldest first, as they finish.
+    held = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization_id", "id"], name="outbox_held_idx", condition=models.Q(held=True)),
+            models.Index(fields=["organization_id"], name="outbox_inflight_idx",
+                         condition=models.Q(held=False, relay_count__gt=0)),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.actor_name}{self.args}"

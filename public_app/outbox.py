@@ -9,6 +9,13 @@ empty, a worker killed before Dramatiq's own redelivery): at least once, with ac
 state it acts on), so a duplicate costs a no-op.
 
 Callers name actors by string: nothing below the jobs layer imports an actor, so services never import jobs.
+
+Fair share: the jobs of the priority lane (PRIORITY_QUEUES: provisioning, emails) always go straight to the broker,
+and have workers of their own (`manage.py serve`). Every other job of an organization (webhook deliveries, Leadsforce
+syncs, billing) is sent only while that organization has fewer than JOB_ORG_CONCURRENCY of them at the broker
+(sent, not finished); the rest are held here, durable like any row, and released oldest first as the organization's
+earlier jobs finish. The broker's queues therefore never hold more than that many jobs of one organization: its
+50,000 pending deliveries are 4 messages ahead of another organization's one, and at most 4 of its jobs run at once.
 """
 
 import logging
@@ -29,6 +36,10 @@ if TYPE_CHECKING:
     from public_app.models import Organization
 
 logger = logging.getLogger(__name__)
+
+# Queues that are never held back and have workers of their own (the priority lane).
+PRIORITY_QUEUES = ("provisioning", "emails")
+_FAR_FUTURE = timedelta(days=3650)
 
 _pending = threading.local()  # ids written by this thread's open transaction, relayed on its commit
 _breaker_until = 0.0  # monotonic time before which requests leave relaying to the loop (the broker just failed)
@@ -90,6 +101,7 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
 
     sent = 0
     now = timezone.now()
+    in_flight: dict[int, int] = {}
     with public_context(), transaction.atomic():
         rows = OutboxMessage.objects.select_for_update(skip_locked=True).filter(redeliver_at__lte=now)
         if ids is not None:
@@ -100,6 +112,15 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
             except Exception as exc:
                 _record_error(row, now, f"unknown actor: {exc}", retry_in=timedelta(hours=1))
                 continue
+            org = row.organization_id
+            if row.relay_count == 0 and org is not None and _fair_shared(org, actor.queue_name):
+                if org not in in_flight:
+                    in_flight[org] = _in_flight(org)
+                if in_flight[org] >= settings.JOB_ORG_CONCURRENCY:
+                    row.held, row.redeliver_at = True, now + _FAR_FUTURE
+                    row.save(update_fields=["held", "redeliver_at"])
+                    continue
+                in_flight[org] += 1
             delay_ms = max(0, int((row.eta - now).total_seconds() * 1000)) if row.eta else 0
             message: Message[Any] = Message(queue_name=actor.queue_name, actor_name=row.actor_name,
                                             args=tuple(row.args), kwargs={}, options={},
@@ -123,9 +144,52 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
     return sent
 
 
+def _fair_shared(organization_id: int | None, queue_name: str) -> bool:
+    return organization_id is not None and settings.JOB_ORG_CONCURRENCY > 0 and queue_name not in PRIORITY_QUEUES
+
+
+def _shared_lane_actors() -> list[str]:
+    import dramatiq
+
+    broker = dramatiq.get_broker()
+    return [name for name in broker.get_declared_actors()
+            if broker.get_actor(name).queue_name not in PRIORITY_QUEUES]  # fmt: skip
+
+
+def _in_flight(organization_id: int) -> int:
+    """The organization's shared-lane jobs at the broker (sent, not finished), counted under a lock on the
+    organization's share, so that two relays never both send its last free place. Inside the relay's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('outbox-org', %s))", [organization_id])
+    return OutboxMessage.objects.filter(organization_id=organization_id, held=False, relay_count__gt=0,
+                                        actor_name__in=_shared_lane_actors()).count()  # fmt: skip
+
+
+def release_held(organization_id: int | None = None) -> list[int]:
+    """Make held jobs due again, oldest first, as far as their organization's share has room (the organization
+    whose job just finished, or every one: the relay loop's pass, for a worker that died before doing it; with
+    the cap lifted, everything). Returns their ids; the caller relays them."""
+    cap = settings.JOB_ORG_CONCURRENCY
+    released: list[int] = []
+    with public_context(), transaction.atomic():
+        held = OutboxMessage.objects.filter(held=True)
+        orgs: list[int] = [organization_id] if organization_id is not None else [
+            org for org in held.values_list("organization_id", flat=True).distinct().order_by() if org is not None]
+        for org in orgs:
+            room = cap - _in_flight(org) if cap > 0 else 1_000_000
+            if room <= 0:
+                continue
+            rows = held.filter(organization_id=org).order_by("id").select_for_update(skip_locked=True)
+            ids = list(rows.values_list("id", flat=True)[:room])
+            OutboxMessage.objects.filter(id__in=ids).update(held=False, redeliver_at=timezone.now())
+            released += ids
+    return released
+
+
 def relay_all(*, limit: int = 500) -> int:
     """The relay loop's pass: everything due, in batches, until nothing is left or the broker fails."""
     total = 0
+    release_held()
     while True:
         sent = relay(limit=limit)
         total += sent
@@ -162,10 +226,17 @@ def job_retry_scheduled(message_id: str, delay_ms: int) -> None:
 
 
 def job_finished(message_id: str) -> None:
-    """Done, or given up on (retries exhausted): nothing left to deliver."""
+    """Done, or given up on (retries exhausted): nothing left to deliver. A shared-lane job makes room for its
+    organization's next held one, sent at once."""
     try:
         with public_context():
+            row = OutboxMessage.objects.filter(message_id=message_id).values("organization_id", "actor_name").first()
             OutboxMessage.objects.filter(message_id=message_id).delete()
+        fair = row is not None and row["organization_id"] is not None and settings.JOB_ORG_CONCURRENCY > 0
+        if fair and row["actor_name"] in _shared_lane_actors():  # type: ignore[index]
+            released = release_held(row["organization_id"])  # type: ignore[index]
+            if released:
+                relay(ids=released)
     except DatabaseError:
         # The job's effect is committed; without this delete it runs once more later, a no-op by design.
         logger.warning("outbox: could not mark %s finished", message_id, exc_info=True)

@@ -27,13 +27,22 @@ class Plan:
     interval: str
     max_seats: int | None
     stripe_price_id: str
+    requests_per_minute: int  # the organization's bucket (public_app.fairshare)
+    credential_requests_per_minute: int  # each API key's and user token's bucket inside the organization
+    query_budget_ms: int  # statement_timeout of its tenant work (0: none)
 
 
 def plans() -> dict[str, Plan]:
+    def limits(code: str) -> dict[str, int]:
+        return {"requests_per_minute": settings.RATELIMIT_ORG_PER_MINUTE[code],
+                "credential_requests_per_minute": settings.RATELIMIT_CREDENTIAL_PER_MINUTE[code],
+                "query_budget_ms": settings.QUERY_BUDGET_MS_BY_PLAN[code]}  # fmt: skip
+
     return {
-        "free": Plan("free", "Free", 0, "usd", "month", settings.FREE_PLAN_MAX_SEATS, ""),
-        "team": Plan("team", "Team", 1500, "usd", "month", 50, settings.STRIPE_PRICE_TEAM),
-        "business": Plan("business", "Business", 4000, "usd", "month", None, settings.STRIPE_PRICE_BUSINESS),
+        "free": Plan("free", "Free", 0, "usd", "month", settings.FREE_PLAN_MAX_SEATS, "", **limits("free")),
+        "team": Plan("team", "Team", 1500, "usd", "month", 50, settings.STRIPE_PRICE_TEAM, **limits("team")),
+        "business": Plan("business", "Business", 4000, "usd", "month", None, settings.STRIPE_PRICE_BUSINESS,
+                         **limits("business")),
     }
 
 

@@ -75,6 +75,10 @@ class TenantSchema(FakeTenant):
     def db_role(self) -> str:
         return tenant_role_name(self.schema_name)
 
+    @property
+    def statement_timeout_ms(self) -> int:
+        return settings.QUERY_BUDGET_MS
+
 
 @contextmanager
 def tenant_context(organization: Tenant) -> Iterator[None]:

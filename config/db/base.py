@@ -20,6 +20,7 @@ Server-side cursors (`WITH HOLD` in autocommit) would be session state too; sett
 
 import re
 import select
+from contextvars import ContextVar
 from typing import Any
 
 from django_tenants.postgresql_backend import base as tenants_base
@@ -36,6 +37,10 @@ _DDL = re.compile(r"\s*(?:CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|TRUNCATE)\b", r
 _PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SAFE_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _django_cursor: Any = tenants_base.original_backend.Cursor
+
+# The query budget of tenant work in this context instead of the organization's (jobs: JOB_QUERY_BUDGET_MS, set
+# by jobs.middleware around each message). Read when the tenant is set.
+budget_override: ContextVar[int | None] = ContextVar("budget_override", default=None)
 
 
 class PinnedCursor(_django_cursor):
@@ -93,6 +98,8 @@ class PinnedCursor(_django_cursor):
 class DatabaseWrapper(tenants_base.DatabaseWrapper):
     # The role tenant work runs as (None: the login role). Set from the tenant object passed to set_tenant().
     tenant_role: str | None = None
+    # statement_timeout of tenant work (ms; 0: none), from the tenant's `statement_timeout_ms` (its query budget).
+    tenant_budget_ms: int = 0
     # The pin for the current tenant, and the one already in force in the open transaction (if any).
     _pin: str = ""
     _pinned: str | None = None
@@ -129,6 +136,10 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         if role is not None and not _SAFE_ROLE.match(role):
             raise ValueError(f"unsafe tenant role name {role!r}")
         self.tenant_role = role
+        budget = budget_override.get() if role is not None else 0
+        if budget is None:
+            budget = getattr(tenant, "statement_timeout_ms", 0) or 0
+        self.tenant_budget_ms = int(budget)
         self._pin = self._pin_sql()
 
     def _handle_search_path(self, cursor: Any = None) -> None:
@@ -144,9 +155,13 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         # Literals built from validated schema names (django-tenants refuses quotes, backslashes and semicolons)
         # and a role name of letters, digits and underscores.
         path = ", ".join(p if _PLAIN_NAME.match(p) else quote_schema_name(p) for p in self._get_cursor_search_paths())
+        # The query budget rides on the same pin: a transaction-local statement_timeout, so it bounds this tenant's
+        # work and nothing else that later shares the (pooled) server connection.
+        budget = f", pg_catalog.set_config('statement_timeout', '{self.tenant_budget_ms}', true)" if (
+            self.tenant_role and self.tenant_budget_ms > 0) else ""  # fmt: skip
         return (
             f"SELECT pg_catalog.set_config('search_path', '{path}', true), "
-            f"pg_catalog.set_config('role', '{self.tenant_role or 'none'}', true)"
+            f"pg_catalog.set_config('role', '{self.tenant_role or 'none'}', true){budget}"
         )
 
     def pin_needed(self) -> str | None:

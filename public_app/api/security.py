@@ -18,8 +18,24 @@ from config.logging import log_context_set
 from public_app import errors
 from public_app.access import Access, Capability, org_access_check
 from public_app.api.common import client_ip
-from public_app.services.callers import caller_authenticate
+from public_app.services.callers import Caller, caller_authenticate
 from public_app.tenancy import tenant_connection
+
+
+def rate_check(request: HttpRequest, caller: Caller) -> None:
+    """Fair share (public_app.fairshare): 429 when a bucket the request draws on is empty. The decision goes on the
+    request either way: config.middleware writes its RateLimit headers on the response."""
+    if caller.rate is None:
+        return
+    request.ratelimit = caller.rate  # type: ignore[attr-defined]
+    bucket = caller.rate.refused_by
+    if bucket is not None:
+        who = {"organization": "this organization", "api_key": "this API key", "user_token": "your token"}
+        raise errors.RateLimited(
+            f"Too many requests for {who.get(bucket.policy, bucket.policy)}: {bucket.per_minute} per minute.",
+            retry_after=caller.rate.retry_after,
+            details={"policy": bucket.policy, "limit_per_minute": bucket.per_minute},
+        )
 
 
 class BearerAuth(HttpBearer):
@@ -30,6 +46,7 @@ class BearerAuth(HttpBearer):
         if caller is None or not caller.access.is_user:
             return None
         log_context_set(actor=f"user:{caller.access.user_id}")
+        rate_check(request, caller)
         return caller.access.with_ip(client_ip(request))
 
 
@@ -66,6 +83,7 @@ class OrgAuth(HttpBearer):
             org=slug[:48] or None,
             actor=f"user:{caller.access.user_id}" if caller.access.is_user else f"api_key:{caller.access.uid}",
         )
+        rate_check(request, caller)
         access = org_access_check(
             caller.access.with_ip(client_ip(request)),
             slug,

@@ -18,7 +18,8 @@ from typing import Any
 from django.utils import timezone
 
 from public_app.access import Access, AccessKind, Account
-from public_app.cache import cache_add_or_false, cached_entries, memo_confirm, memo_get, memo_put
+from public_app.cache import adds_and_ride, cached_entries, memo_confirm, memo_get, memo_put
+from public_app.fairshare import Decision, OrgLimits, Take, buckets_for
 from public_app.models import ApiKey, Membership, Organization
 from public_app.secrets import API_KEY_PREFIX, USER_TOKEN_PREFIX, hash_secret, hashes_match
 from public_app.selectors import (
@@ -46,6 +47,7 @@ class Caller:
     access: Access
     organization: Organization | None
     role: str | None
+    rate: Decision | None = None  # what the fair-share buckets said (None: no limits apply, or the cache is out)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class _Found:
     organization: bytes | None
     organization_id: int | None
     role: str | None
+    limits: OrgLimits | None = None
 
 
 def caller_authenticate(raw: str, slug: str | None = None) -> Caller | None:
@@ -71,18 +74,29 @@ def caller_authenticate(raw: str, slug: str | None = None) -> Caller | None:
     found: _Found | None = None
     stamps: list[bool] = []
     throttles: list[tuple[str, int]] = []
+    take: Take | None = None
+    rate: Decision | None = None
     if memo is not None:
         throttles = _throttles(memo.value, is_key)
-        current, stamps = memo_confirm(memo, throttles)
+        take = _take(memo.value, is_key)
+        current, stamps, rate = memo_confirm(memo, throttles, take)
         found = memo.value if current else None
     if found is None:
         found, entries = _read(key_hash, slug, is_key)
         if found is None:
             return None
         memo_put((key_hash, slug), entries, found)
-        if _throttles(found, is_key) != throttles:  # what the confirmation took was for another caller
-            throttles = _throttles(found, is_key)
-            stamps = [cache_add_or_false(key, timeout) for key, timeout in throttles]
+        # What the confirmation took was for another caller (or there was none): take it now, in one round trip.
+        fresh_throttles = _throttles(found, is_key)
+        fresh = _take(found, is_key)
+        if fresh is not None and take is not None and fresh.buckets == take.buckets:
+            fresh = None
+        if fresh_throttles != throttles or fresh is not None:
+            added, taken = adds_and_ride(fresh_throttles if fresh_throttles != throttles else [], fresh)
+            if fresh_throttles != throttles:
+                throttles, stamps = fresh_throttles, added
+            if fresh is not None:
+                rate = taken
     assert found is not None
     credential = found.credential
     if not hashes_match(credential["key_hash"], key_hash):
@@ -93,7 +107,7 @@ def caller_authenticate(raw: str, slug: str | None = None) -> Caller | None:
     organization = pickle.loads(found.organization) if found.organization is not None else None  # noqa: S301
     if any(stamps):
         _stamp(found, is_key, now)
-    return Caller(access=_access(found, is_key), organization=organization, role=found.role)
+    return Caller(access=_access(found, is_key), organization=organization, role=found.role, rate=rate)
 
 
 def access_from_token(raw: str) -> Access | None:
@@ -133,8 +147,19 @@ def _read(key_hash: str, slug: str | None, is_key: bool) -> tuple[_Found | None,
             return None, entries
     pickled = pickle.dumps(organization) if organization is not None else None
     organization_id = organization.id if organization is not None else None
+    limits = OrgLimits.of(organization) if organization is not None else None
     return _Found(credential=credential, account=account, organization=pickled, organization_id=organization_id,
-                  role=role), entries  # fmt: skip
+                  role=role, limits=limits), entries  # fmt: skip
+
+
+def _take(found: _Found, is_key: bool) -> Take | None:
+    """The fair-share decision this caller's request asks for (public_app.fairshare), None when no limits apply."""
+    key = f"ak:{found.credential['id']}" if is_key else f"ut:{found.credential['id']}"
+    buckets = buckets_for(credential_key=key, credential_policy="api_key" if is_key else "user_token",
+                          organization=found.limits, member=found.role is not None)  # fmt: skip
+    if not buckets:
+        return None
+    return Take(buckets, found.organization_id if found.role is not None else None)
 
 
 def _throttles(found: _Found, is_key: bool) -> list[tuple[str, int]]:

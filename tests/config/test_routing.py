@@ -70,7 +70,8 @@ def test_warm_get_agents_is_one_statement_that_carries_its_own_tenant_pin(acme, 
     assert len(statements) == 1, statements
     pin = (
         f"SELECT pg_catalog.set_config('search_path', '{acme.schema_name}, public', true), "
-        f"pg_catalog.set_config('role', '{acme.db_role}', true);\n"
+        f"pg_catalog.set_config('role', '{acme.db_role}', true), "
+        f"pg_catalog.set_config('statement_timeout', '{acme.statement_timeout_ms}', true);\n"  # its query budget
     )
     assert statements[0].startswith(pin)
     assert "agents_agent" in statements[0]
@@ -91,7 +92,7 @@ def test_outside_a_transaction_every_statement_carries_the_pin(tenant_template, 
                 assert alice.api.get(AGENTS).json()["items"][0]["name"] == "Ann"
         tenant = [q["sql"] for q in captured.captured_queries if "agents_agent" in q["sql"]]
         assert len(tenant) == 2
-        assert all(f"set_config('role', '{acme.db_role}', true);" in sql for sql in tenant)
+        assert all(f"set_config('role', '{acme.db_role}', true), " in sql for sql in tenant)
         # and public statements pin `public` with the login role
         with CaptureQueriesContext(connection) as public:
             assert eve.api.get("/api/v1/me/organizations").status_code == 200

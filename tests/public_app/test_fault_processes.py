@@ -94,9 +94,10 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(redis_service: Any, in
     """Finding 1: kill -9 of the Dramatiq worker process took the whole service down. Now the supervisor restarts
     it; meanwhile the API keeps answering, and the killed worker's jobs come back."""
     service, _, _ = redis_service
-    # two workers: one provisions (a burst of new organizations holds up no other job), one does the rest
-    assert len(service.child_pids(r"dramatiq.*jobs\.worker.*--queues provisioning\s*$")) >= 1
-    assert len(service.child_pids(r"dramatiq.*jobs\.worker.*--queues billing emails")) >= 1
+    # two workers: the priority lane (provisioning, emails: a burst of new organizations or one organization's
+    # backlog holds up no invitation), and one for the rest
+    assert len(service.child_pids(r"dramatiq.*jobs\.worker.*--queues provisioning emails\s*$")) >= 1
+    assert len(service.child_pids(r"dramatiq.*jobs\.worker.*--queues billing integrations")) >= 1
     slugs = [f"kill-{i}" for i in range(50)]
     for i, slug in enumerate(slugs):
         service.create_organization(slug)
@@ -266,11 +267,11 @@ def test_the_production_commands_of_the_readme_run_as_written(tmp_path: Path, sm
     runs = commands[3:]
     worker = "dramatiq_worker_timeout=100"
     assert [c.split()[0] for c in runs] == ["gunicorn", worker, worker, "python"], runs
-    # the two workers consume every queue between them, provisioning in the second only
-    from jobs.worker import PROVISIONING_QUEUE, queues_besides_provisioning
+    # the two workers consume every queue between them, the priority lane (provisioning, emails) in the second only
+    from jobs.worker import PRIORITY_LANE, queues_besides_priority_lane
 
     consumed = [run.split("--queues", 1)[1].split() for run in runs[1:3]]
-    assert consumed == [queues_besides_provisioning(), [PROVISIONING_QUEUE]], consumed
+    assert consumed == [queues_besides_priority_lane(), PRIORITY_LANE], consumed
     name = f"orgs_faults_prod_{os.getpid()}"
     broker = PrivateRedis(tmp_path).start()
     port = free_port()

@@ -1,6 +1,7 @@
 """`manage.py orgs <command>`: the DBA's view of the tenants. Every command has --help; --json prints
 machine-readable output for scripts."""
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -70,6 +71,19 @@ def _details(details: dict[str, Any]) -> str:
     if details.get("extra_grants"):
         parts.append("extra: " + ", ".join(details["extra_grants"]))
     return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _limit_value(text: str) -> int | str:
+    """`--requests-per-minute 600`, or `plan` to follow the plan again."""
+    if text == "plan":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor `plan`") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("limits are 0 or more")
+    return value
 
 
 def _size(size: int | None) -> str:
@@ -159,9 +173,16 @@ class Command(BaseCommand):
         p.add_argument("state", choices=["on", "off"])
         p.add_argument("--minutes", type=float, default=15.0, help="How long at most (default 15).")
         p.add_argument("--reason", default="", help="Shown to API clients in the 503's message.")
-        p = add("top", "The organizations that weigh most: by size on disk, rows (estimated) or jobs waiting.")
-        p.add_argument("--by", choices=["bytes", "rows", "jobs_waiting"], default="bytes")
+        p = add("top", "The organizations that weigh most: by size on disk, rows (estimated), jobs waiting, or API "
+                       "requests, 429s and query timeouts in the last five minutes.")  # fmt: skip
+        p.add_argument("--by", choices=["bytes", "rows", "jobs_waiting", "requests", "rate_limited", "query_timeouts"],
+                       default="bytes")  # fmt: skip
         p.add_argument("--limit", type=int, default=20)
+        p = add("limits", "One organization's fair-share limits (requests per minute for the organization and per "
+                          "credential, query budget): show them, or override the plan's (`plan` goes back to it).")
+        p.add_argument("slug")
+        for name in ("requests-per-minute", "credential-requests-per-minute", "query-budget-ms"):
+            p.add_argument(f"--{name}", type=_limit_value, metavar="N|plan")
         p = add("history", "What was run: ops commands and admin actions, who ran them, with what, and the outcome.")
         p.add_argument("--slug", help="Only actions that named this organization.")
         p.add_argument("--limit", type=int, default=50)
@@ -293,8 +314,13 @@ class Command(BaseCommand):
         return rows
 
     def cmd_show(self, options: dict) -> dict:
+        from public_app.fairshare import organization_usage
+        from public_app.services.fleet.maintenance import limits_effective
+
         organization = _org(options["slug"])
         (row,) = inventory.organizations_report(slug=organization.slug)
+        row["limits"] = {name: limit["value"] for name, limit in limits_effective(organization).items()}
+        row["usage_5m"] = organization_usage(organization.id)
         row["tables"] = inventory.table_row_counts(organization.schema_name)
         if not options["json"]:
             for key, value in row.items():
@@ -522,12 +548,37 @@ class Command(BaseCommand):
         return {"slug": organization.slug, "read_only_until": until, "reason": organization.maintenance_reason}
 
     def cmd_top(self, options: dict) -> list[dict]:
+        if options["by"] in ("requests", "rate_limited", "query_timeouts"):
+            from public_app.fairshare import usage_report
+
+            usage = sorted(usage_report(top=1_000_000), key=lambda row: (-row[options["by"]], row["organization"]))
+            usage = usage[: options["limit"]]
+            self.say(options, f"{'slug':<28} {'requests':>10} {'429s':>8} {'timeouts':>8} {'jobs waiting':>12} "
+                              f"{'held':>8}   (last 5 minutes)")  # fmt: skip
+            for row in usage:
+                self.say(options, f"{row['organization']:<28} {row['requests']:>10} {row['rate_limited']:>8} "
+                                  f"{row['query_timeouts']:>8} {row['jobs_waiting']:>12} {row['jobs_held']:>8}")
+            return usage
         rows = inventory.organizations_top(by=options["by"], limit=options["limit"])
         self.say(options, f"{'slug':<28} {'size':>10} {'rows':>12} {'jobs waiting':>12}")
         for row in rows:
             self.say(options, f"{row['slug']:<28} {_size(row['bytes']):>10} {row['rows']:>12} "
                               f"{row['jobs_waiting']:>12}")  # fmt: skip
         return rows
+
+    def cmd_limits(self, options: dict) -> dict:
+        from public_app.services.fleet.maintenance import limits_effective, limits_set
+
+        changes = {name: options[name] for name in ("requests_per_minute", "credential_requests_per_minute",
+                                                    "query_budget_ms") if options.get(name) is not None}  # fmt: skip
+        changes = {name: None if value == "plan" else value for name, value in changes.items()}
+        if any(value == 0 for name, value in changes.items() if name != "query_budget_ms"):
+            raise CommandError("a request rate is at least 1 per minute (a query budget of 0 means none)")
+        organization = limits_set(organization=_org(options["slug"]), changes=changes)
+        limits = limits_effective(organization)
+        for name, limit in limits.items():
+            self.say(options, f"{organization.slug}: {name:<32} {limit['value']:>8}  ({limit['source']})")
+        return {"slug": organization.slug, "plan": organization.plan, **limits}
 
     def cmd_history(self, options: dict) -> list[dict]:
         records = guard.ops_history(slug=options.get("slug"), limit=options["limit"])

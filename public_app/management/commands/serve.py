@@ -69,8 +69,8 @@ class Command(BaseCommand):
         parser.add_argument("--job-threads", type=int, default=int(os.environ.get("JOB_THREADS", "4")))
         parser.add_argument("--provisioning-threads", type=int,
                             default=int(os.environ.get("PROVISIONING_THREADS", "2")),
-                            help="Threads of a second worker that only provisions organizations (0: the job worker "
-                                 "provisions too).")  # fmt: skip
+                            help="Threads of the priority-lane worker: provisioning and emails (0: the one job "
+                                 "worker does everything).")  # fmt: skip
         parser.add_argument("--migrate-jobs", type=int, default=int(os.environ.get("MIGRATE_JOBS", "2")),
                             help="Tenant schemas migrated in parallel at start-up (only those behind).")  # fmt: skip
 
@@ -100,14 +100,14 @@ class Command(BaseCommand):
         jobs = [*worker, "--threads", str(options["job_threads"])]
         children = []
         if options["provisioning_threads"] > 0:
-            # Provisioning in a worker of its own: a burst of new organizations runs at most this many schema
-            # creations at once (the rest of the machine keeps serving existing organizations) and never queues
-            # invitations, webhooks or billing behind it.
-            from jobs.worker import PROVISIONING_QUEUE, queues_besides_provisioning
+            # The priority lane (provisioning, emails) in a worker of its own: a burst of new organizations runs at
+            # most this many schema creations at once (the rest of the machine keeps serving existing
+            # organizations), and no organization's backlog of webhooks or syncs ever queues an invitation email.
+            from jobs.worker import PRIORITY_LANE, queues_besides_priority_lane
 
-            jobs += ["--queues", *queues_besides_provisioning()]
+            jobs += ["--queues", *queues_besides_priority_lane()]
             children.append(Child("provisioner", [*worker, "--threads", str(options["provisioning_threads"]),
-                                                  "--queues", PROVISIONING_QUEUE]))  # fmt: skip
+                                                  "--queues", *PRIORITY_LANE]))  # fmt: skip
         db = settings.DATABASES["default"]
         self.stdout.write(
             f"Database: {db['NAME']} on {db.get('HOST')}:{db.get('PORT') or ''}\n"

@@ -42,3 +42,34 @@ def maintenance(organization: Organization, reason: str, minutes: float = 30) ->
                 invalidate([organization_cache_key(organization.slug)])
             else:
                 maintenance_set(organization=organization, minutes=None)
+
+
+LIMIT_FIELDS = {
+    "requests_per_minute": "limit_requests_per_minute",
+    "credential_requests_per_minute": "limit_credential_requests_per_minute",
+    "query_budget_ms": "limit_query_budget_ms",
+}
+
+
+def limits_set(*, organization: Organization, changes: dict[str, int | None]) -> Organization:
+    """Ops overrides of the plan's fair-share limits (`changes`: a LIMIT_FIELDS key → a number, or None for the
+    plan's again). They apply from the organization's next request in every process."""
+    fields = {LIMIT_FIELDS[name]: value for name, value in changes.items()}
+    if fields:
+        Organization.objects.filter(id=organization.id).update(**fields)
+        invalidate([organization_cache_key(organization.slug)])  # the cached organization carries the limits
+        organization.refresh_from_db()
+    return organization
+
+
+def limits_effective(organization: Organization) -> dict[str, dict[str, int | str]]:
+    """Each limit as it applies now, and where it comes from ("plan" or "override")."""
+    from public_app.plans import plan_get
+
+    plan = plan_get(organization.plan)
+    result: dict[str, dict[str, int | str]] = {}
+    for name, field in LIMIT_FIELDS.items():
+        override = getattr(organization, field)
+        result[name] = {"value": getattr(plan, name) if override is None else override,
+                        "source": "plan" if override is None else "override"}  # fmt: skip
+    return result
