@@ -3,6 +3,7 @@
 import datetime
 import json
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -50,8 +51,8 @@ Organizations backend (contract: API.md). Every organization-scoped path is `/ap
   invitations 100 per organization and 10 per email per organization per day (resends count). Fair share: every
   authenticated request draws on its credential's bucket (an API key; a user token, per organization) and on its
   organization's (members only), refilled per minute by the plan (free: 1,200 per organization, 600 per
-  credential); every answer carries `RateLimit-Policy` and `RateLimit` (IETF draft), and a 429 names the policy
-  in `details`.
+  credential), each holding 10 seconds' worth; every answer carries `RateLimit-Policy` and `RateLimit` (IETF
+  draft), and a 429 names the policy in `details`.
 * **Query budget**: an organization's data queries stop after its plan's budget (5 s by default):
   `503 query_timeout` + `Retry-After`; narrow the request (filters, a smaller `limit`).
 * **Timestamps** are UTC; datetimes you send must carry an offset.
@@ -151,9 +152,29 @@ def _field_errors(exc_errors: list[dict]) -> list[dict]:
     return details
 
 
+_refusals_logged: dict[str, float] = {}
+
+
+def _log_refusal_once_a_minute(request: HttpRequest, response: HttpResponse, exc: errors.ApplicationError) -> None:
+    """A client over its limit may send hundreds of requests a second: Django's warning for each 429 cost about
+    as much as the refusal itself and flooded the log. One line per bucket and process a minute says enough (the
+    counts are in /metrics)."""
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own "already logged" mark
+    slug = request.resolver_match.kwargs.get("slug") if request.resolver_match else None
+    key = f"{(exc.details or {}).get('policy')}:{slug}"
+    now = time.monotonic()
+    if _refusals_logged.get(key, 0.0) <= now:
+        if len(_refusals_logged) > 10_000:
+            _refusals_logged.clear()
+        _refusals_logged[key] = now + 60
+        logger.warning("rate limited on %s %s: %s (logged once a minute)", request.method, request.path, exc.message)
+
+
 @api.exception_handler(errors.ApplicationError)
 def _application_error(request: HttpRequest, exc: errors.ApplicationError) -> HttpResponse:
     response = error_response(exc.status, exc.code, exc.message, exc.details)
+    if getattr(request, "ratelimit_refused", False):
+        _log_refusal_once_a_minute(request, response, exc)
     if isinstance(exc, errors.RateLimited | errors.ServiceUnavailable) and exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.MovedPermanently):

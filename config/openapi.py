@@ -148,11 +148,11 @@ RETRY_AFTER = _header("Seconds to wait before trying again.", {"type": "integer"
 RATELIMIT_POLICY = _header(
     "Fair-share policies this request drew on (IETF draft-ietf-httpapi-ratelimit-headers): `organization` (the "
     "organization's quota), `api_key` or `user_token` (the credential's); `q` requests per `w` seconds.",
-    {"type": "string"}, '"organization";q=1200;w=60, "api_key";q=600;w=60',
+    {"type": "string"}, '"organization";q=200;w=10, "api_key";q=100;w=10',
 )  # fmt: skip
 RATELIMIT = _header(
     "The policy closest to exhaustion: `r` requests left, `t` seconds until its quota is whole again.",
-    {"type": "string"}, '"api_key";r=599;t=1',
+    {"type": "string"}, '"api_key";r=99;t=1',
 )  # fmt: skip
 REPLAYED = _header(
     "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`.",

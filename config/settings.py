@@ -234,7 +234,9 @@ RATELIMIT_INVITES_PER_ORG_PER_DAY = env_int("RATELIMIT_INVITES_PER_ORG_PER_DAY",
 RATELIMIT_INVITES_PER_EMAIL_PER_DAY = env_int("RATELIMIT_INVITES_PER_EMAIL_PER_DAY", 10, minimum=1)
 # Fair share (public_app.fairshare). Every authenticated API request takes a token from its credential's bucket (an
 # API key or a user token) and, inside an organization, from the organization's: each refills at the plan's rate
-# per minute and holds up to RATELIMIT_BURST_SECONDS of it. Per-organization overrides: `orgs limits`.
+# per minute and holds up to RATELIMIT_BURST_SECONDS of it (a short burst: a full minute's worth let a noisy client
+# run far above its rate for half a minute, raising everyone's latency; docs/benchmarks.md). Per-organization
+# overrides: `orgs limits`.
 _PLANS = ("free", "team", "business")
 _ORG_RPM = {"free": 1200, "team": 6000, "business": 30000}
 _CREDENTIAL_RPM = {"free": 600, "team": 3000, "business": 12000}
@@ -242,7 +244,7 @@ RATELIMIT_ORG_PER_MINUTE = {p: env_int(f"RATELIMIT_ORG_PER_MINUTE_{p.upper()}", 
 RATELIMIT_CREDENTIAL_PER_MINUTE = {
     p: env_int(f"RATELIMIT_CREDENTIAL_PER_MINUTE_{p.upper()}", _CREDENTIAL_RPM[p], minimum=1) for p in _PLANS
 }
-RATELIMIT_BURST_SECONDS = env_int("RATELIMIT_BURST_SECONDS", 60, minimum=1, maximum=3600)
+RATELIMIT_BURST_SECONDS = env_int("RATELIMIT_BURST_SECONDS", 10, minimum=1, maximum=3600)
 # Query budgets: statement_timeout of every transaction of an organization's tenant work (0: none), per plan;
 # jobs get their own (longer) budget.
 QUERY_BUDGET_MS = env_int("QUERY_BUDGET_MS", 5000, minimum=0)

@@ -30,6 +30,7 @@ def rate_check(request: HttpRequest, caller: Caller) -> None:
     request.ratelimit = caller.rate  # type: ignore[attr-defined]
     bucket = caller.rate.refused_by
     if bucket is not None:
+        request.ratelimit_refused = True  # type: ignore[attr-defined]  # config.api logs it once a minute per bucket
         who = {"organization": "this organization", "api_key": "this API key", "user_token": "your token"}
         raise errors.RateLimited(
             f"Too many requests for {who.get(bucket.policy, bucket.policy)}: {bucket.per_minute} per minute.",

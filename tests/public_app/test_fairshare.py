@@ -145,6 +145,7 @@ def test_a_bucket_refills_at_its_rate(two_orgs, settings):
 def test_the_database_cache_keeps_the_same_buckets(transactional_db, settings):
     """The embedded fallback (CACHE_URL=db://): the same decisions through Django's cache API."""
     db_cache = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "fs_cache"}}
+    settings.RATELIMIT_BURST_SECONDS = 60
     with override_settings(CACHES=db_cache):
         call_command("createcachetable", verbosity=0)
         try:
