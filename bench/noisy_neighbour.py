@@ -624,7 +624,12 @@ def main() -> None:
     parser.add_argument("--noisy-threads", type=int, default=32, help="noisy GETs in flight at most (its threads)")
     parser.add_argument("--noisy-leads", type=int, default=10_000, help="leads in the noisy organization")
     parser.add_argument("--noisy-head-start", type=float, default=0, help="seconds of noisy load before the quiet")
+    parser.add_argument("--on", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the guardrails-on phases (repeatable), e.g. to find the floor: "
+                             "RATELIMIT_CREDENTIAL_PER_MINUTE_FREE=1 (the noisy key only gets 429s)")  # fmt: skip
+    parser.add_argument("--skip-off", action="store_true", help="leave out the phase without guardrails")
     args = parser.parse_args()
+    GUARDRAILS["on"].update(dict(item.split("=", 1) for item in args.on))
     drop_database()
     tmp = Path(tempfile.mkdtemp(prefix="bench-noisy-"))
     log(f"logs in {tmp}")
@@ -633,6 +638,8 @@ def main() -> None:
     started = time.perf_counter()
     try:
         for index, (name, knobs, noisy) in enumerate(PHASES):
+            if args.skip_off and knobs == "off":
+                continue
             r = bench.phase(name, knobs, noisy, index)
             results.append(r)
             log(f"{name}: quiet p50 {ms(pct(r['latencies'], .5))}, p99 {ms(pct(r['latencies'], .99))}, "
