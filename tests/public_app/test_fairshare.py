@@ -16,11 +16,10 @@ from django.db import connection
 from django.test import override_settings
 
 from public_app.fairshare import Bucket, Take, usage_recent, usage_report
-from public_app.models import Organization, OutboxMessage, Role
+from public_app.models import Organization, OutboxMessage
 from public_app.outbox import enqueue, job_finished, release_held
 from public_app.tenancy import tenant_context
-from tests.conftest import Api, Persona, drop_tenant_schemas, make_org, make_persona
-from tests.public_app.test_request_path import round_trips  # noqa: F401 (the fixture)
+from tests.conftest import Api, Persona, make_org
 
 PLANS = ("free", "team", "business")
 
@@ -31,27 +30,14 @@ def limits(settings: Any, *, org: int = 1000, credential: int = 1000, burst_seco
     settings.RATELIMIT_BURST_SECONDS = burst_seconds
 
 
-@pytest.fixture
-def two_orgs(transactional_db: Any, tenant_template: None) -> Any:
-    owner, other = make_persona("fs-owner@example.com", "Owner"), make_persona("fs-other@example.com", "Other")
-    acme, globex = make_org(owner.user, "acme"), make_org(other.user, "globex")
-    member = make_persona("fs-member@example.com", "Member")
-    acme.memberships.create(user=member.user, role=Role.MEMBER)
-    try:
-        yield {"owner": owner, "member": member, "other": other, "acme": acme, "globex": globex}
-    finally:
-        connection.set_schema_to_public()
-        drop_tenant_schemas()
-
-
 def api_key(owner: Persona, slug: str, name: str = "k") -> Api:
     response = owner.api.post(f"/api/v1/organizations/{slug}/api-keys", {"name": name, "role": "member"})
     assert response.status_code == 201, response.content
     return Api(response.json()["key"])
 
 
-def test_a_key_over_its_limit_gets_429_with_the_draft_headers_and_nothing_changes(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
+def test_a_key_over_its_limit_gets_429_with_the_draft_headers_and_nothing_changes(committed, settings):
+    owner: Persona = committed["owner"]
     key = api_key(owner, "acme")
     limits(settings, org=100, credential=3)
     seen = []
@@ -76,10 +62,10 @@ def test_a_key_over_its_limit_gets_429_with_the_draft_headers_and_nothing_change
 
 
 def test_an_organizations_keys_together_are_held_to_its_quota_and_the_other_organization_is_untouched(
-    two_orgs, settings
+    committed, settings
 ):
-    owner: Persona = two_orgs["owner"]
-    other: Persona = two_orgs["other"]
+    owner: Persona = committed["owner"]
+    other: Persona = committed["other"]
     first, second = api_key(owner, "acme", "a"), api_key(owner, "acme", "b")
     limits(settings, org=4, credential=100)
     statuses = [k.get("/api/v1/organizations/acme/agents").status_code for k in (first, second, first, second)]
@@ -93,9 +79,9 @@ def test_an_organizations_keys_together_are_held_to_its_quota_and_the_other_orga
         assert other.api.get("/api/v1/organizations/globex/agents").status_code == 200
 
 
-def test_an_outsider_cannot_spend_another_organizations_quota(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
-    other: Persona = two_orgs["other"]
+def test_an_outsider_cannot_spend_another_organizations_quota(committed, settings):
+    owner: Persona = committed["owner"]
+    other: Persona = committed["other"]
     limits(settings, org=3, credential=100)
     for _ in range(10):
         assert other.api.get("/api/v1/organizations/acme/agents").status_code == 404
@@ -104,8 +90,8 @@ def test_an_outsider_cannot_spend_another_organizations_quota(two_orgs, settings
     assert response["RateLimit"] == '"organization";r=2;t=20'  # only the owner's request was taken from it
 
 
-def test_a_user_token_has_a_bucket_per_organization_and_one_outside_them(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
+def test_a_user_token_has_a_bucket_per_organization_and_one_outside_them(committed, settings):
+    owner: Persona = committed["owner"]
     make_org(owner.user, "initech")
     limits(settings, org=100, credential=2)
     assert [owner.api.get("/api/v1/organizations/acme").status_code for _ in range(3)] == [200, 200, 429]
@@ -114,9 +100,9 @@ def test_a_user_token_has_a_bucket_per_organization_and_one_outside_them(two_org
     assert me.status_code == 200 and me["RateLimit-Policy"] == '"user_token";q=2;w=60'
 
 
-def test_ops_overrides_apply_on_the_next_request(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
-    acme: Organization = two_orgs["acme"]
+def test_ops_overrides_apply_on_the_next_request(committed, settings):
+    owner: Persona = committed["owner"]
+    acme: Organization = committed["acme"]
     limits(settings, org=100, credential=100)
     assert owner.api.get("/api/v1/organizations/acme/agents")["RateLimit-Policy"].startswith('"organization";q=100')
     out = StringIO()
@@ -132,8 +118,8 @@ def test_ops_overrides_apply_on_the_next_request(two_orgs, settings):
         call_command("orgs", "limits", "acme", "--requests-per-minute", "0", stdout=StringIO())
 
 
-def test_a_bucket_refills_at_its_rate(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
+def test_a_bucket_refills_at_its_rate(committed, settings):
+    owner: Persona = committed["owner"]
     limits(settings, org=100, credential=60, burst_seconds=1)  # one token, one more each second
     assert owner.api.get("/api/v1/organizations/acme").status_code == 200
     refused = owner.api.get("/api/v1/organizations/acme")
@@ -167,8 +153,8 @@ def test_limits_fail_open_while_the_cache_is_unreachable(settings):
     assert Take([Bucket("ak:1", "api_key", 1)], organization_id=None).run() is None
 
 
-def test_an_authenticated_request_with_limits_still_costs_one_cache_round_trip(two_orgs, settings, round_trips):  # noqa: F811
-    owner: Persona = two_orgs["owner"]
+def test_an_authenticated_request_with_limits_still_costs_one_cache_round_trip(committed, settings, round_trips):
+    owner: Persona = committed["owner"]
     limits(settings, org=100, credential=100)
     owner.api.get("/api/v1/organizations/acme/agents")
     round_trips.reset()
@@ -180,9 +166,9 @@ def test_an_authenticated_request_with_limits_still_costs_one_cache_round_trip(t
 # Query budgets
 
 
-def test_tenant_work_runs_under_its_organizations_query_budget_and_public_work_does_not(two_orgs, settings):
-    acme: Organization = two_orgs["acme"]
-    globex: Organization = two_orgs["globex"]
+def test_tenant_work_runs_under_its_organizations_query_budget_and_public_work_does_not(committed, settings):
+    acme: Organization = committed["acme"]
+    globex: Organization = committed["globex"]
     Organization.objects.filter(id=acme.id).update(limit_query_budget_ms=1234)
     acme.refresh_from_db()
     settings.QUERY_BUDGET_MS_BY_PLAN = dict.fromkeys(PLANS, 4321)
@@ -199,7 +185,7 @@ def test_tenant_work_runs_under_its_organizations_query_budget_and_public_work_d
     assert timeout() == "0"  # public work: none, and nothing was left on the (possibly pooled) session
 
 
-def test_jobs_run_under_the_jobs_budget(two_orgs, settings):
+def test_jobs_run_under_the_jobs_budget(committed, settings):
     from config.db.base import budget_override
 
     settings.JOB_QUERY_BUDGET_MS = 60000
@@ -207,7 +193,7 @@ def test_jobs_run_under_the_jobs_budget(two_orgs, settings):
 
     def job() -> None:  # what jobs.middleware does around each message, in a worker thread
         budget_override.set(settings.JOB_QUERY_BUDGET_MS)
-        with tenant_context(two_orgs["acme"]), connection.cursor() as cursor:
+        with tenant_context(committed["acme"]), connection.cursor() as cursor:
             cursor.execute("SHOW statement_timeout")
             seen.append(cursor.fetchone()[0])
         connection.close()
@@ -218,10 +204,10 @@ def test_jobs_run_under_the_jobs_budget(two_orgs, settings):
     assert seen == ["1min"]
 
 
-def test_a_request_over_the_query_budget_gets_503_query_timeout_and_is_counted(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
-    other: Persona = two_orgs["other"]
-    acme: Organization = two_orgs["acme"]
+def test_a_request_over_the_query_budget_gets_503_query_timeout_and_is_counted(committed, settings):
+    owner: Persona = committed["owner"]
+    other: Persona = committed["other"]
+    acme: Organization = committed["acme"]
     agent = owner.api.post("/api/v1/organizations/acme/agents", {"name": "Ann"}).json()
     Organization.objects.filter(id=acme.id).update(limit_query_budget_ms=200)
     call_command("orgs", "cache-flush", "--slug", "acme", stdout=StringIO())
@@ -258,10 +244,10 @@ def test_a_request_over_the_query_budget_gets_503_query_timeout_and_is_counted(t
 # Usage seen by ops
 
 
-def test_usage_per_organization_in_metrics_top_n_and_other_and_in_orgs_show_and_top(two_orgs, settings):
-    owner: Persona = two_orgs["owner"]
-    other: Persona = two_orgs["other"]
-    acme: Organization = two_orgs["acme"]
+def test_usage_per_organization_in_metrics_top_n_and_other_and_in_orgs_show_and_top(committed, settings):
+    owner: Persona = committed["owner"]
+    other: Persona = committed["other"]
+    acme: Organization = committed["acme"]
     limits(settings, org=3, credential=100)
     settings.METRICS_TOP_ORGANIZATIONS = 1
     for _ in range(5):
@@ -294,10 +280,10 @@ def _relayed(org: Organization) -> list[OutboxMessage]:
 
 
 def test_one_organizations_backlog_is_held_at_its_share_and_never_ahead_of_another_organizations_job(
-    two_orgs, settings
+    committed, settings
 ):
-    acme: Organization = two_orgs["acme"]
-    globex: Organization = two_orgs["globex"]
+    acme: Organization = committed["acme"]
+    globex: Organization = committed["globex"]
     settings.JOB_ORG_CONCURRENCY = 2
     import dramatiq
 
@@ -323,8 +309,8 @@ def test_one_organizations_backlog_is_held_at_its_share_and_never_ahead_of_anoth
     broker.flush_all()
 
 
-def test_the_relay_loop_releases_what_a_dead_worker_left_held(two_orgs, settings):
-    acme: Organization = two_orgs["acme"]
+def test_the_relay_loop_releases_what_a_dead_worker_left_held(committed, settings):
+    acme: Organization = committed["acme"]
     settings.JOB_ORG_CONCURRENCY = 1
     import dramatiq
 
