@@ -117,6 +117,7 @@ _BY_NAME: dict[str, tuple[str, Any]] = {
     "invited_by": ("The member who sent the invitation.", None),
     "ip": ("The IP address the request came from, when known.", "203.0.113.7"),
     "joined_at": ("When the user became a member.", "2026-11-28T17:00:00Z"),
+    "deactivated_at": ("When the member was deactivated (null: active).", None),
     "key": (
         "The full API key. Shown only in this response: store it now." + _NULL_IN_REPLAY,
         "ak_3f6c1e9a8b2d4c7e9f0a1b2c3d4e5f60",

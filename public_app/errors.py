@@ -126,6 +126,7 @@ CODES: dict[str, tuple[int, str]] = {
     "conflict": (409, "the request conflicts with the current state"),
     "email_taken": (409, "an account with this email exists"),
     "slug_taken": (409, "another organization has (or recently had) this slug"),
+    "member_deactivated": (409, "the member is deactivated; reactivate them first"),
     "already_member": (409, "this person is already a member"),
     "invitation_pending": (409, "an invitation to this email is already pending"),
     "seat_limit_reached": (409, "the plan's seats are all taken by members and pending invitations"),

@@ -179,6 +179,12 @@ class Role(models.TextChoices):
     BILLING = "billing"
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def active(self) -> "MembershipQuerySet":
+        """Memberships that give access and take a seat (not deactivated)."""
+        return self.filter(deactivated_at__isnull=True)
+
+
 class Membership(TimestampedModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     # The unique (organization, user) index serves lookups by organization; no separate one.
@@ -186,6 +192,10 @@ class Membership(TimestampedModel):
     role = models.CharField(max_length=16, choices=Role.choices)
     # For the organization switcher's "last used" order; written at most once a minute per membership.
     last_accessed_at = models.DateTimeField(default=timezone.now)
+    # Deactivated (public_app.services.members): no access and no seat, role and history kept for reactivation.
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_per_org")]

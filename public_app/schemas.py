@@ -136,6 +136,14 @@ class MemberOut(RowOut):
     user: MemberUserOut
     role: Role
     joined_at: datetime = Field(alias="created_at")
+    status: Literal["active", "deactivated"] = Field(
+        description="`deactivated`: no access and no seat; the role is kept for reactivation."
+    )
+    deactivated_at: datetime | None
+
+    @staticmethod
+    def resolve_status(obj: Any) -> str:
+        return "active" if obj.deactivated_at is None else "deactivated"
 
 
 class MemberUpdateIn(BodyIn):

@@ -49,7 +49,7 @@ def slug_redirect_target(*, slug: str) -> Organization | None:
 
 
 def membership_role_load(*, organization_id: int, user_id: int) -> str | None:
-    memberships = Membership.objects.filter(organization_id=organization_id, user_id=user_id)
+    memberships = Membership.objects.active().filter(organization_id=organization_id, user_id=user_id)
     return memberships.values_list("role", flat=True).first()
 
 
@@ -101,14 +101,21 @@ def organization_list_for_user(*, user_id: int) -> QuerySet[Membership]:
     """The organization switcher: the caller's memberships with their organizations (paginate by
     `last_accessed_at`: most recently used first). Organizations being deleted are listed to their owners only."""
     return (
-        Membership.objects.filter(user_id=user_id)
+        Membership.objects.active()
+        .filter(user_id=user_id)
         .exclude(organization__status=OrganizationStatus.DELETING, role__in=["admin", "member", "billing"])
         .select_related("organization")
     )
 
 
-def member_list(*, organization: Organization) -> QuerySet[Membership]:
-    return Membership.objects.filter(organization=organization).select_related("user")
+def member_list(*, organization: Organization, status: str | None = None) -> QuerySet[Membership]:
+    """Members, active and deactivated (`status` picks one kind)."""
+    members = Membership.objects.filter(organization=organization).select_related("user")
+    if status == "active":
+        members = members.filter(deactivated_at__isnull=True)
+    elif status == "deactivated":
+        members = members.filter(deactivated_at__isnull=False)
+    return members
 
 
 def member_get(*, organization: Organization, user_uid: str) -> Membership | None:

@@ -1,5 +1,7 @@
 """Settings → Members: members and the organization's invitations."""
 
+from typing import Literal
+
 from ninja import Field, Query, Router, Schema, Status
 
 from public_app import errors
@@ -11,7 +13,12 @@ from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationCreateIn, InvitationOut, MemberOut, MemberUpdateIn
 from public_app.selectors import invitation_list_pending, member_get, member_list
 from public_app.services.invitations import invitation_cancel, invitation_create, invitation_resend
-from public_app.services.members import membership_change_role, membership_remove
+from public_app.services.members import (
+    membership_change_role,
+    membership_deactivate,
+    membership_reactivate,
+    membership_remove,
+)
 
 # Most of Settings → Members needs `members:manage`; listing members and leaving are for every member.
 router = Router(tags=["Members"], auth=OrgAuth(Capability.MEMBERS_MANAGE))
@@ -24,6 +31,10 @@ class RemoveMemberQuery(Schema):
     )
 
 
+class MemberFilters(Schema):
+    status: Literal["active", "deactivated"] | None = Field(None, description="Only active or deactivated members.")
+
+
 def _target_user_id(request: AuthedRequest, user_uid: str) -> int:
     membership = member_get(organization=request.auth.org, user_uid=user_uid)
     if membership is None:
@@ -32,13 +43,13 @@ def _target_user_id(request: AuthedRequest, user_uid: str) -> int:
 
 
 @router.get("/{slug}/members", response=Page[MemberOut], auth=any_member)
-def list_members(request: AuthedRequest, slug: str, page: Query[PageQuery]) -> dict:
-    """Members with their role, newest first (any member)."""
-    return paginate(member_list(organization=request.auth.org), page)
+def list_members(request: AuthedRequest, slug: str, page: Query[PageQuery], filters: Query[MemberFilters]) -> dict:
+    """Members with their role and status, newest first (any member)."""
+    return paginate(member_list(organization=request.auth.org, status=filters.status), page)
 
 
 @router.patch("/{slug}/members/{user_id}", response=MemberOut)
-@may_raise("role_escalation", "last_owner")
+@may_raise("role_escalation", "last_owner", "member_deactivated")
 def change_member_role(request: AuthedRequest, slug: str, user_id: str, payload: MemberUpdateIn) -> Membership:
     """Change a member's role (owner, admin). Nobody grants or changes a role above their own; one owner stays."""
     return membership_change_role(access=request.auth, user_id=_target_user_id(request, user_id), role=payload.role)
@@ -56,6 +67,22 @@ def remove_member(request: AuthedRequest, slug: str, user_id: str, filters: Quer
         api_keys_to_user_id=_target_user_id(request, filters.api_keys_to) if filters.api_keys_to else None,
     )
     return Status(204, None)
+
+
+@router.post("/{slug}/members/{user_id}/deactivate", response=MemberOut)
+@may_raise("role_escalation", "last_owner")
+def deactivate_member(request: AuthedRequest, slug: str, user_id: str) -> Membership:
+    """Deactivate a member (owner, admin): access ends with this response (their sessions here; the API keys they
+    created here are revoked; invitations they sent are cancelled) and the seat is free, but the membership, its
+    role and its history stay. Deactivating a deactivated member changes nothing."""
+    return membership_deactivate(access=request.auth, user_id=_target_user_id(request, user_id))
+
+
+@router.post("/{slug}/members/{user_id}/reactivate", response=MemberOut)
+@may_raise("role_escalation", "seat_limit_reached")
+def reactivate_member(request: AuthedRequest, slug: str, user_id: str) -> Membership:
+    """Give a deactivated member their access back with the role they had (owner, admin), seat permitting."""
+    return membership_reactivate(access=request.auth, user_id=_target_user_id(request, user_id))
 
 
 @router.get("/{slug}/invitations", response=Page[InvitationOut])

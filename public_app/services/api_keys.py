@@ -30,7 +30,8 @@ def _new_secret() -> tuple[str, str]:
 
 def _require_creator_covers(organization: Organization, user_id: int, key_role: str) -> None:
     """The user's role now (read under the organization lock) may manage keys and covers everything `key_role` can."""
-    role = Membership.objects.filter(organization=organization, user_id=user_id).values_list("role", flat=True).first()
+    memberships = Membership.objects.active().filter(organization=organization, user_id=user_id)
+    role = memberships.values_list("role", flat=True).first()
     if role is None or not role_has(role, Capability.DEVELOPERS):
         raise errors.PermissionDenied()
     if not role_covers(role, key_role):

@@ -72,7 +72,9 @@ def webhook_disabled_email_send(*, organization_id: int, endpoint_uid: str) -> b
     if endpoint is None:
         return False
     owners = list(
-        Membership.objects.filter(organization=organization, role=Role.OWNER).values_list("user__email", flat=True)
+        Membership.objects.active()
+        .filter(organization=organization, role=Role.OWNER)
+        .values_list("user__email", flat=True)
     )
     message = EmailMultiAlternatives(
         subject=f"A webhook endpoint of {organization.name} was disabled",

@@ -22,9 +22,9 @@ from public_app.events import Target, happened
 from public_app.locks import organization_lock, user_session_lock
 from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
 from public_app.outbox import enqueue
-from public_app.plans import plan_get
 from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import derived_token, hash_secret, hashes_match
+from public_app.services.billing.seats import seat_check
 from public_app.services.members import membership_add
 from public_app.services.verification import require_verified_email, user_mark_verified
 
@@ -68,25 +68,6 @@ def _check_rate_limits(organization: Organization, email: str) -> None:
 def _record_rate_limits(organization: Organization, email: str) -> None:
     ratelimit_record(f"inv-org:{organization.id}", window=DAY)
     ratelimit_record(f"inv-email:{organization.id}:{email}", window=DAY)
-
-
-def seats_taken(organization: Organization, *, excluding_invitation_id: int | None = None) -> int:
-    pending = Invitation.objects.filter(
-        organization=organization, status=InvitationStatus.PENDING, expires_at__gt=timezone.now()
-    )
-    if excluding_invitation_id is not None:
-        pending = pending.exclude(id=excluding_invitation_id)
-    return Membership.objects.filter(organization=organization).count() + pending.count()
-
-
-def _check_seat(organization: Organization, *, excluding_invitation_id: int | None = None) -> None:
-    cap = plan_get(organization.plan).max_seats
-    if cap is not None and seats_taken(organization, excluding_invitation_id=excluding_invitation_id) + 1 > cap:
-        raise errors.Conflict(
-            f"The {organization.plan} plan allows {cap} seats (members and pending invitations).",
-            code="seat_limit_reached",
-            details={"max_seats": cap},
-        )
 
 
 def _expire_if_due(invitation: Invitation) -> bool:
@@ -140,21 +121,24 @@ def invitation_create(
             sent_by_id = invited_by.id if invited_by is not None else _key_holder(invited_by_key_id, organization)
             if sent_by_id is not None:
                 current = (
-                    Membership.objects.filter(organization=organization, user_id=sent_by_id)
+                    Membership.objects.active().filter(organization=organization, user_id=sent_by_id)
                     .values_list("role", flat=True)
                     .first()
                 )
                 if current is None or not role_has(current, Capability.MEMBERS_MANAGE):
                     raise errors.PermissionDenied()
                 role_check_can_act_on(current, role, role)
-            if Membership.objects.filter(organization=organization, user__email=normalized).exists():
-                raise errors.Conflict("This person is already a member.", code="already_member")
+            existing = Membership.objects.filter(organization=organization, user__email=normalized).first()
+            if existing is not None:
+                raise errors.Conflict("This person is already a member." if existing.deactivated_at is None else
+                                      "This person is a deactivated member: reactivate them instead.",
+                                      code="already_member")  # fmt: skip
             for stale in Invitation.objects.filter(
                 organization=organization, email=normalized, status=InvitationStatus.PENDING
             ):
                 if not _expire_if_due(stale):
                     raise errors.Conflict("An invitation to this email is already pending.", code="invitation_pending")
-            _check_seat(organization)
+            seat_check(organization)
             invitation = Invitation(
                 organization=organization,
                 email=normalized,
@@ -281,7 +265,7 @@ def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None, 
             )
         if Membership.objects.filter(organization=organization, user=user).exists():
             raise errors.Conflict("You are already a member of this organization.", code="already_member")
-        _check_seat(organization, excluding_invitation_id=invitation.id)
+        seat_check(organization, excluding_invitation_id=invitation.id)
         invitation.status = InvitationStatus.ACCEPTED
         invitation.accepted_by = user
         invitation.responded_at = timezone.now()

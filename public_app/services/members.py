@@ -1,5 +1,6 @@
-"""Membership rules: change role, remove, leave. Hierarchy and last-owner rules live here, under a lock on the
-organization row so concurrent changes (two owners demoting each other) are serialized and re-checked."""
+"""Membership rules: change role, remove, leave, deactivate and reactivate. Hierarchy and last-owner rules live here,
+under a lock on the organization row so concurrent changes (two owners demoting each other) are serialized and
+re-checked. Only active members count as owners for the last-owner rule, and only they take seats."""
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,7 +11,7 @@ from public_app.events import Target, happened
 from public_app.locks import organization_lock
 from public_app.models import Membership, Organization, Role, User
 from public_app.services.api_keys import api_keys_beyond_role_revoke
-from public_app.services.billing.seats import seats_sync_request
+from public_app.services.billing.seats import seat_check, seats_sync_request
 
 
 def _membership_of(organization: Organization, user_id: int) -> Membership:
@@ -21,7 +22,8 @@ def _membership_of(organization: Organization, user_id: int) -> Membership:
 
 
 def _other_owners(organization: Organization, user_id: int) -> int:
-    return Membership.objects.filter(organization=organization, role=Role.OWNER).exclude(user_id=user_id).count()
+    owners = Membership.objects.active().filter(organization=organization, role=Role.OWNER)
+    return owners.exclude(user_id=user_id).count()
 
 
 def _current_role(access: Access) -> str:
@@ -44,7 +46,7 @@ def _membership_happened(
     user = membership.user
     happened(access=access, organization=organization, action=action, target=_member_target(membership),
              data=data, event={"user": {"id": user.uid, "email": user.email}, "role": membership.role})  # fmt: skip
-    if action in ("member.added", "member.removed"):
+    if action in ("member.added", "member.removed", "member.deactivated", "member.reactivated"):
         seats_sync_request(organization=organization)
 
 
@@ -60,6 +62,8 @@ def membership_change_role(*, access: Access, user_id: int, role: str) -> Member
     membership = _membership_of(organization, user_id)
     if membership.role == role:
         return membership
+    if membership.deactivated_at is not None:
+        raise errors.Conflict("This member is deactivated: reactivate them first.", code="member_deactivated")
     role_check_can_act_on(current_role, membership.role, role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
@@ -100,6 +104,55 @@ def membership_remove(*, access: Access, user_id: int, api_keys_to_user_id: int 
     api_keys_of_departing_member(access=access, user_id=user_id, hand_to_user_id=api_keys_to_user_id)
     invitations_beyond_role_cancel(organization=organization, access=access, user_id=user_id, role=None)
     _membership_happened(access, organization, "member.removed", membership, {"role": membership.role, "left": leaving})
+
+
+@transaction.atomic
+def membership_deactivate(*, access: Access, user_id: int) -> Membership:
+    """Deactivate a member: access ends when this commits (their tokens stop working here; the API keys they created
+    here are revoked; the invitations they sent are cancelled), the seat is released, the role and the history stay
+    for `membership_reactivate`. Idempotent."""
+    from public_app.services.api_keys import api_keys_of_departing_member
+
+    organization = access.org
+    organization_lock(organization.id)
+    current_role = _current_role(access)
+    membership = _membership_of(organization, user_id)
+    if access.is_user and access.user_id == user_id:
+        raise errors.PermissionDenied("You cannot deactivate yourself; leave the organization instead.")
+    if not role_has(current_role, Capability.MEMBERS_MANAGE):
+        raise errors.PermissionDenied()
+    role_check_can_act_on(current_role, membership.role)
+    if membership.deactivated_at is not None:
+        return membership
+    if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
+        raise errors.PermissionDenied("An organization must keep at least one active owner.", code="last_owner")
+    membership.deactivated_at = timezone.now()
+    membership.save(update_fields=["deactivated_at", "updated_at"])
+    api_keys_of_departing_member(access=access, user_id=user_id, hand_to_user_id=None)
+    invitations_beyond_role_cancel(organization=organization, access=access, user_id=user_id, role=None,
+                                   reason="inviter_deactivated")  # fmt: skip
+    _membership_happened(access, organization, "member.deactivated", membership, {"role": membership.role})
+    return membership
+
+
+@transaction.atomic
+def membership_reactivate(*, access: Access, user_id: int) -> Membership:
+    """Give a deactivated member their access back, with the role they had, if a seat is free (409
+    `seat_limit_reached` otherwise). Idempotent."""
+    organization = access.org
+    organization_lock(organization.id)
+    current_role = _current_role(access)
+    membership = _membership_of(organization, user_id)
+    if not role_has(current_role, Capability.MEMBERS_MANAGE):
+        raise errors.PermissionDenied()
+    role_check_can_act_on(current_role, membership.role)
+    if membership.deactivated_at is None:
+        return membership
+    seat_check(organization)
+    membership.deactivated_at = None
+    membership.save(update_fields=["deactivated_at", "updated_at"])
+    _membership_happened(access, organization, "member.reactivated", membership, {"role": membership.role})
+    return membership
 
 
 def invitations_beyond_role_cancel(

@@ -21,7 +21,7 @@ def billing_account(organization: Organization) -> BillingAccount:
 
 
 def seats_used(organization: Organization) -> int:
-    return Membership.objects.filter(organization=organization).count()
+    return Membership.objects.active().filter(organization=organization).count()
 
 
 def stripe_call(func: Any, **kwargs: Any) -> Any:

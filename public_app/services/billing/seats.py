@@ -6,9 +6,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from public_app import errors
 from public_app.clients import stripe_api
-from public_app.models import BillingAccount, Membership, Organization
+from public_app.models import BillingAccount, Invitation, InvitationStatus, Membership, Organization
 from public_app.outbox import enqueue
+from public_app.plans import plan_get
 from public_app.services.billing.accounts import PAID_STATUSES
 
 
@@ -31,7 +33,7 @@ def seats_sync(*, organization_id: int) -> int | None:
             or account.subscription_status not in PAID_STATUSES
         ):
             return None
-        quantity = Membership.objects.filter(organization_id=organization_id).count()
+        quantity = Membership.objects.active().filter(organization_id=organization_id).count()
         if quantity == account.seats_billed and account.seats_pending is None:
             return None
         if account.seats_pending != quantity:
@@ -46,3 +48,24 @@ def seats_sync(*, organization_id: int) -> int | None:
         seats_billed=quantity, seats_pending=None, updated_at=timezone.now()
     )
     return quantity
+
+
+def seats_taken(organization: Organization, *, excluding_invitation_id: int | None = None) -> int:
+    """Active members and pending, unexpired invitations (a deactivated member holds no seat)."""
+    pending = Invitation.objects.filter(
+        organization=organization, status=InvitationStatus.PENDING, expires_at__gt=timezone.now()
+    )
+    if excluding_invitation_id is not None:
+        pending = pending.exclude(id=excluding_invitation_id)
+    return Membership.objects.active().filter(organization=organization).count() + pending.count()
+
+
+def seat_check(organization: Organization, *, excluding_invitation_id: int | None = None) -> None:
+    """409 `seat_limit_reached` when one more seat (an invitation, a reactivation) would go over the plan's cap."""
+    cap = plan_get(organization.plan).max_seats
+    if cap is not None and seats_taken(organization, excluding_invitation_id=excluding_invitation_id) + 1 > cap:
+        raise errors.Conflict(
+            f"The {organization.plan} plan allows {cap} seats (members and pending invitations).",
+            code="seat_limit_reached",
+            details={"max_seats": cap},
+        )

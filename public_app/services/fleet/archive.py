@@ -120,7 +120,8 @@ def export_organization(*, organization: Organization, path: Path, incomplete: b
             public = {
                 "organization": source,
                 "memberships": _rows(conn, Membership.objects.filter(organization=organization).order_by("id")
-                                     .values("role", email=F("user__email"), name=F("user__name"))),
+                                     .values("role", "deactivated_at", email=F("user__email"),
+                                             name=F("user__name"))),
                 "invitations": _rows(conn, Invitation.objects.filter(
                     organization=organization, status=InvitationStatus.PENDING).order_by("id")
                                      .values(*_INVITATION_FIELDS)),
@@ -207,7 +208,8 @@ def import_organization(*, path: Path, slug: str | None = None, owner_email: str
                 if user is None:
                     user = User.objects.create_user(member["email"], None, name=member["name"])
                     created_users += 1
-                Membership.objects.create(organization=organization, user=user, role=member["role"])
+                Membership.objects.create(organization=organization, user=user, role=member["role"],
+                                          deactivated_at=member.get("deactivated_at"))  # older archives: active
             skipped_invitations = 0
             for inv in public["invitations"]:
                 # Into the database it came from, the pending invitation still exists: its link must keep one

@@ -106,6 +106,8 @@ ACCESS: dict[str, Any] = {
     "GET /organizations/{slug}/members": C.ORG_READ,
     "DELETE /organizations/{slug}/members/{user_id}": C.ORG_READ,
     "PATCH /organizations/{slug}/members/{user_id}": C.MEMBERS_MANAGE,
+    "POST /organizations/{slug}/members/{user_id}/deactivate": C.MEMBERS_MANAGE,
+    "POST /organizations/{slug}/members/{user_id}/reactivate": C.MEMBERS_MANAGE,
     "GET /organizations/{slug}/phone-numbers": C.TENANT_DATA,
     "POST /organizations/{slug}/phone-numbers": C.TENANT_DATA,
     "DELETE /organizations/{slug}/phone-numbers/{number_id}": C.TENANT_DATA,
