@@ -302,6 +302,7 @@ def register_routers() -> None:
     from public_app.api import auth as auth_api
     from public_app.api import billing as billing_api
     from public_app.api import developers as developers_api
+    from public_app.api import domains as domains_api
     from public_app.api import invitations as invitations_api
     from public_app.api import members as members_api
     from public_app.api import organizations as organizations_api
@@ -318,6 +319,8 @@ def register_routers() -> None:
     api.add_router("/", billing_api.router)
     api.add_router("/organizations", organizations_api.router)
     api.add_router("/organizations", members_api.router)
+    api.add_router("/organizations", domains_api.router)
+    api.add_router("/", domains_api.me_router)
     api.add_router("/organizations", developers_api.router)
     api.add_router("/organizations", agents_api.router)
     api.add_router("/organizations", campaigns_api.router)

@@ -39,6 +39,9 @@ _OBJECTS: dict[str, tuple[str, str]] = {
     "Page": ("page", "page"),
     "Signup": ("new account", "usr"),
     "Login": ("account", "usr"),
+    "Domain": ("domain", "dom"),
+    "DnsRecord": ("DNS record", "dom"),
+    "Suggestion": ("suggestion", "org"),
 }
 
 _NULL_IN_REPLAY = " Null in a replay of this response (`Idempotent-Replayed: true`): secrets are never stored."
@@ -46,6 +49,14 @@ _EXAMPLE_ULID = "01jdq3v8k2m4n6p8r0s2t4v6w8"
 
 # Property name → (description, example). `{noun}` and `{prefix}` are filled in from the schema's object.
 _BY_NAME: dict[str, tuple[str, Any]] = {
+    "domain": ("The email domain (lower case, IDNA).", "acme.com"),
+    "policy": ("`off`: verified only; `suggest`: people with a verified address there see the organization in "
+               "`/me/suggestions` and may join; `auto_join`: they become members when their address is verified.",
+               "suggest"),
+    "default_role": ("The role people join with by this domain (never `owner`).", "member"),
+    "verified_at": ("When the DNS record was found (null: pending).", "2026-11-28T17:00:00Z"),
+    "last_checked_at": ("When the record was last looked up.", "2026-11-28T17:00:00Z"),
+    "value": ("The record's text.", "orgs-verification=3f2a9c0e5b7d4a1e8c6f0b2d4e6a8c0e"),
     "id": ("Opaque id of the {noun} (`{prefix}_…`), unique across all organizations.", "{prefix}_" + _EXAMPLE_ULID),
     "created_at": ("When the {noun} was created (UTC).", "2026-11-28T17:00:00.123456Z"),
     "updated_at": ("When the {noun} last changed (UTC).", "2026-11-29T09:30:00Z"),
@@ -212,6 +223,8 @@ _PARAMETERS: dict[str, str] = {
     "lead_id": "The lead's id (`led_…`).",
     "number_id": "The phone number's id (`pn_…`).",
     "webhook_id": "The webhook endpoint's id (`whk_…`).",
+    "domain_id": "The claimed domain's id (`dom_…`).",
+    "org_slug": "The suggested organization's slug.",
     "status": "Only objects with this status.",
     "source": "Only leads that came in this way.",
     "action": "Only entries with this action (`member.added`, ...).",

@@ -256,6 +256,11 @@ JOB_QUERY_BUDGET_MS = env_int("JOB_QUERY_BUDGET_MS", 120_000, minimum=0)
 JOB_ORG_CONCURRENCY = env_int("JOB_ORG_CONCURRENCY", 4, minimum=0)
 # Per-organization usage in /metrics: the top N organizations by requests get their own label, the rest "other".
 METRICS_TOP_ORGANIZATIONS = env_int("METRICS_TOP_ORGANIZATIONS", 20, minimum=0, maximum=1000)
+# Verified domains (public_app.services.domains): the DNS server asked for TXT records (host:port; empty: the
+# system's resolvers), how long a lookup may take, and verification attempts per domain per hour.
+DNS_RESOLVER = env_str("DNS_RESOLVER", "")
+DNS_TIMEOUT_SECONDS = env_int("DNS_TIMEOUT_SECONDS", 5, minimum=1, maximum=30)
+RATELIMIT_DOMAIN_VERIFICATIONS_PER_HOUR = env_int("RATELIMIT_DOMAIN_VERIFICATIONS_PER_HOUR", 20, minimum=1)
 # Failed guesses (public_app.bruteforce): free failures per account, per client IP and per pair, then a wait that
 # doubles with each failure, up to the maximum; counts fade after the window.
 BRUTEFORCE_FREE_PER_ACCOUNT = env_int("BRUTEFORCE_FREE_PER_ACCOUNT", 10, minimum=1)

@@ -21,6 +21,9 @@ os.environ.setdefault("RATELIMIT_ORG_PER_MINUTE_BUSINESS", "1000000")
 os.environ.setdefault("RATELIMIT_CREDENTIAL_PER_MINUTE_FREE", "1000000")
 os.environ.setdefault("RATELIMIT_CREDENTIAL_PER_MINUTE_TEAM", "1000000")
 os.environ.setdefault("RATELIMIT_CREDENTIAL_PER_MINUTE_BUSINESS", "1000000")
+# DNS never leaves the machine in tests: nothing answers there (tests that verify a domain run their own server).
+os.environ.setdefault("DNS_RESOLVER", "127.0.0.1:9")
+os.environ.setdefault("DNS_TIMEOUT_SECONDS", "1")
 os.environ.setdefault("BILLING_REDIRECT_HOSTS", "localhost,app.example,a.example")
 
 from config.settings import *  # noqa: F403

@@ -499,3 +499,38 @@ class OpsRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DomainPolicy(models.TextChoices):
+    OFF = "off"  # verified, nothing more
+    SUGGEST = "suggest"  # people with a verified address at the domain see the organization and may join
+    AUTO_JOIN = "auto_join"  # they become members when their address is verified
+
+
+def domain_uid() -> str:
+    return ids.new_uid(ids.DOMAIN)
+
+
+class OrganizationDomain(TimestampedModel):
+    """An email domain an organization claims (public_app.services.domains): verified by a DNS TXT record, then
+    with a policy for people whose verified address is at it. Several organizations may claim a domain; only one may
+    have it verified."""
+
+    uid = models.CharField(max_length=40, unique=True, default=domain_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253)
+    token = models.CharField(max_length=64)  # the TXT record's value (public by design: it is published)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    policy = models.CharField(max_length=16, choices=DomainPolicy.choices, default=DomainPolicy.OFF)
+    default_role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "domain"], name="domain_once_per_org"),
+            models.UniqueConstraint(fields=["domain"], condition=models.Q(verified_at__isnull=False),
+                                    name="domain_verified_once"),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.domain

@@ -11,7 +11,7 @@ from pydantic import StrictInt
 
 from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, RowOut, Secret, ShortText
 from public_app.logos import logo_url
-from public_app.models import InvitationStatus, Membership, Organization, OrganizationStatus, Role
+from public_app.models import DomainPolicy, InvitationStatus, Membership, Organization, OrganizationStatus, Role
 from public_app.plans import PlanCode
 from public_app.services.organizations import RESERVED_SLUGS
 
@@ -211,3 +211,51 @@ class ShownOnce:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._obj, name)
+
+
+class DomainIn(BodyIn):
+    domain: str = Field(min_length=3, max_length=253, description="An email domain the organization owns.",
+                        examples=["acme.com"])  # fmt: skip
+
+
+class DomainUpdateIn(BodyIn):
+    policy: DomainPolicy | None = None
+    default_role: Role | None = None
+
+
+class DnsRecordOut(Schema):
+    type: Literal["TXT"]
+    name: str = Field(examples=["_orgs-verification.acme.com"])
+    value: str = Field(examples=["orgs-verification=3f2a…"])
+
+
+class DomainOut(RowOut):
+    id: str = Field(alias="uid")
+    domain: str
+    status: Literal["pending", "verified"]
+    record: DnsRecordOut = Field(description="Publish this TXT record, then call verify.")
+    policy: DomainPolicy
+    default_role: Role
+    verified_at: datetime | None
+    last_checked_at: datetime | None
+    created_at: datetime
+
+    @staticmethod
+    def resolve_status(obj: Any) -> str:
+        return "verified" if obj.verified_at is not None else "pending"
+
+    @staticmethod
+    def resolve_record(obj: Any) -> dict[str, str]:
+        from public_app.services.domains import record_for
+
+        return record_for(obj)
+
+
+class SuggestionOut(Schema):
+    """An organization that people with your verified email domain may join."""
+
+    slug: str = Field(alias="organization.slug")
+    name: str = Field(alias="organization.name")
+    domain: str
+    role: Role = Field(alias="default_role")
+    policy: DomainPolicy

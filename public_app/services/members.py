@@ -196,8 +196,11 @@ def invitations_beyond_role_cancel(
     return cancelled
 
 
-def membership_add(*, organization: Organization, user: User, role: str, access: Access) -> Membership:
-    """Add a member (from an accepted invitation). Call inside the caller's transaction."""
+def membership_add(
+    *, organization: Organization, user: User, role: str, access: Access, data: dict | None = None
+) -> Membership:
+    """Add a member (from an accepted invitation, or a verified domain: `data` says how). Call inside the caller's
+    transaction."""
     membership = Membership.objects.create(organization=organization, user=user, role=role)
-    _membership_happened(access, organization, "member.added", membership, {"role": role})
+    _membership_happened(access, organization, "member.added", membership, {"role": role, **(data or {})})
     return membership

@@ -89,9 +89,13 @@ def _by_token(token: str, ip: str | None) -> EmailVerification:
 
 
 def user_mark_verified(*, user: User) -> None:
+    """The address is confirmed; organizations whose verified domain has `auto_join` take the user in."""
     if user.email_verified_at is None:
+        from public_app.services.domains import domains_auto_join
+
         user.email_verified_at = timezone.now()
         user.save(update_fields=["email_verified_at", "updated_at"])
+        domains_auto_join(user=user)
 
 
 @transaction.atomic

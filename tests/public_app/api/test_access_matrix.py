@@ -14,7 +14,7 @@ from django.db.models import Q
 from config.api import api as ninja_api
 from public_app.access import ROLE_CAPABILITIES, Capability, role_has
 from public_app.api.security import BearerAuth, OrgAuth
-from public_app.models import ApiKey, ApiKeyRole, Invitation, Membership, Organization, Role
+from public_app.models import ApiKey, ApiKeyRole, Invitation, Membership, Organization, OrganizationDomain, Role
 from public_app.services.invitations import invitation_create, invitation_token
 from public_app.tenancy import tenant_context
 from tests.conftest import Api
@@ -64,6 +64,8 @@ ACCESS: dict[str, Any] = {
     "POST /me/invitations/{invitation_id}/accept": USER,
     "POST /me/invitations/{invitation_id}/decline": USER,
     "GET /me/organizations": USER,
+    "GET /me/suggestions": USER,
+    "POST /me/suggestions/{org_slug}/join": USER,
     "POST /organizations": USER,
     "DELETE /organizations/{slug}": (C.ORG_DELETE, KEYS_REFUSED),
     "GET /organizations/{slug}": C.ORG_READ,
@@ -103,6 +105,12 @@ ACCESS: dict[str, Any] = {
     "PATCH /organizations/{slug}/leads/{lead_id}": C.TENANT_DATA,
     "DELETE /organizations/{slug}/logo": C.ORG_UPDATE,
     "PUT /organizations/{slug}/logo": C.ORG_UPDATE,
+    "GET /organizations/{slug}/domains": C.MEMBERS_MANAGE,
+    "POST /organizations/{slug}/domains": C.MEMBERS_MANAGE,
+    "DELETE /organizations/{slug}/domains/{domain_id}": C.MEMBERS_MANAGE,
+    "GET /organizations/{slug}/domains/{domain_id}": C.MEMBERS_MANAGE,
+    "PATCH /organizations/{slug}/domains/{domain_id}": C.MEMBERS_MANAGE,
+    "POST /organizations/{slug}/domains/{domain_id}/verify": C.MEMBERS_MANAGE,
     "GET /organizations/{slug}/members": C.ORG_READ,
     "DELETE /organizations/{slug}/members/{user_id}": C.ORG_READ,
     "PATCH /organizations/{slug}/members/{user_id}": C.MEMBERS_MANAGE,
@@ -194,6 +202,7 @@ def world(db: None, tenant_template: None, settings: Any) -> dict[str, Any]:
         "target": target.user,
         "spare_key": spare_key,
         "invitation": invitation,
+        "domain": OrganizationDomain.objects.create(organization=acme, domain="acme-matrix.io", token="t"),
         "rows": tenant_rows(acme),
     }
 
@@ -215,6 +224,8 @@ def _path(operation: Operation, caller: str, world: dict[str, Any]) -> str:
         "lead_id": rows["lead"].uid,
         "number_id": rows["phone_number"].uid,
         "webhook_id": rows["webhook"].uid,
+        "domain_id": world["domain"].uid,
+        "org_slug": "acme",
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], operation.path)
 
