@@ -304,6 +304,7 @@ def register_routers() -> None:
     from public_app.api import developers as developers_api
     from public_app.api import domains as domains_api
     from public_app.api import invitations as invitations_api
+    from public_app.api import join_requests as join_requests_api
     from public_app.api import members as members_api
     from public_app.api import organizations as organizations_api
     from tenant_apps.agents import api as agents_api
@@ -321,6 +322,8 @@ def register_routers() -> None:
     api.add_router("/organizations", members_api.router)
     api.add_router("/organizations", domains_api.router)
     api.add_router("/", domains_api.me_router)
+    api.add_router("/organizations", join_requests_api.router)
+    api.add_router("/", join_requests_api.me_router)
     api.add_router("/organizations", developers_api.router)
     api.add_router("/organizations", agents_api.router)
     api.add_router("/organizations", campaigns_api.router)

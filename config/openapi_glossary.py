@@ -40,6 +40,8 @@ _OBJECTS: dict[str, tuple[str, str]] = {
     "Signup": ("new account", "usr"),
     "Login": ("account", "usr"),
     "Domain": ("domain", "dom"),
+    "JoinRequestOrganization": ("organization", "org"),
+    "JoinRequest": ("join request", "jr"),
     "DnsRecord": ("DNS record", "dom"),
     "Suggestion": ("suggestion", "org"),
 }
@@ -50,6 +52,10 @@ _EXAMPLE_ULID = "01jdq3v8k2m4n6p8r0s2t4v6w8"
 # Property name → (description, example). `{noun}` and `{prefix}` are filled in from the schema's object.
 _BY_NAME: dict[str, tuple[str, Any]] = {
     "domain": ("The email domain (lower case, IDNA).", "acme.com"),
+    "join_requests_open": ("Anyone signed in with a verified address may ask to join by slug (otherwise only "
+                           "people at one of its verified domains).", False),
+    "message": ("The requester's note for the admins.", "I'm on the sales team."),
+    "decided_at": ("When it was approved, declined or withdrawn (null: pending).", None),
     "policy": ("`off`: verified only; `suggest`: people with a verified address there see the organization in "
                "`/me/suggestions` and may join; `auto_join`: they become members when their address is verified.",
                "suggest"),
@@ -224,6 +230,7 @@ _PARAMETERS: dict[str, str] = {
     "number_id": "The phone number's id (`pn_…`).",
     "webhook_id": "The webhook endpoint's id (`whk_…`).",
     "domain_id": "The claimed domain's id (`dom_…`).",
+    "join_request_id": "The join request's id (`jr_…`).",
     "org_slug": "The suggested organization's slug.",
     "status": "Only objects with this status.",
     "source": "Only leads that came in this way.",

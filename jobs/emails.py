@@ -2,7 +2,7 @@
 
 import dramatiq
 
-from public_app.services.emails import invitation_email_send, webhook_disabled_email_send
+from public_app.services.emails import invitation_email_send, join_request_email_send, webhook_disabled_email_send
 from public_app.services.verification import verification_email_send
 
 
@@ -19,3 +19,8 @@ def send_webhook_disabled_email(organization_id: int, endpoint_uid: str) -> None
 @dramatiq.actor(queue_name="emails", max_retries=8, min_backoff=5000, max_backoff=30 * 60 * 1000)
 def send_verification_email(verification_id: int) -> None:
     verification_email_send(verification_id=verification_id)
+
+
+@dramatiq.actor(queue_name="emails", max_retries=8, min_backoff=5000, max_backoff=30 * 60 * 1000)
+def send_join_request_email(join_request_id: int) -> None:
+    join_request_email_send(join_request_id=join_request_id)

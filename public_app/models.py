@@ -120,6 +120,9 @@ class Organization(TenantMixin, TimestampedModel):
     limit_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     limit_credential_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     limit_query_budget_ms = models.PositiveIntegerField(null=True, blank=True)  # 0: no statement timeout
+    # Any signed-in user with a verified address may ask to join by slug (public_app.services.join_requests);
+    # otherwise only people whose verified address is at one of its verified domains.
+    join_requests_open = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="org_status_idx")]
@@ -534,3 +537,35 @@ class OrganizationDomain(TimestampedModel):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class JoinRequestStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+def join_request_uid() -> str:
+    return ids.new_uid(ids.JOIN_REQUEST)
+
+
+class JoinRequest(TimestampedModel):
+    """Someone asks to join an organization; its admins approve (choosing the role) or decline."""
+
+    uid = models.CharField(max_length=40, unique=True, default=join_request_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="join_requests")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="join_requests")
+    message = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=JoinRequestStatus.choices, default=JoinRequestStatus.PENDING)
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)  # given at approval
+    decided_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    email_sent = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="one_pending_join_request",
+                                               condition=models.Q(status="pending"))]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.user_id}→{self.organization_id}:{self.status}"

@@ -11,7 +11,15 @@ from pydantic import StrictInt
 
 from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, RowOut, Secret, ShortText
 from public_app.logos import logo_url
-from public_app.models import DomainPolicy, InvitationStatus, Membership, Organization, OrganizationStatus, Role
+from public_app.models import (
+    DomainPolicy,
+    InvitationStatus,
+    JoinRequestStatus,
+    Membership,
+    Organization,
+    OrganizationStatus,
+    Role,
+)
 from public_app.plans import PlanCode
 from public_app.services.organizations import RESERVED_SLUGS
 
@@ -108,6 +116,7 @@ class OrganizationOut(Schema):
     plan: PlanCode
     role: Role
     purge_at: datetime | None
+    join_requests_open: bool
 
     @staticmethod
     def resolve_logo_url(organization: Organization) -> str | None:
@@ -259,3 +268,32 @@ class SuggestionOut(Schema):
     domain: str
     role: Role = Field(alias="default_role")
     policy: DomainPolicy
+
+
+class JoinRequestIn(BodyIn):
+    organization: str = Field(min_length=1, max_length=48, description="The slug of the organization to join.")
+    message: str = Field("", max_length=500, description="A note for its admins.")
+
+
+class JoinRequestApproveIn(BodyIn):
+    role: Role = Role.MEMBER
+
+
+class JoinRequestOrganizationOut(Schema):
+    slug: str
+    name: str
+
+
+class JoinRequestOut(RowOut):
+    id: str = Field(alias="uid")
+    user: MemberUserOut
+    organization: JoinRequestOrganizationOut
+    message: str
+    status: JoinRequestStatus
+    role: Role | None = Field(description="The role given at approval (null before).")
+    created_at: datetime
+    decided_at: datetime | None
+
+    @staticmethod
+    def resolve_role(obj: Any) -> str | None:
+        return obj.role or None

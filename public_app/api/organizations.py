@@ -30,6 +30,10 @@ class OrganizationUpdateIn(BodyIn):
     website: WebAddressOrEmpty | None = Field(None, description="http:// or https:// URL; empty string clears it.")
     billing_email: EmailOrEmpty | None = Field(None, description="Where invoices go; empty string clears it.")
     timezone: ShortText | None = Field(None, description="IANA name, e.g. `Europe/Paris`.")
+    join_requests_open: bool | None = Field(
+        None, description="Anyone signed in with a verified address may ask to join by slug (default: only people "
+        "at one of its verified domains).",
+    )  # fmt: skip
 
 
 class LogoOut(Schema):

@@ -89,3 +89,29 @@ def webhook_disabled_email_send(*, organization_id: int, endpoint_uid: str) -> b
     # Once per time it was disabled (re-enabled and disabled again later is a new email).
     return send_once(f"webhook-disabled:{organization.id}:{endpoint_uid}:{endpoint.updated_at.timestamp():.0f}",
                      lambda: message)  # fmt: skip
+
+
+def join_request_email_send(*, join_request_id: int) -> bool:
+    """Tell the requester the answer to their join request, once."""
+    from public_app.models import JoinRequest, JoinRequestStatus
+
+    def build() -> EmailMultiAlternatives | None:
+        request = JoinRequest.objects.select_related("organization", "user").filter(id=join_request_id).first()
+        if request is None or request.status not in (JoinRequestStatus.APPROVED, JoinRequestStatus.DECLINED):
+            return None
+        name = request.organization.name
+        if request.status == JoinRequestStatus.APPROVED:
+            subject = f"You have joined {name}"
+            body = (f"Your request to join {name} was approved: you are a member, as {request.role}.\n\n"
+                    f"Open it: {settings.FRONTEND_URL}/organizations/{request.organization.slug}/\n")  # fmt: skip
+        else:
+            subject = f"Your request to join {name}"
+            body = f"Your request to join {name} was declined.\n"
+        return EmailMultiAlternatives(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL,
+                                      to=[request.user.email])  # fmt: skip
+
+    def record() -> None:
+        JoinRequest.objects.filter(id=join_request_id).update(email_sent=True, updated_at=timezone.now())
+
+    return send_once(f"join-request:{join_request_id}", build, msg_id=message_id(f"jr.{join_request_id}"),
+                     on_sent=record)  # fmt: skip

@@ -141,8 +141,15 @@ def _validate_timezone(value: str) -> str:
     return value
 
 
+def _validate_flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise errors.ValidationFailed.for_field("join_requests_open", "Must be true or false.")
+    return value
+
+
 _VALIDATORS = {
     "name": name_validate,
+    "join_requests_open": _validate_flag,
     "website": _validate_website,
     "billing_email": _validate_billing_email,
     "timezone": _validate_timezone,

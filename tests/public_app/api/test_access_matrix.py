@@ -14,7 +14,16 @@ from django.db.models import Q
 from config.api import api as ninja_api
 from public_app.access import ROLE_CAPABILITIES, Capability, role_has
 from public_app.api.security import BearerAuth, OrgAuth
-from public_app.models import ApiKey, ApiKeyRole, Invitation, Membership, Organization, OrganizationDomain, Role
+from public_app.models import (
+    ApiKey,
+    ApiKeyRole,
+    Invitation,
+    JoinRequest,
+    Membership,
+    Organization,
+    OrganizationDomain,
+    Role,
+)
 from public_app.services.invitations import invitation_create, invitation_token
 from public_app.tenancy import tenant_context
 from tests.conftest import Api
@@ -65,6 +74,9 @@ ACCESS: dict[str, Any] = {
     "POST /me/invitations/{invitation_id}/decline": USER,
     "GET /me/organizations": USER,
     "GET /me/suggestions": USER,
+    "GET /me/join-requests": USER,
+    "POST /me/join-requests": USER,
+    "DELETE /me/join-requests/{join_request_id}": USER,
     "POST /me/suggestions/{org_slug}/join": USER,
     "POST /organizations": USER,
     "DELETE /organizations/{slug}": (C.ORG_DELETE, KEYS_REFUSED),
@@ -111,6 +123,9 @@ ACCESS: dict[str, Any] = {
     "GET /organizations/{slug}/domains/{domain_id}": C.MEMBERS_MANAGE,
     "PATCH /organizations/{slug}/domains/{domain_id}": C.MEMBERS_MANAGE,
     "POST /organizations/{slug}/domains/{domain_id}/verify": C.MEMBERS_MANAGE,
+    "GET /organizations/{slug}/join-requests": C.MEMBERS_MANAGE,
+    "POST /organizations/{slug}/join-requests/{join_request_id}/approve": C.MEMBERS_MANAGE,
+    "POST /organizations/{slug}/join-requests/{join_request_id}/decline": C.MEMBERS_MANAGE,
     "GET /organizations/{slug}/members": C.ORG_READ,
     "DELETE /organizations/{slug}/members/{user_id}": C.ORG_READ,
     "PATCH /organizations/{slug}/members/{user_id}": C.MEMBERS_MANAGE,
@@ -203,6 +218,7 @@ def world(db: None, tenant_template: None, settings: Any) -> dict[str, Any]:
         "spare_key": spare_key,
         "invitation": invitation,
         "domain": OrganizationDomain.objects.create(organization=acme, domain="acme-matrix.io", token="t"),
+        "join_request": JoinRequest.objects.create(organization=acme, user=UserFactory(email="asker@example.com")),
         "rows": tenant_rows(acme),
     }
 
@@ -226,6 +242,7 @@ def _path(operation: Operation, caller: str, world: dict[str, Any]) -> str:
         "webhook_id": rows["webhook"].uid,
         "domain_id": world["domain"].uid,
         "org_slug": "acme",
+        "join_request_id": world["join_request"].uid,
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], operation.path)
 
