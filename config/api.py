@@ -307,6 +307,7 @@ def register_routers() -> None:
     from public_app.api import join_requests as join_requests_api
     from public_app.api import members as members_api
     from public_app.api import organizations as organizations_api
+    from public_app.api import roles as roles_api
     from tenant_apps.agents import api as agents_api
     from tenant_apps.audit import api as audit_api
     from tenant_apps.campaigns import api as campaigns_api
@@ -322,6 +323,7 @@ def register_routers() -> None:
     api.add_router("/organizations", members_api.router)
     api.add_router("/organizations", domains_api.router)
     api.add_router("/", domains_api.me_router)
+    api.add_router("/", roles_api.router)
     api.add_router("/organizations", join_requests_api.router)
     api.add_router("/", join_requests_api.me_router)
     api.add_router("/organizations", developers_api.router)

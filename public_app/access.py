@@ -33,6 +33,20 @@ class Capability(StrEnum):
 
 
 C = Capability
+# What each permission allows, as `GET /permissions` lists it.
+CAPABILITY_DESCRIPTIONS: dict[Capability, str] = {
+    C.ORG_READ: "See the organization and its members.",
+    C.ORG_UPDATE: "Change General settings: name, slug, logo, identity, join requests by slug.",
+    C.MEMBERS_MANAGE: "Invite, remove, deactivate and change the role of members; verified domains; join requests.",
+    C.BILLING_VIEW: "See the plan, subscription, seats, payment method and invoices.",
+    C.BILLING_MANAGE: "Change the plan, the payment method and the subscription.",
+    C.DEVELOPERS: "Manage API keys and webhook endpoints.",
+    C.INTEGRATIONS: "Connect, sync and disconnect integrations (Leadsforce).",
+    C.TENANT_DATA: "Read and write the organization's data: agents, campaigns, leads, phone numbers.",
+    C.AUDIT_READ: "Read the audit log.",
+    C.ORG_DELETE: "Delete and restore the organization.",
+}
+ROLE_NAMES: dict[str, str] = {"owner": "Owner", "admin": "Admin", "member": "Member", "billing": "Billing"}
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.OWNER: frozenset(Capability),
     Role.ADMIN: frozenset(

@@ -146,6 +146,8 @@ ACCESS: dict[str, Any] = {
     "POST /organizations/{slug}/webhooks/{webhook_id}/rotate-secret": C.DEVELOPERS,
     "POST /organizations/{slug}/webhooks/{webhook_id}/test": C.DEVELOPERS,
     "GET /plans": PUBLIC,
+    "GET /permissions": PUBLIC,
+    "GET /organizations/{slug}/roles": C.ORG_READ,
 }
 
 
