@@ -229,7 +229,9 @@ class DomainIn(BodyIn):
 
 class DomainUpdateIn(BodyIn):
     policy: DomainPolicy | None = None
-    default_role: Role | None = None
+    default_role: Literal["admin", "member", "billing"] | None = Field(
+        None, description="The role people join with by this domain (never `owner`)."
+    )
 
 
 class DnsRecordOut(Schema):

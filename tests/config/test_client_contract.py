@@ -312,7 +312,8 @@ SEMANTIC_422 = [
     "listWebhookDeliveries", "signup", "verifyEmail", "createCampaign", "updateCampaign", "createLead",
     "updateLead", "importLeads", "createPhoneNumber", "updatePhoneNumber", "createApiKey", "uploadLogo",
     "startCheckout", "openPortal", "connectLeadsforce", "createWebhook", "updateWebhook", "removeMember",
-    "updateOrganization", "createInvitation", "stripeWebhook",
+    "updateOrganization", "createInvitation", "stripeWebhook", "listDomains", "listJoinRequests",
+    "listMySuggestions", "listMyJoinRequests", "createDomain", "verifyDomain",
 ]  # fmt: skip
 POSITIVE = ["2xx", "3xx", "401", "403", "404", "409", "410", "429"]
 NEGATIVE = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "431"]
