@@ -44,6 +44,7 @@ _OBJECTS: dict[str, tuple[str, str]] = {
     "JoinRequest": ("join request", "jr"),
     "DnsRecord": ("DNS record", "dom"),
     "Suggestion": ("suggestion", "org"),
+    "Role": ("role", "rol"),
 }
 
 _NULL_IN_REPLAY = " Null in a replay of this response (`Idempotent-Replayed: true`): secrets are never stored."
@@ -69,7 +70,8 @@ _BY_NAME: dict[str, tuple[str, Any]] = {
     "name": ("Name of the {noun}, as people see it (1-200 characters, trimmed).", "Acme Outbound"),
     "status": ("Where the {noun} stands; one of the listed values.", None),
     "email": ("Email address of the {noun}.", "ada@example.com"),
-    "role": ("Role in the organization: `owner` > `admin` > `member`, plus `billing` (billing only).", "member"),
+    "role": ("Role in the organization: a built-in one (`owner` > `admin` > `member`, plus `billing`) or one of the "
+             "organization's custom roles (`GET /organizations/{slug}/roles`).", "member"),
     "slug": ("The organization's slug: its address in every path (3-48 of `a-z`, `0-9`, `-`).", "acme"),
     "items": (
         "The objects on this page, in the list's order (newest first unless the operation says otherwise).",
@@ -182,6 +184,10 @@ _BY_NAME: dict[str, tuple[str, Any]] = {
 
 # Where a property means something else in one schema.
 _BY_SCHEMA: dict[str, tuple[str, Any]] = {
+    "RoleUpdateIn.permissions": ("The role's new permissions, all of them (from `GET /permissions`; `org:read` is "
+                                 "always included).", ["org:read", "tenant:data"]),
+    "RoleUpdateIn.name": ("The role's new name, as people see it.", "Support"),
+    "RoleUpdateIn.description": ("What the role is for.", "Answers customers"),
     "VerifyEmailIn.token": ("The token from the verification email's link.", "3f6c1e9a8b2d4c7e9f0a1b2c3d4e5f60"),
     "VerifyEmailIn.name": ("Your name, if you want to change the one given at signup.", "Ada Lovelace"),
     "VerifyEmailIn.password": ("Your password, when the verification also signs you in.", "correct horse battery"),
@@ -231,6 +237,7 @@ _PARAMETERS: dict[str, str] = {
     "webhook_id": "The webhook endpoint's id (`whk_…`).",
     "domain_id": "The claimed domain's id (`dom_…`).",
     "join_request_id": "The join request's id (`jr_…`).",
+    "key": "The role's key (`admin`, or a custom role's such as `support`).",
     "org_slug": "The suggested organization's slug.",
     "status": "Only objects with this status.",
     "source": "Only leads that came in this way.",

@@ -263,6 +263,8 @@ DNS_TIMEOUT_SECONDS = env_int("DNS_TIMEOUT_SECONDS", 5, minimum=1, maximum=30)
 # Join requests (public_app.services.join_requests) a user may make, and an organization may receive, per day.
 RATELIMIT_JOIN_REQUESTS_PER_USER_PER_DAY = env_int("RATELIMIT_JOIN_REQUESTS_PER_USER_PER_DAY", 10, minimum=1)
 RATELIMIT_JOIN_REQUESTS_PER_ORG_PER_DAY = env_int("RATELIMIT_JOIN_REQUESTS_PER_ORG_PER_DAY", 100, minimum=1)
+# Custom roles an organization may define (public_app.services.roles).
+CUSTOM_ROLES_MAX = env_int("CUSTOM_ROLES_MAX", 100, minimum=1, maximum=1000)
 RATELIMIT_DOMAIN_VERIFICATIONS_PER_HOUR = env_int("RATELIMIT_DOMAIN_VERIFICATIONS_PER_HOUR", 20, minimum=1)
 # Failed guesses (public_app.bruteforce): free failures per account, per client IP and per pair, then a wait that
 # doubles with each failure, up to the maximum; counts fade after the window.

@@ -8,7 +8,8 @@ hierarchy (who may act on or grant which role, what a key may do next to its hol
 services apply it.
 """
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
@@ -65,12 +66,94 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.BILLING: frozenset({C.ORG_READ, C.BILLING_VIEW, C.BILLING_MANAGE}),
 }
 
-# Higher rank may act on lower; `billing` sits beside `member` (neither outranks the other).
+# Among built-in roles, higher rank may act on lower; `billing` sits beside `member` (neither outranks the other).
 ROLE_RANK: dict[str, int] = {Role.OWNER: 3, Role.ADMIN: 2, Role.MEMBER: 1, Role.BILLING: 1}
+# A custom role's key: what holders store (columns of 16 characters), never a built-in key.
+ROLE_KEY_PATTERN = r"^[a-z][a-z0-9_-]{1,15}$"
+# Every member sees the organization and its members: a custom role always has this.
+IMPLIED_PERMISSIONS = frozenset({C.ORG_READ})
 
 
-def role_has(role: str, capability: Capability) -> bool:
-    return capability in ROLE_CAPABILITIES.get(role, frozenset())
+@dataclass(frozen=True)
+class Roles:
+    """An organization's roles: the four built-in ones (the table above) and its custom ones (key → permissions,
+    public_app.services.roles). `roles_of(organization)` gives them; authorization, grants and API keys ask here.
+
+    The no-escalation rule: owners alone grant `owner` or act on owners; between built-in roles the rank decides
+    (API.md: an admin may make someone `billing`); wherever a custom role is involved, a role may be granted (or a
+    holder acted on) only by someone whose permissions include all of the role's."""
+
+    custom: Mapping[str, frozenset[Capability]] = field(default_factory=dict)
+
+    def __contains__(self, role: object) -> bool:
+        return role in ROLE_CAPABILITIES or role in self.custom
+
+    def require(self, role: str, field: str = "role") -> str:
+        """422 unless `role` is one of this organization's roles."""
+        if role not in self:
+            known = ", ".join([*ROLE_CAPABILITIES, *sorted(self.custom)])
+            raise errors.ValidationFailed.for_field(field, f"Role must be one of this organization's roles: {known}.")
+        return role
+
+    def capabilities(self, role: str | None) -> frozenset[Capability]:
+        if role is None:
+            return frozenset()
+        builtin = ROLE_CAPABILITIES.get(role)
+        return builtin if builtin is not None else self.custom.get(role, frozenset())
+
+    def has(self, role: str | None, capability: Capability) -> bool:
+        return capability in self.capabilities(role)
+
+    def covers(self, role: str | None, other: str) -> bool:
+        """Everything `other` can do, `role` can do too (a key never does more than the member answering for it)."""
+        return role is not None and self.capabilities(other) <= self.capabilities(role)
+
+    def may_grant(self, actor_role: str, role: str) -> bool:
+        if role == Role.OWNER:
+            return actor_role == Role.OWNER
+        if actor_role in ROLE_RANK and role in ROLE_RANK:
+            return ROLE_RANK[role] <= ROLE_RANK[actor_role]
+        return self.covers(actor_role, role)
+
+    def check_can_act_on(self, actor_role: str, target_role: str, new_role: str | None = None) -> None:
+        """403 `role_escalation` unless `actor_role` may act on a holder of `target_role` (and grant `new_role`)."""
+        for role in (target_role, new_role):
+            if role is None or self.may_grant(actor_role, role):
+                continue
+            if Role.OWNER in (target_role, new_role):
+                raise errors.PermissionDenied("Only owners can change owners or grant `owner`.", code="role_escalation")
+            if role in ROLE_RANK and actor_role in ROLE_RANK:
+                raise errors.PermissionDenied("You cannot act on or grant a role above your own.",
+                                              code="role_escalation")  # fmt: skip
+            missing = sorted(str(c) for c in self.capabilities(role) - self.capabilities(actor_role))
+            raise errors.PermissionDenied(
+                f"The role `{role}` has permissions you lack: {', '.join(missing)}.", code="role_escalation",
+                details={"missing_permissions": missing},
+            )  # fmt: skip
+
+    @classmethod
+    def load(cls, organization_id: int) -> "Roles":
+        """Read now from the database (services deciding under the organization lock use this)."""
+        from public_app.models import CustomRole
+
+        rows = CustomRole.objects.filter(organization_id=organization_id).values_list("key", "permissions")
+        known = {str(c) for c in Capability}
+        return cls(custom={key: frozenset(Capability(p) for p in permissions if p in known)
+                           for key, permissions in rows})  # fmt: skip
+
+
+BUILTIN_ROLES = Roles()
+
+
+def roles_of(organization: Organization | None) -> Roles:
+    """The organization's roles as the request read them: loaded with the organization into the authorization cache
+    (public_app.selectors.organization_load), whose entry every role edit invalidates; read once otherwise."""
+    if organization is None:
+        return BUILTIN_ROLES
+    roles = organization.__dict__.get("_roles")
+    if roles is None:
+        roles = organization.__dict__["_roles"] = Roles.load(organization.id)
+    return roles
 
 
 class AccessKind(StrEnum):
@@ -151,7 +234,7 @@ class Access:
         return self.organization
 
     def can(self, capability: Capability) -> bool:
-        return self.role is not None and role_has(self.role, capability)
+        return roles_of(self.organization).has(self.role, capability)
 
     def within(self, organization: Organization, role: str) -> "Access":
         return replace(self, organization=organization, role=role)
@@ -221,7 +304,7 @@ def org_access_check(
             raise errors.NotFound("Organization not found.")
         if not allow_deleting:
             raise errors.Gone("The organization is being deleted.", code="organization_deleted")
-    if not role_has(role, capability):
+    if not roles_of(organization).has(role, capability):
         raise errors.PermissionDenied()
     if require_active and organization.status in (OrganizationStatus.PROVISIONING, OrganizationStatus.FAILED):
         raise errors.ServiceUnavailable(
@@ -235,17 +318,3 @@ def org_access_check(
                 "reads work, try writes again later.", retry_after=max(1, min(int(left) + 1, 60)),
             )  # fmt: skip
     return caller.within(organization, role)
-
-
-def role_covers(role: str | None, other: str) -> bool:
-    """Everything `other` can do, `role` can do too (a key never does more than the member answering for it)."""
-    return role is not None and ROLE_CAPABILITIES.get(other, frozenset()) <= ROLE_CAPABILITIES.get(role, frozenset())
-
-
-def role_check_can_act_on(actor_role: str, target_role: str, new_role: str | None = None) -> None:
-    """The role hierarchy: nobody acts on a role above their own, nor grants one; admins never touch owners nor
-    grant `owner`."""
-    if ROLE_RANK[target_role] > ROLE_RANK[actor_role] or (new_role and ROLE_RANK[new_role] > ROLE_RANK[actor_role]):
-        raise errors.PermissionDenied("You cannot act on or grant a role above your own.", code="role_escalation")
-    if actor_role != Role.OWNER and Role.OWNER in (target_role, new_role):
-        raise errors.PermissionDenied("Only owners can change owners or grant `owner`.", code="role_escalation")

@@ -192,7 +192,7 @@ class Membership(TimestampedModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     # The unique (organization, user) index serves lookups by organization; no separate one.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships", db_index=False)
-    role = models.CharField(max_length=16, choices=Role.choices)
+    role = models.CharField(max_length=16)  # a built-in Role or a CustomRole's key (public_app.access.Roles)
     # For the organization switcher's "last used" order; written at most once a minute per membership.
     last_accessed_at = models.DateTimeField(default=timezone.now)
     # Deactivated (public_app.services.members): no access and no seat, role and history kept for reactivation.
@@ -227,7 +227,7 @@ class Invitation(TimestampedModel):
     uid = models.CharField(max_length=40, unique=True, default=ids.invitation_uid, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
     email = models.CharField(max_length=254)
-    role = models.CharField(max_length=16, choices=Role.choices)
+    role = models.CharField(max_length=16)  # a built-in Role or a CustomRole's key (public_app.access.Roles)
     status = models.CharField(max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
     invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     # Sent with an API key: the key; and in every case the member who answered for the invitation when it was
@@ -267,6 +267,30 @@ class Invitation(TimestampedModel):
         return self.status
 
 
+def role_uid() -> str:
+    return ids.new_uid(ids.ROLE)
+
+
+class CustomRole(TimestampedModel):
+    """A role an organization defines (public_app.services.roles): a key that members, invitations and API keys
+    hold like a built-in one, a name, and permissions from the capability table (public_app.access.Capability).
+    Built-in keys are never custom ones; the key never changes (holders store it)."""
+
+    uid = models.CharField(max_length=40, unique=True, default=role_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="custom_roles")
+    key = models.CharField(max_length=16)
+    name = models.CharField(max_length=200)
+    description = models.CharField(max_length=200, blank=True)
+    permissions = models.JSONField(default=list)  # sorted capability names
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="custom_role_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}:{self.key}"
+
+
 class ApiKeyRole(models.TextChoices):
     ADMIN = "admin"
     MEMBER = "member"
@@ -279,7 +303,7 @@ class ApiKey(TimestampedModel):
     uid = models.CharField(max_length=40, unique=True, default=ids.api_key_uid, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=200)
-    role = models.CharField(max_length=16, choices=ApiKeyRole.choices)
+    role = models.CharField(max_length=16)  # `admin`, `member` or a CustomRole's key
     prefix = models.CharField(max_length=16)
     key_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -526,7 +550,7 @@ class OrganizationDomain(TimestampedModel):
     verified_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     policy = models.CharField(max_length=16, choices=DomainPolicy.choices, default=DomainPolicy.OFF)
-    default_role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    default_role = models.CharField(max_length=16, default=Role.MEMBER)  # never `owner`
 
     class Meta:
         constraints = [
@@ -558,7 +582,7 @@ class JoinRequest(TimestampedModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="join_requests")
     message = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=16, choices=JoinRequestStatus.choices, default=JoinRequestStatus.PENDING)
-    role = models.CharField(max_length=16, choices=Role.choices, blank=True)  # given at approval
+    role = models.CharField(max_length=16, blank=True)  # given at approval
     decided_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     email_sent = models.BooleanField(default=False)

@@ -85,3 +85,16 @@ def _parse_datetime(value: str) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError:
         raise errors.ValidationFailed.for_field("cursor", "The cursor is not valid.") from None
+
+
+def paginate_sequence(items: list[Any], page: PageQuery, position: Callable[[Any], tuple[int, str]]) -> dict:
+    """Pages of a short list held in memory (an organization's roles), in the order of `position` (unique per
+    item); the cursor is the last item's position, so an item added or removed between pages moves nothing else."""
+    ordered = sorted(items, key=position)
+    if page.cursor:
+        group, value = _decode(page.cursor, 2)
+        after = (_parse_int(group), value)
+        ordered = [item for item in ordered if position(item) > after]
+    rows = ordered[: page.limit]
+    next_cursor = _encode(*position(rows[-1])) if len(ordered) > page.limit else None
+    return {"items": rows, "next_cursor": next_cursor}

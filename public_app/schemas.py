@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import StrictInt
+from pydantic import StrictInt, StringConstraints
 
+from public_app.access import ROLE_KEY_PATTERN
 from public_app.fields import BodyIn, Documented, EmailAddress, Name, OptionalName, RowOut, Secret, ShortText
 from public_app.logos import logo_url
 from public_app.models import (
@@ -27,6 +28,10 @@ from public_app.services.organizations import RESERVED_SLUGS
 # characters of a-z, 0-9 and single hyphens, starting with a letter, ending with a letter or digit, not starting
 # with `pg`, not reserved. The pattern is also the service's: tests/config/test_openapi.py compares them.
 SLUG_PATTERN = r"^(?:[a-oq-z][a-z0-9]*|p(?:[a-fh-z0-9][a-z0-9]*)?)(?:-[a-z0-9]+)*$"
+# A role as requests name it: a built-in one (`owner`, `admin`, `member`, `billing`) or one of the organization's
+# custom roles (`GET /organizations/{slug}/roles`); which ones exist is the service's to say (422 otherwise).
+RoleKey = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=ROLE_KEY_PATTERN)]
+
 Slug = Annotated[
     ShortText,
     Documented({"minLength": 3, "maxLength": 48, "pattern": SLUG_PATTERN, "not": {"enum": sorted(RESERVED_SLUGS)}}),
@@ -79,7 +84,7 @@ class MyOrganizationOut(Schema):
 
     slug: str = Field(alias="organization.slug")
     name: str = Field(alias="organization.name")
-    role: Role
+    role: str
     status: OrganizationStatus = Field(alias="organization.status")
     logo_url: str | None
     last_accessed_at: datetime
@@ -114,7 +119,7 @@ class OrganizationOut(Schema):
     timezone: str
     created_at: datetime
     plan: PlanCode
-    role: Role
+    role: str
     purge_at: datetime | None
     join_requests_open: bool
 
@@ -143,7 +148,7 @@ class MemberUserOut(RowOut):
 
 class MemberOut(RowOut):
     user: MemberUserOut
-    role: Role
+    role: str
     joined_at: datetime = Field(alias="created_at")
     status: Literal["active", "deactivated"] = Field(
         description="`deactivated`: no access and no seat; the role is kept for reactivation."
@@ -156,12 +161,12 @@ class MemberOut(RowOut):
 
 
 class MemberUpdateIn(BodyIn):
-    role: Role
+    role: RoleKey
 
 
 class InvitationCreateIn(BodyIn):
     email: EmailAddress
-    role: Role
+    role: RoleKey
     expires_in_days: StrictInt = Field(7, ge=1, le=30)
 
 
@@ -174,7 +179,7 @@ class InviterOut(RowOut):
 class InvitationOut(RowOut):
     id: str = Field(alias="uid")
     email: str
-    role: Role
+    role: str
     status: InvitationStatus = Field(alias="effective_status")
     invited_by: InviterOut | None
     created_at: datetime
@@ -189,14 +194,14 @@ class OrganizationRefOut(RowOut):
 class MyInvitationOut(RowOut):
     id: str = Field(alias="uid")
     organization: OrganizationRefOut
-    role: Role
+    role: str
     invited_by: InviterOut | None
     expires_at: datetime
 
 
 class InvitationAcceptedOut(Schema):
     organization: OrganizationRefOut
-    role: Role
+    role: str
 
 
 class OrganizationNameOut(Schema):
@@ -205,7 +210,7 @@ class OrganizationNameOut(Schema):
 
 class InvitationPreviewOut(Schema):
     organization: OrganizationNameOut
-    role: Role
+    role: str
     email: str
     expires_at: datetime
 
@@ -229,9 +234,7 @@ class DomainIn(BodyIn):
 
 class DomainUpdateIn(BodyIn):
     policy: DomainPolicy | None = None
-    default_role: Literal["admin", "member", "billing"] | None = Field(
-        None, description="The role people join with by this domain (never `owner`)."
-    )
+    default_role: RoleKey | None = Field(None, description="The role people join with by this domain (never `owner`).")
 
 
 class DnsRecordOut(Schema):
@@ -246,7 +249,7 @@ class DomainOut(RowOut):
     status: Literal["pending", "verified"]
     record: DnsRecordOut = Field(description="Publish this TXT record, then call verify.")
     policy: DomainPolicy
-    default_role: Role
+    default_role: str
     verified_at: datetime | None
     last_checked_at: datetime | None
     created_at: datetime
@@ -268,7 +271,7 @@ class SuggestionOut(Schema):
     slug: str = Field(alias="organization.slug")
     name: str = Field(alias="organization.name")
     domain: str
-    role: Role = Field(alias="default_role")
+    role: str = Field(alias="default_role")
     policy: DomainPolicy
 
 
@@ -278,7 +281,7 @@ class JoinRequestIn(BodyIn):
 
 
 class JoinRequestApproveIn(BodyIn):
-    role: Role = Role.MEMBER
+    role: RoleKey = Role.MEMBER
 
 
 class JoinRequestOrganizationOut(Schema):
@@ -292,7 +295,7 @@ class JoinRequestOut(RowOut):
     organization: JoinRequestOrganizationOut
     message: str
     status: JoinRequestStatus
-    role: Role | None = Field(description="The role given at approval (null before).")
+    role: str | None = Field(description="The role given at approval (null before).")
     created_at: datetime
     decided_at: datetime | None
 

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from public_app.cache import cached
@@ -15,6 +15,7 @@ from public_app.models import (
     Membership,
     Organization,
     OrganizationStatus,
+    Role,
     SlugRedirect,
     User,
 )
@@ -37,7 +38,14 @@ def user_cache_key(user_id: int) -> str:
 
 
 def organization_load(*, slug: str) -> Organization | None:
-    return Organization.objects.filter(slug=slug).first()
+    """The organization with its roles (public_app.access.roles_of), as the authorization cache keeps it: a custom
+    role's edit invalidates this entry (public_app.signals), so the next request sees it."""
+    from public_app.access import roles_of
+
+    organization = Organization.objects.filter(slug=slug).first()
+    if organization is not None:
+        roles_of(organization)
+    return organization
 
 
 def slug_redirect_target(*, slug: str) -> Organization | None:
@@ -103,7 +111,7 @@ def organization_list_for_user(*, user_id: int) -> QuerySet[Membership]:
     return (
         Membership.objects.active()
         .filter(user_id=user_id)
-        .exclude(organization__status=OrganizationStatus.DELETING, role__in=["admin", "member", "billing"])
+        .exclude(Q(organization__status=OrganizationStatus.DELETING) & ~Q(role=Role.OWNER))
         .select_related("organization")
     )
 

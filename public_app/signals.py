@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 
 from public_app.cache import invalidate
-from public_app.models import ApiKey, AuthToken, Membership, Organization, User
+from public_app.models import ApiKey, AuthToken, CustomRole, Membership, Organization, User
 from public_app.selectors import (
     api_key_cache_key,
     membership_cache_key,
@@ -18,6 +18,13 @@ from public_app.selectors import (
 def _organization_changed(sender: Any, instance: Organization, **kwargs: Any) -> None:
     slugs = {instance.slug, getattr(instance, "_loaded_slug", None)}
     invalidate(organization_cache_key(slug) for slug in slugs if slug)
+
+
+def _custom_role_changed(sender: Any, instance: CustomRole, **kwargs: Any) -> None:
+    # The organization's cache entry carries its roles (public_app.selectors.organization_load).
+    slug = Organization.objects.filter(id=instance.organization_id).values_list("slug", flat=True).first()
+    if slug:
+        invalidate([organization_cache_key(slug)])
 
 
 def _membership_changed(sender: Any, instance: Membership, **kwargs: Any) -> None:
@@ -50,6 +57,7 @@ def connect() -> None:
     for signal in (post_save, post_delete):
         signal.connect(_organization_changed, sender=Organization, dispatch_uid="org-cache")
         signal.connect(_membership_changed, sender=Membership, dispatch_uid="membership-cache")
+        signal.connect(_custom_role_changed, sender=CustomRole, dispatch_uid="custom-role-cache")
         signal.connect(_token_changed, sender=AuthToken, dispatch_uid="token-cache")
         signal.connect(_api_key_changed, sender=ApiKey, dispatch_uid="api-key-cache")
         signal.connect(_account_changed, sender=User, dispatch_uid="account-cache")

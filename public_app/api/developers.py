@@ -8,9 +8,8 @@ from public_app.access import Capability
 from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, Instant, Name
-from public_app.models import ApiKeyRole
 from public_app.pagination import Page, PageQuery, paginate
-from public_app.schemas import ShownOnce
+from public_app.schemas import RoleKey, ShownOnce
 from public_app.selectors import api_key_list
 from public_app.services.api_keys import api_key_create, api_key_revoke, api_key_rotate
 
@@ -19,7 +18,8 @@ router = Router(tags=["Developers"], auth=OrgAuth(Capability.DEVELOPERS, users_o
 
 class ApiKeyCreateIn(BodyIn):
     name: Name
-    role: ApiKeyRole
+    role: RoleKey = Field(description="`admin`, `member` or one of the organization's custom roles; never more than "
+                                      "the creator's own.")
     expires_at: Instant | None = None
 
 
@@ -32,7 +32,7 @@ class ApiKeyCreatorOut(Schema):
 class ApiKeyOut(Schema):
     id: str = Field(alias="uid")
     name: str
-    role: ApiKeyRole
+    role: str
     prefix: str
     created_by: ApiKeyCreatorOut | None = Field(
         None, description="Who the key answers to; its keys are revoked when that member leaves the organization."

@@ -1,4 +1,4 @@
-"""Organization API keys: created with a role (`admin` or `member`), shown once, revoked at once."""
+"""Organization API keys: created with a role (`admin`, `member` or a custom role), shown once, revoked at once."""
 
 import secrets
 from datetime import datetime
@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Access, AccessKind, Capability, role_covers, role_has
+from public_app.access import Access, AccessKind, Capability, Roles
 from public_app.cache import invalidate
 from public_app.events import Target, happened
 from public_app.locks import organization_lock, user_session_lock
@@ -32,9 +32,10 @@ def _require_creator_covers(organization: Organization, user_id: int, key_role: 
     """The user's role now (read under the organization lock) may manage keys and covers everything `key_role` can."""
     memberships = Membership.objects.active().filter(organization=organization, user_id=user_id)
     role = memberships.values_list("role", flat=True).first()
-    if role is None or not role_has(role, Capability.DEVELOPERS):
+    roles = Roles.load(organization.id)
+    if role is None or not roles.has(role, Capability.DEVELOPERS):
         raise errors.PermissionDenied()
-    if not role_covers(role, key_role):
+    if not roles.covers(role, key_role):
         raise errors.PermissionDenied("A key cannot do more than the member answering for it.", code="role_too_high")
 
 
@@ -46,13 +47,16 @@ def api_key_create(*, access: Access, name: str, role: str, expires_at: datetime
         demoted or removed either exists before the change (and is revoked by it) or sees the new role (and is
         refused). The creator's role at this moment must cover the key's. A user creates keys (API keys never do); the
     system (ops) creates keys that answer to nobody."""
-    if role not in ApiKeyRole.values:
-        raise errors.ValidationFailed.for_field("role", "Role must be `admin` or `member`.")
     organization = access.org
     created_by_id = access.user_id if access.is_user else None
     if created_by_id is not None:
         user_session_lock(created_by_id, access.token_id)  # first the account (claims), then the organization
-        organization_lock(organization.id)
+    organization_lock(organization.id)  # a custom role's deletion takes it too
+    roles = Roles.load(organization.id)
+    if role not in ApiKeyRole.values and role not in roles.custom:
+        raise errors.ValidationFailed.for_field("role", "Role must be `admin`, `member` or one of the organization's "
+                                                        "custom roles.")  # fmt: skip
+    if created_by_id is not None:
         _require_creator_covers(organization, created_by_id, role)
     elif access.kind != AccessKind.SYSTEM:
         raise errors.PermissionDenied("API keys cannot do this; sign in as a user.")
@@ -137,15 +141,37 @@ def api_keys_of_departing_member(*, access: Access, user_id: int, hand_to_user_i
 def api_keys_beyond_role_revoke(*, access: Access, user_id: int, role: str) -> int:
     """A member's role changed: the keys they created here that can do something the new role cannot end (a key
     never outranks the person answering for it). Call inside the change's transaction."""
+    roles = Roles.load(access.org.id)
     keys = [key for key in ApiKey.objects.select_for_update().filter(organization=access.org, created_by_id=user_id,
                                                                       revoked_at=None)
-            if not role_covers(role, key.role)]  # fmt: skip
+            if not roles.covers(role, key.role)]  # fmt: skip
     for key in keys:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
         happened(access=access, action="api_key.revoked", target=_target(key),
                  data={"reason": "creator_role_changed", "creator_role": role})  # fmt: skip
     return len(keys)
+
+
+def api_keys_beyond_edited_role_revoke(*, access: Access, role: str) -> int:
+    """A custom role's permissions changed: every key that now does more than the member answering for it ends (keys
+    holding the role, and keys whose creator holds it). Call inside the edit's transaction, after it."""
+    organization = access.org
+    roles = Roles.load(organization.id)
+    creators = dict(Membership.objects.active().filter(organization=organization).values_list("user_id", "role"))
+    keys = ApiKey.objects.select_for_update().filter(organization=organization, revoked_at=None,
+                                                     created_by_id__isnull=False)  # fmt: skip
+    revoked = 0
+    for key in keys:
+        creator_role = creators.get(key.created_by_id) if key.created_by_id is not None else None
+        if role not in (key.role, creator_role) or roles.covers(creator_role, key.role):
+            continue
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at", "updated_at"])
+        happened(access=access, action="api_key.revoked", target=_target(key),
+                 data={"reason": "role_edited", "role": role, "creator_role": creator_role})  # fmt: skip
+        revoked += 1
+    return revoked
 
 
 def api_keys_of_deactivated_user(*, user: User) -> int:

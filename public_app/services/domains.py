@@ -21,7 +21,7 @@ from django.utils import timezone
 from publicsuffixlist import PublicSuffixList
 
 from public_app import errors
-from public_app.access import Access, Capability, role_check_can_act_on, role_has
+from public_app.access import Access, Capability, Roles, roles_of
 from public_app.events import Target, happened
 from public_app.locks import organization_lock
 from public_app.models import (
@@ -75,7 +75,7 @@ def record_for(domain: OrganizationDomain) -> dict[str, str]:
 
 
 def _manager(access: Access) -> None:
-    if not role_has(access.role or "", Capability.MEMBERS_MANAGE):
+    if not roles_of(access.org).has(access.role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
 
 
@@ -165,7 +165,10 @@ def domain_update(*, access: Access, uid: str, policy: str | None, default_role:
     if default_role is not None and default_role != domain.default_role:
         if default_role == Role.OWNER:
             raise errors.ValidationFailed.for_field("default_role", "Nobody joins as an owner by their address.")
-        role_check_can_act_on(access.role or "", default_role, default_role)
+        organization_lock(access.org.id)  # a role's deletion takes it: the role cannot vanish under this change
+        roles = Roles.load(access.org.id)
+        roles.require(default_role, "default_role")
+        roles.check_can_act_on(access.role or "", default_role, default_role)
         changes["default_role"] = default_role
     if changes:
         for field, value in changes.items():

@@ -16,11 +16,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Access, Capability, role_check_can_act_on, role_has
+from public_app.access import Access, Capability, Roles, roles_of
 from public_app.bruteforce import guard_check, guard_failed, guard_succeeded
 from public_app.events import Target, happened
 from public_app.locks import organization_lock, user_session_lock
-from public_app.models import Invitation, InvitationStatus, Membership, Organization, Role, User, normalize_email
+from public_app.models import Invitation, InvitationStatus, Membership, Organization, User, normalize_email
 from public_app.outbox import enqueue
 from public_app.ratelimit import ratelimit_check, ratelimit_record
 from public_app.secrets import derived_token, hash_secret, hashes_match
@@ -102,11 +102,10 @@ def invitation_create(
         validate_email(normalized)
     except DjangoValidationError:
         raise errors.ValidationFailed.for_field("email", "Enter a valid email address.") from None
-    if role not in Role.values:
-        raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
+    roles_of(organization).require(role)
     if not 1 <= expires_in_days <= 30:
         raise errors.ValidationFailed.for_field("expires_in_days", "Must be between 1 and 30.")
-    role_check_can_act_on(access.role or "", role, role)
+    roles_of(organization).check_can_act_on(access.role or "", role, role)
     _check_rate_limits(organization, normalized)
     try:
         with transaction.atomic():
@@ -115,6 +114,8 @@ def invitation_create(
             if invited_by is not None:
                 user_session_lock(invited_by.id, access.token_id)  # first the account (claims), then the organization
             organization_lock(organization.id)
+            roles = Roles.load(organization.id)  # read under the lock a role's edit or deletion takes
+            roles.require(role)
             # Who answers for this invitation, read now, under the lock a demotion or removal takes: the inviter,
             # or the holder of the (still live) key it is sent with. A request authorised a moment before its
             # sender's removal must not create an invitation the removal could no longer cancel.
@@ -125,9 +126,9 @@ def invitation_create(
                     .values_list("role", flat=True)
                     .first()
                 )
-                if current is None or not role_has(current, Capability.MEMBERS_MANAGE):
+                if current is None or not roles.has(current, Capability.MEMBERS_MANAGE):
                     raise errors.PermissionDenied()
-                role_check_can_act_on(current, role, role)
+                roles.check_can_act_on(current, role, role)
             existing = Membership.objects.filter(organization=organization, user__email=normalized).first()
             if existing is not None:
                 raise errors.Conflict("This person is already a member." if existing.deactivated_at is None else
@@ -178,7 +179,7 @@ def invitation_resend(*, access: Access, invitation_uid: str) -> Invitation:
     organization = access.org
     with transaction.atomic():
         invitation = _pending_invitation(organization, invitation_uid)
-        role_check_can_act_on(access.role or "", invitation.role, invitation.role)
+        roles_of(organization).check_can_act_on(access.role or "", invitation.role, invitation.role)
         _check_rate_limits(organization, invitation.email)
         _new_token(invitation)
         invitation.token_version += 1
@@ -193,7 +194,7 @@ def invitation_resend(*, access: Access, invitation_uid: str) -> Invitation:
 @transaction.atomic
 def invitation_cancel(*, access: Access, invitation_uid: str) -> None:
     invitation = _pending_invitation(access.org, invitation_uid)
-    role_check_can_act_on(access.role or "", invitation.role, invitation.role)
+    roles_of(access.org).check_can_act_on(access.role or "", invitation.role, invitation.role)
     invitation.status = InvitationStatus.CANCELLED
     invitation.responded_at = timezone.now()
     invitation.save(update_fields=["status", "responded_at", "updated_at"])

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Access, Capability, role_check_can_act_on, role_has
+from public_app.access import Access, Capability, Roles, roles_of
 from public_app.events import Target, happened
 from public_app.locks import organization_lock
 from public_app.models import (
@@ -96,7 +96,7 @@ def join_request_cancel(*, user: User, uid: str) -> None:
 
 
 def _pending_for_decision(access: Access, uid: str) -> JoinRequest:
-    if not role_has(access.role or "", Capability.MEMBERS_MANAGE):
+    if not roles_of(access.org).has(access.role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
     organization_lock(access.org.id)
     request = (JoinRequest.objects.select_for_update(of=("self",)).select_related("user", "organization")
@@ -120,7 +120,9 @@ def _decided(access: Access, request: JoinRequest, status: str, role: str = "") 
 @transaction.atomic
 def join_request_approve(*, access: Access, uid: str, role: str = Role.MEMBER) -> JoinRequest:
     request = _pending_for_decision(access, uid)
-    role_check_can_act_on(access.role or "", role, role)
+    roles = Roles.load(access.org.id)  # under the lock a role's deletion takes
+    roles.require(role)
+    roles.check_can_act_on(access.role or "", role, role)
     if Membership.objects.filter(organization=access.org, user=request.user).exists():
         raise errors.Conflict("This person is a member already.", code="already_member")
     seat_check(access.org)

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from public_app import errors
-from public_app.access import Access, Capability, role_check_can_act_on, role_has
+from public_app.access import Access, Capability, Roles
 from public_app.events import Target, happened
 from public_app.locks import organization_lock
 from public_app.models import Membership, Organization, Role, User
@@ -26,7 +26,7 @@ def _other_owners(organization: Organization, user_id: int) -> int:
     return owners.exclude(user_id=user_id).count()
 
 
-def _current_role(access: Access) -> str:
+def role_now(access: Access) -> str:
     """A user's role is re-read under the organization lock (it may have changed since the request was
     authorized: two owners demoting each other); an API key's role is fixed."""
     if not access.is_user or access.user_id is None:
@@ -52,19 +52,19 @@ def _membership_happened(
 
 @transaction.atomic
 def membership_change_role(*, access: Access, user_id: int, role: str) -> Membership:
-    if role not in Role.values:
-        raise errors.ValidationFailed.for_field("role", f"Role must be one of {', '.join(Role.values)}.")
     organization = access.org
     organization_lock(organization.id)
-    current_role = _current_role(access)
-    if not role_has(current_role, Capability.MEMBERS_MANAGE):
+    roles = Roles.load(organization.id)
+    roles.require(role)
+    current_role = role_now(access)
+    if not roles.has(current_role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
     membership = _membership_of(organization, user_id)
     if membership.role == role:
         return membership
     if membership.deactivated_at is not None:
         raise errors.Conflict("This member is deactivated: reactivate them first.", code="member_deactivated")
-    role_check_can_act_on(current_role, membership.role, role)
+    roles.check_can_act_on(current_role, membership.role, role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     previous = membership.role
@@ -85,7 +85,8 @@ def membership_remove(*, access: Access, user_id: int, api_keys_to_user_id: int 
 
     organization = access.org
     organization_lock(organization.id)
-    current_role = _current_role(access)
+    current_role = role_now(access)
+    roles = Roles.load(organization.id)
     membership = _membership_of(organization, user_id)
     if api_keys_to_user_id is not None:
         if current_role != Role.OWNER:
@@ -95,9 +96,9 @@ def membership_remove(*, access: Access, user_id: int, api_keys_to_user_id: int 
             raise errors.ValidationFailed.for_field("api_keys_to", "API keys can only be handed to another owner.")
     leaving = access.is_user and access.user_id == user_id
     if not leaving:
-        if not role_has(current_role, Capability.MEMBERS_MANAGE):
+        if not roles.has(current_role, Capability.MEMBERS_MANAGE):
             raise errors.PermissionDenied()
-        role_check_can_act_on(current_role, membership.role)
+        roles.check_can_act_on(current_role, membership.role)
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
         raise errors.PermissionDenied("An organization must keep at least one owner.", code="last_owner")
     membership.delete()
@@ -115,13 +116,14 @@ def membership_deactivate(*, access: Access, user_id: int) -> Membership:
 
     organization = access.org
     organization_lock(organization.id)
-    current_role = _current_role(access)
+    current_role = role_now(access)
+    roles = Roles.load(organization.id)
     membership = _membership_of(organization, user_id)
     if access.is_user and access.user_id == user_id:
         raise errors.PermissionDenied("You cannot deactivate yourself; leave the organization instead.")
-    if not role_has(current_role, Capability.MEMBERS_MANAGE):
+    if not roles.has(current_role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
-    role_check_can_act_on(current_role, membership.role)
+    roles.check_can_act_on(current_role, membership.role)
     if membership.deactivated_at is not None:
         return membership
     if membership.role == Role.OWNER and _other_owners(organization, user_id) == 0:
@@ -141,11 +143,12 @@ def membership_reactivate(*, access: Access, user_id: int) -> Membership:
     `seat_limit_reached` otherwise). Idempotent."""
     organization = access.org
     organization_lock(organization.id)
-    current_role = _current_role(access)
+    current_role = role_now(access)
+    roles = Roles.load(organization.id)
     membership = _membership_of(organization, user_id)
-    if not role_has(current_role, Capability.MEMBERS_MANAGE):
+    if not roles.has(current_role, Capability.MEMBERS_MANAGE):
         raise errors.PermissionDenied()
-    role_check_can_act_on(current_role, membership.role)
+    roles.check_can_act_on(current_role, membership.role)
     if membership.deactivated_at is None:
         return membership
     seat_check(organization)
@@ -166,14 +169,15 @@ def invitations_beyond_role_cancel(
 
     from public_app.models import Invitation, InvitationStatus
 
-    def still_allowed(invited_role: str) -> bool:
-        if role is None or not role_has(role, Capability.MEMBERS_MANAGE):
+    loaded: dict[int, Roles] = {}
+
+    def still_allowed(invitation: Invitation) -> bool:
+        if invitation.organization_id not in loaded:
+            loaded[invitation.organization_id] = Roles.load(invitation.organization_id)
+        roles = loaded[invitation.organization_id]
+        if role is None or not roles.has(role, Capability.MEMBERS_MANAGE):
             return False
-        try:
-            role_check_can_act_on(role, invited_role, invited_role)
-        except errors.PermissionDenied:
-            return False
-        return True
+        return roles.may_grant(role, invitation.role)
 
     pending = (
         Invitation.objects.select_for_update(of=("self",))
@@ -184,7 +188,7 @@ def invitations_beyond_role_cancel(
         pending = pending.filter(organization=organization)
     cancelled = 0
     for invitation in pending:
-        if still_allowed(invitation.role):
+        if still_allowed(invitation):
             continue
         invitation.status = InvitationStatus.CANCELLED
         invitation.responded_at = timezone.now()

@@ -12,11 +12,12 @@ import pytest
 from django.db.models import Q
 
 from config.api import api as ninja_api
-from public_app.access import ROLE_CAPABILITIES, Capability, role_has
+from public_app.access import ROLE_CAPABILITIES, Capability, Roles
 from public_app.api.security import BearerAuth, OrgAuth
 from public_app.models import (
     ApiKey,
     ApiKeyRole,
+    CustomRole,
     Invitation,
     JoinRequest,
     Membership,
@@ -148,12 +149,22 @@ ACCESS: dict[str, Any] = {
     "GET /plans": PUBLIC,
     "GET /permissions": PUBLIC,
     "GET /organizations/{slug}/roles": C.ORG_READ,
+    "GET /organizations/{slug}/roles/{key}": C.ORG_READ,
+    "POST /organizations/{slug}/roles": C.MEMBERS_MANAGE,
+    "PATCH /organizations/{slug}/roles/{key}": C.MEMBERS_MANAGE,
+    "DELETE /organizations/{slug}/roles/{key}": C.MEMBERS_MANAGE,
 }
 
 
 OPERATIONS = registered_operations()
-USER_ROLES = list(Role.values)
-KEY_ROLES = list(ApiKeyRole.values)
+# Custom roles are callers too (members and keys holding them): one that reads and audits, one that manages.
+CUSTOM_ROLES = {
+    "auditor": frozenset({C.ORG_READ, C.AUDIT_READ}),
+    "steward": frozenset({C.ORG_READ, C.MEMBERS_MANAGE, C.TENANT_DATA, C.DEVELOPERS}),
+}
+MATRIX_ROLES = Roles(custom=CUSTOM_ROLES)
+USER_ROLES = [*Role.values, *CUSTOM_ROLES]
+KEY_ROLES = [*ApiKeyRole.values, *CUSTOM_ROLES]
 CALLERS = [f"user:{r}" for r in USER_ROLES] + [f"key:{r}" for r in KEY_ROLES] + ["outsider", "anonymous"]
 REMOVE_MEMBER = ("DELETE", "/api/v1/organizations/{slug}/members/{user_id}")
 
@@ -182,7 +193,7 @@ def expected(operation: Operation, caller: str) -> str:
     kind, role = caller.split(":")
     if kind == "key" and isinstance(spec, tuple) and KEYS_REFUSED in spec:
         return "forbidden"
-    return "allowed" if role_has(role, required(operation, caller)) else "forbidden"
+    return "allowed" if MATRIX_ROLES.has(role, required(operation, caller)) else "forbidden"
 
 
 CASES = [pytest.param(op, id=op.id) for op in OPERATIONS]
@@ -195,6 +206,9 @@ def world(db: None, tenant_template: None, settings: Any) -> dict[str, Any]:
     settings.FREE_PLAN_MAX_SEATS = 50
     owner = UserFactory(email="owner@example.com")
     acme = OrganizationFactory(slug="acme", owner=owner)
+    for key, permissions in {**CUSTOM_ROLES, "spare": frozenset({C.ORG_READ})}.items():
+        CustomRole.objects.create(organization=acme, key=key, name=key.title(),
+                                  permissions=sorted(str(p) for p in permissions))  # fmt: skip
     users = {Role.OWNER: owner}
     for role in USER_ROLES:
         if role != Role.OWNER:
@@ -245,6 +259,7 @@ def _path(operation: Operation, caller: str, world: dict[str, Any]) -> str:
         "domain_id": world["domain"].uid,
         "org_slug": "acme",
         "join_request_id": world["join_request"].uid,
+        "key": "spare",
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], operation.path)
 
@@ -274,6 +289,7 @@ def _state(acme: Organization) -> tuple:
         sorted(Membership.objects.filter(organization=acme).values_list("user_id", "role")),
         sorted(Invitation.objects.filter(organization=acme).values_list("uid", "status", "token_version")),
         sorted(ApiKey.objects.filter(organization=acme).values_list("uid", "key_hash", "revoked_at")),
+        sorted(CustomRole.objects.filter(organization=acme).values_list("key", "name", "updated_at")),
     )
     with tenant_context(acme):
         rows = [
