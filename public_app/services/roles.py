@@ -167,8 +167,7 @@ def custom_role_delete(*, access: Access, key: str) -> None:
     _may_hold(access, Roles.load(organization.id), role.permissions)
     holders = role_holders(organization_id=organization.id, key=key)
     if any(holders[kind]["count"] for kind in holders):
-        counted = ", ".join(f"{holders[kind]['count']} {kind.replace('_', ' ')}" for kind in holders
-                            if holders[kind]["count"])  # fmt: skip
+        counted = ", ".join(_count(holders[kind]["count"], kind) for kind in holders if holders[kind]["count"])
         raise errors.Conflict(f"The role `{key}` is still held ({counted}): give them another role first.",
                               code="role_in_use", details=holders)  # fmt: skip
     role.delete()
@@ -196,6 +195,13 @@ def role_holders(*, organization_id: int, key: str) -> dict[str, dict]:
         "domains": {"count": domains.count(),
                     "items": [{"id": d.uid, "domain": d.domain} for d in domains.order_by("id")[:named]]},
     }  # fmt: skip
+
+
+_SINGULAR = {"members": "member", "invitations": "invitation", "api_keys": "API key", "domains": "domain"}
+
+
+def _count(count: int, kind: str) -> str:
+    return f"{count} {_SINGULAR[kind]}" + ("s" if count != 1 else "")
 
 
 def _event(role: CustomRole) -> dict:

@@ -185,7 +185,7 @@ def test_deleting_a_held_role_is_409_naming_the_holders_until_nobody_holds_it(ac
                                                          "status": "active"}]}  # fmt: skip
     assert details["invitations"]["items"] == [{"id": invitation.json()["id"], "email": "i@example.com"}]
     assert details["api_keys"]["items"] == [{"id": key.json()["id"], "name": "helpdesk"}]
-    assert "1 members" in response.json()["message"]
+    assert "(1 member, 1 invitation, 1 API key)" in response.json()["message"]
     # a deactivated holder still holds it (reactivation restores the role)
     assert alice.api.post(f"{MEMBERS}/{carol.user.uid}/deactivate").status_code == 200
     assert alice.api.delete(f"{ROLES}/support").json()["details"]["members"]["items"][0]["status"] == "deactivated"
