@@ -147,7 +147,7 @@ BUILTIN_ROLES = Roles()
 
 def roles_of(organization: Organization | None) -> Roles:
     """The organization's roles as the request read them: loaded with the organization into the authorization cache
-    (public_app.selectors.organization_load), whose entry every role edit invalidates; read once otherwise."""
+    (public_app.services.callers), whose entry every role edit invalidates; read once otherwise."""
     if organization is None:
         return BUILTIN_ROLES
     roles = organization.__dict__.get("_roles")

@@ -38,14 +38,7 @@ def user_cache_key(user_id: int) -> str:
 
 
 def organization_load(*, slug: str) -> Organization | None:
-    """The organization with its roles (public_app.access.roles_of), as the authorization cache keeps it: a custom
-    role's edit invalidates this entry (public_app.signals), so the next request sees it."""
-    from public_app.access import roles_of
-
-    organization = Organization.objects.filter(slug=slug).first()
-    if organization is not None:
-        roles_of(organization)
-    return organization
+    return Organization.objects.filter(slug=slug).first()
 
 
 def slug_redirect_target(*, slug: str) -> Organization | None:

@@ -21,7 +21,7 @@ def _organization_changed(sender: Any, instance: Organization, **kwargs: Any) ->
 
 
 def _custom_role_changed(sender: Any, instance: CustomRole, **kwargs: Any) -> None:
-    # The organization's cache entry carries its roles (public_app.selectors.organization_load).
+    # The organization's cache entry carries its roles (public_app.services.callers).
     slug = Organization.objects.filter(id=instance.organization_id).values_list("slug", flat=True).first()
     if slug:
         invalidate([organization_cache_key(slug)])

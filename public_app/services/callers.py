@@ -17,7 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from public_app.access import Access, AccessKind, Account
+from public_app.access import Access, AccessKind, Account, roles_of
 from public_app.cache import adds_and_ride, cached_entries, memo_confirm, memo_get, memo_put
 from public_app.fairshare import Decision, OrgLimits, Take, buckets_for
 from public_app.models import ApiKey, Membership, Organization
@@ -121,7 +121,7 @@ def _read(key_hash: str, slug: str | None, is_key: bool) -> tuple[_Found | None,
     load_credential = api_key_load if is_key else auth_token_load
     first: list[tuple[str, Callable[[], Any]]] = [(credential_key, lambda: load_credential(key_hash=key_hash))]
     if slug is not None:
-        first.append((organization_cache_key(slug), lambda: organization_load(slug=slug)))
+        first.append((organization_cache_key(slug), lambda: _organization_with_roles(slug)))
     read = cached_entries(first)
     credential: Mapping[str, Any] | None = read[0][0]
     organization: Organization | None = read[1][0] if slug is not None else None
@@ -150,6 +150,15 @@ def _read(key_hash: str, slug: str | None, is_key: bool) -> tuple[_Found | None,
     limits = OrgLimits.of(organization) if organization is not None else None
     return _Found(credential=credential, account=account, organization=pickled, organization_id=organization_id,
                   role=role, limits=limits), entries  # fmt: skip
+
+
+def _organization_with_roles(slug: str) -> Organization | None:
+    """The organization with its roles (public_app.access.roles_of), as the authorization cache keeps it: a custom
+    role's edit invalidates this entry (public_app.signals), so the next request sees it."""
+    organization = organization_load(slug=slug)
+    if organization is not None:
+        roles_of(organization)
+    return organization
 
 
 def _take(found: _Found, is_key: bool) -> Take | None:
