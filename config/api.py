@@ -302,6 +302,7 @@ def register_routers() -> None:
     from public_app.api import auth as auth_api
     from public_app.api import billing as billing_api
     from public_app.api import developers as developers_api
+    from public_app.api import directory as directory_api
     from public_app.api import domains as domains_api
     from public_app.api import invitations as invitations_api
     from public_app.api import join_requests as join_requests_api
@@ -327,6 +328,7 @@ def register_routers() -> None:
     api.add_router("/organizations", join_requests_api.router)
     api.add_router("/", join_requests_api.me_router)
     api.add_router("/organizations", developers_api.router)
+    api.add_router("/organizations", directory_api.router)
     api.add_router("/organizations", agents_api.router)
     api.add_router("/organizations", campaigns_api.router)
     api.add_router("/organizations", leads_api.router)

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.static import serve as static_serve
 
 from config.api import api, error_response
 from config.health import healthz, readyz
 from config.metrics import metrics_view
+from public_app.scim import not_found as scim_not_found
 
 
 def serve_media(request: HttpRequest, path: str) -> HttpResponse | FileResponse:
@@ -43,6 +44,9 @@ urlpatterns = [
     path("api/v1/", api.urls),
     # Anything else under /api/ answers in the API's error shape, never Django's HTML page.
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    # Each organization's SCIM 2.0 service provider (public_app.scim), in SCIM's own shape.
+    path("scim/v2/organizations/<slug:slug>/", include("public_app.scim")),
+    re_path(r"^scim/(?P<rest>.*)$", scim_not_found),
     # Uploaded logos, when they live on the local filesystem (other storage backends serve their own URLs).
     re_path(r"^media/(?P<path>logos/[A-Za-z0-9_]+/[0-9a-f]+\.png)$", serve_media),
     path("healthz", healthz),

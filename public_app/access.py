@@ -160,6 +160,7 @@ class AccessKind(StrEnum):
     USER = "user"
     API_KEY = "api_key"
     SYSTEM = "system"
+    DIRECTORY = "directory"  # an organization's identity provider, through a SCIM token (public_app.services.directory)
 
 
 @dataclass(frozen=True)

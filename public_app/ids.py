@@ -15,6 +15,7 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 # Public schema.
 USER, ORGANIZATION, TOKEN, INVITATION, API_KEY, VERIFICATION = "usr", "org", "tok", "inv", "key", "ev"
 DOMAIN, JOIN_REQUEST, ROLE = "dom", "jr", "rol"
+SCIM_TOKEN, DIRECTORY_USER, DIRECTORY_GROUP = "sct", "scu", "scg"
 # Tenant schemas (each organization's own rows): unique across every schema, not only within one.
 AGENT, CAMPAIGN, LEAD, PHONE_NUMBER = "agt", "cmp", "led", "pn"
 WEBHOOK, WEBHOOK_DELIVERY, EVENT, AUDIT_ENTRY = "whk", "whd", "evt", "aud"

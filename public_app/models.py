@@ -123,6 +123,10 @@ class Organization(TenantMixin, TimestampedModel):
     # Any signed-in user with a verified address may ask to join by slug (public_app.services.join_requests);
     # otherwise only people whose verified address is at one of its verified domains.
     join_requests_open = models.BooleanField(default=False)
+    # SCIM (public_app.services.directory): the role of a provisioned member in no mapped group, and the mappings
+    # from the directory's groups to roles, `[{"group": displayName, "role": key}]`, the first match winning.
+    scim_default_role = models.CharField(max_length=16, default="member")
+    scim_group_roles = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="org_status_idx")]
@@ -197,6 +201,9 @@ class Membership(TimestampedModel):
     last_accessed_at = models.DateTimeField(default=timezone.now)
     # Deactivated (public_app.services.members): no access and no seat, role and history kept for reactivation.
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    # Provisioned by the organization's directory (SCIM, public_app.services.directory): it sets the role and the
+    # state; on an account whose address is not verified yet it gives no access until it is.
+    via_directory = models.BooleanField(default=False)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -593,3 +600,71 @@ class JoinRequest(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.user_id}→{self.organization_id}:{self.status}"
+
+
+def scim_token_uid() -> str:
+    return ids.new_uid(ids.SCIM_TOKEN)
+
+
+class ScimToken(TimestampedModel):
+    """A bearer token an organization's identity provider provisions members with (SCIM 2.0): it reaches only that
+    organization's SCIM endpoints. Only SHA-256 of it is kept; `prefix` is its visible start."""
+
+    uid = models.CharField(max_length=40, unique=True, default=scim_token_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="scim_tokens")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=24)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+
+def directory_user_uid() -> str:
+    return ids.new_uid(ids.DIRECTORY_USER)
+
+
+def directory_group_uid() -> str:
+    return ids.new_uid(ids.DIRECTORY_GROUP)
+
+
+class DirectoryUser(TimestampedModel):
+    """A SCIM User of an organization: the directory's record of a person (`resource`: the SCIM attributes as the
+    directory sent them, without id, meta, groups or password) and the account it stands for. The account belongs
+    to the person; the membership it gives is the directory's to manage."""
+
+    uid = models.CharField(max_length=40, unique=True, default=directory_user_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="directory_users")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="directory_records")
+    user_name = models.CharField(max_length=300)  # lower-cased for uniqueness (SCIM: case-insensitive)
+    active = models.BooleanField(default=True)
+    # The account was a member before the directory named it: in no mapped group, it keeps the role it had.
+    adopted = models.BooleanField(default=False)
+    resource = models.JSONField(default=dict)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user_name"], name="directory_user_name_once"),
+            models.UniqueConstraint(fields=["organization", "user"], name="directory_user_account_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_name
+
+
+class DirectoryGroup(TimestampedModel):
+    """A SCIM Group of an organization; its display name is what the role mappings name."""
+
+    uid = models.CharField(max_length=40, unique=True, default=directory_group_uid, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="directory_groups")
+    display_name = models.CharField(max_length=300)
+    resource = models.JSONField(default=dict)
+    members = models.ManyToManyField(DirectoryUser, related_name="groups", blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return self.display_name

@@ -50,7 +50,10 @@ def slug_redirect_target(*, slug: str) -> Organization | None:
 
 
 def membership_role_load(*, organization_id: int, user_id: int) -> str | None:
+    """The role an active membership gives; none for a directory's membership of an account whose address is not
+    verified yet (whoever holds such an account has not shown they read the mailbox the directory named)."""
     memberships = Membership.objects.active().filter(organization_id=organization_id, user_id=user_id)
+    memberships = memberships.exclude(via_directory=True, user__email_verified_at__isnull=True)
     return memberships.values_list("role", flat=True).first()
 
 

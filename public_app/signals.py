@@ -40,8 +40,11 @@ def _api_key_changed(sender: Any, instance: ApiKey, **kwargs: Any) -> None:
 
 
 def _account_changed(sender: Any, instance: User, **kwargs: Any) -> None:
-    # Name, email, verification, deactivation: the next request of any of the user's tokens reads the account again.
-    invalidate([user_cache_key(instance.id)])
+    # Name, email, verification, deactivation: the next request of any of the user's tokens reads the account again;
+    # the directory's memberships give access once the address is verified (public_app.selectors).
+    directory = Membership.objects.filter(user_id=instance.id, via_directory=True).values_list("organization_id",
+                                                                                                flat=True)  # fmt: skip
+    invalidate([user_cache_key(instance.id), *(membership_cache_key(org_id, instance.id) for org_id in directory)])
 
 
 def _user_changed(sender: Any, instance: User, created: bool = False, **kwargs: Any) -> None:

@@ -201,10 +201,12 @@ def invitations_beyond_role_cancel(
 
 
 def membership_add(
-    *, organization: Organization, user: User, role: str, access: Access, data: dict | None = None
+    *, organization: Organization, user: User, role: str, access: Access, data: dict | None = None,
+    via_directory: bool = False,
 ) -> Membership:
-    """Add a member (from an accepted invitation, or a verified domain: `data` says how). Call inside the caller's
-    transaction."""
-    membership = Membership.objects.create(organization=organization, user=user, role=role)
+    """Add a member (from an accepted invitation, a verified domain or the directory: `data` says how). Call inside
+    the caller's transaction."""
+    membership = Membership.objects.create(organization=organization, user=user, role=role,
+                                           via_directory=via_directory)  # fmt: skip
     _membership_happened(access, organization, "member.added", membership, {"role": role, **(data or {})})
     return membership
