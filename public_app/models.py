@@ -638,7 +638,8 @@ class DirectoryUser(TimestampedModel):
 
     uid = models.CharField(max_length=40, unique=True, default=directory_user_uid, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="directory_users")
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="directory_records")
+    # None until the directory gives the user an email address (a membership needs an account, found by email).
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, blank=True, related_name="directory_records")
     user_name = models.CharField(max_length=300)  # lower-cased for uniqueness (SCIM: case-insensitive)
     active = models.BooleanField(default=True)
     # The account was a member before the directory named it: in no mapped group, it keeps the role it had.

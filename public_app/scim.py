@@ -153,7 +153,17 @@ def _users(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
         resource = directory.user_resource(record, users, groups)
         return _response(_dump(resource, Context.RESOURCE_CREATION_RESPONSE), 201, location=f"{users}/{record.uid}")
     _methods(request, "GET", "POST")
-    search = _search(request)
+    return _user_listing(access, users, groups, _search(request))
+
+
+def _users_search(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
+    """`POST /Users/.search`: the query in the body (RFC 7644 §3.4.3)."""
+    _methods(request, "POST")
+    users, groups = _locations(request, slug)
+    return _user_listing(access, users, groups, _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST))
+
+
+def _user_listing(access: Access, users: str, groups: str, search: SearchRequest) -> HttpResponse:
     found = directory.directory_users_find(organization=access.org, filter_text=search.filter and str(search.filter),
                                            location=users, group_location=groups)  # fmt: skip
     page, start = _page(found, search)
@@ -195,7 +205,33 @@ def _groups(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
         resource = directory.group_resource(record, groups, users)
         return _response(_dump(resource, Context.RESOURCE_CREATION_RESPONSE), 201, location=f"{groups}/{record.uid}")
     _methods(request, "GET", "POST")
-    search = _search(request)
+    return _group_listing(access, users, groups, _search(request))
+
+
+def _groups_search(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
+    """`POST /Groups/.search`: the query in the body (RFC 7644 §3.4.3)."""
+    _methods(request, "POST")
+    users, groups = _locations(request, slug)
+    return _group_listing(access, users, groups, _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST))
+
+
+def _root_search(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
+    """`POST /.search`: users and groups at once (RFC 7644 §3.4.3), each type filtered by its own attributes."""
+    _methods(request, "POST")
+    users, groups = _locations(request, slug)
+    search = _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST)
+    text = search.filter and str(search.filter)
+    found: list[Any] = [directory.user_resource(r, users, groups) for r in directory.directory_users_find(
+        organization=access.org, filter_text=text, location=users, group_location=groups)]
+    found += [directory.group_resource(g, groups, users) for g in directory.directory_groups_find(
+        organization=access.org, filter_text=text, location=groups, user_location=users)]  # fmt: skip
+    page, start = _page(found, search)
+    listing = ListResponse[User | Group](total_results=len(found), start_index=start, items_per_page=len(page),
+                                         resources=page)  # fmt: skip
+    return _response(_dump(listing, Context.SEARCH_RESPONSE, search))
+
+
+def _group_listing(access: Access, users: str, groups: str, search: SearchRequest) -> HttpResponse:
     found = directory.directory_groups_find(organization=access.org, filter_text=search.filter and str(search.filter),
                                             location=groups, user_location=users)  # fmt: skip
     page, start = _page(found, search)
@@ -299,9 +335,12 @@ urlpatterns = [
     path("ResourceTypes/<str:one>", _scim_view(_types_view)),
     path("Schemas", _scim_view(_schemas_view)),
     path("Schemas/<str:one>", _scim_view(_schemas_view)),
+    path(".search", _scim_view(_root_search)),
     path("Users", _scim_view(_users)),
+    path("Users/.search", _scim_view(_users_search)),
     path("Users/<str:uid>", _scim_view(_user)),
     path("Groups", _scim_view(_groups)),
+    path("Groups/.search", _scim_view(_groups_search)),
     path("Groups/<str:uid>", _scim_view(_group)),
     re_path(r"^(?P<rest>.*)$", not_found),
 ]

@@ -174,6 +174,8 @@ def _sync(access: Access, organization: Organization, record: DirectoryUser, *, 
         membership_remove,
     )
 
+    if record.user is None:  # no email address yet: no account, no membership
+        return
     membership = Membership.objects.filter(organization=organization, user_id=record.user_id).first()
     if removing:
         if membership is not None and membership.via_directory:
@@ -202,7 +204,7 @@ def _sync(access: Access, organization: Organization, record: DirectoryUser, *, 
 # Users --------------------------------------------------------------------------------------------------------------
 
 
-def _email_of(user: User) -> str:
+def _email_of(user: User) -> str | None:
     emails = list(user.emails or [])
     chosen = next((e.value for e in emails if e.primary and e.value), None) or next(
         (e.value for e in emails if e.value), None
@@ -216,8 +218,7 @@ def _email_of(user: User) -> str:
             return normalized
         except DjangoValidationError:
             continue
-    raise ScimError(400, "A user needs an email address: in `emails` (the primary one) or as `userName`.",
-                    "invalidValue")  # fmt: skip
+    return None
 
 
 def _account_for(email: str, user: User) -> Account:
@@ -233,8 +234,10 @@ def _account_for(email: str, user: User) -> Account:
 
 
 def _stored(resource: User | Group) -> dict[str, Any]:
+    """The attributes as the directory sent them. A group keeps its members as sent too (their `display`), though
+    who is a member is the relation (`DirectoryGroup.members`)."""
     stored = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    for key in ("id", "meta", "groups", "members", "password"):
+    for key in ("id", "meta", "groups", "password"):
         stored.pop(key, None)
     return stored
 
@@ -271,10 +274,8 @@ def directory_user_create(*, access: Access, user: User) -> DirectoryUser:
     user_name = _user_name(user)
     if DirectoryUser.objects.filter(organization=organization, user_name=user_name).exists():
         raise ScimError(409, f"A user with userName {user.user_name!r} exists.", "uniqueness")
-    account = _account_for(_email_of(user), user)
-    if DirectoryUser.objects.filter(organization=organization, user=account).exists():
-        raise ScimError(409, "Another user of this directory has this email address.", "uniqueness")
-    adopted = Membership.objects.filter(organization=organization, user=account).exists()
+    account = _link(organization, user, None)
+    adopted = account is not None and Membership.objects.filter(organization=organization, user=account).exists()
     record = DirectoryUser(organization=organization, user=account, user_name=user_name, adopted=adopted,
                            active=user.active is not False, resource=_stored(user))  # fmt: skip
     try:
@@ -307,8 +308,29 @@ def directory_user_patch(*, access: Access, uid: str, patch: PatchOp[User], loca
     return _user_save(access, organization, record, current)
 
 
+def _link(organization: Organization, user: User, record: DirectoryUser | None) -> Account | None:
+    """The account the user's email names (found, or created unconfirmed), once it has one. A record stays with the
+    account it was first linked to: a later email change in the directory does not move the membership."""
+    if record is not None and record.user is not None:
+        return record.user
+    email = _email_of(user)
+    if email is None:
+        return None
+    account = _account_for(email, user)
+    others = DirectoryUser.objects.filter(organization=organization, user=account)
+    if record is not None:
+        others = others.exclude(id=record.id)
+    if others.exists():
+        raise ScimError(409, "Another user of this directory has this email address.", "uniqueness")
+    return account
+
+
 def _user_save(access: Access, organization: Organization, record: DirectoryUser, user: User) -> DirectoryUser:
     user_name = _user_name(user)
+    if record.user is None:
+        record.user = _link(organization, user, record)
+        record.adopted = record.user is not None and Membership.objects.filter(
+            organization=organization, user=record.user).exists()  # fmt: skip
     if (user_name != record.user_name
             and DirectoryUser.objects.filter(organization=organization, user_name=user_name).exists()):  # fmt: skip
         raise ScimError(409, f"A user with userName {user.user_name!r} exists.", "uniqueness")
@@ -332,7 +354,9 @@ def directory_user_delete(*, access: Access, uid: str) -> None:
 
 
 def _audit(access: Access, action: str, record: DirectoryUser) -> None:
-    happened(access=access, action=action, target=Target("user", record.user.uid, record.user.email),
+    target = (Target("user", record.user.uid, record.user.email) if record.user is not None
+              else Target("directory_user", record.uid, record.user_name))  # fmt: skip
+    happened(access=access, action=action, target=target,
              data={"id": record.uid, "userName": record.resource.get("userName"), "active": record.active})  # fmt: skip
 
 
@@ -375,7 +399,8 @@ def directory_group_get(*, organization: Organization, uid: str) -> DirectoryGro
 
 
 def group_resource(group: DirectoryGroup, location: str, user_location: str) -> Group:
-    members = [{"value": m.uid, "display": m.resource.get("displayName") or m.resource.get("userName"),
+    sent = {m.get("value"): m.get("display") for m in group.resource.get("members") or [] if isinstance(m, dict)}
+    members = [{"value": m.uid, "display": sent.get(m.uid) or m.resource.get("displayName") or m.user_name,
                 "$ref": f"{user_location}/{m.uid}", "type": "User"} for m in group.members.order_by("id")]  # fmt: skip
     return Group.model_validate({**group.resource, "id": group.uid, "members": members, "meta": {
         "resourceType": "Group", "created": group.created_at, "lastModified": group.updated_at,

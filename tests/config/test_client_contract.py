@@ -399,3 +399,29 @@ def test_schemathesis_finds_no_server_error_schema_violation_or_undocumented_sta
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-3000:]
     assert service.statuses_of(["fuzz"])["active"] == 1  # the run kept its organization: nothing was skipped by 308
     assert "No issues found" in run.stdout or " passed" in run.stdout
+
+
+def test_scim2_tester_finds_the_scim_endpoints_compliant(service: Service) -> None:
+    """Issue 21: the independent compliance checker `scim2-tester` (discovery, then create, read, list, replace,
+    patch add/replace/remove and delete of every resource type the server publishes) against one organization's
+    live SCIM endpoints; every check must pass, none may be skipped by us."""
+    import httpx2
+    from scim2_client.engines.httpx2 import SyncSCIMClient
+    from scim2_tester import Status, check_server
+
+    service.sign_up("scim-owner@example.com")
+    service.create_organization("scimco")
+    wait_until(lambda: service.call("GET", "/api/v1/organizations/scimco").json().get("status") == "active", 60,
+               "the organization is active")  # fmt: skip
+    created = service.call("POST", "/api/v1/organizations/scimco/scim/tokens", {"name": "scim2-tester"})
+    assert created.status_code == 201, created.text
+    token, base_url = created.json()["token"], created.json()["base_url"]
+    with httpx2.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        results = check_server(SyncSCIMClient(http))
+    passed = {Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE}
+    failures = [f"{r.status.name} {r.resource_type or ''} {r.title}: {r.reason}" for r in results
+                if r.status not in passed]  # fmt: skip
+    assert len(results) > 40 and not failures, "\n".join(failures)
+    # What the checker created, it deleted: the directory is empty again, and so are the memberships it gave.
+    members = service.call("GET", "/api/v1/organizations/scimco/members").json()["items"]
+    assert [m["user"]["email"] for m in members] == ["scim-owner@example.com"]
