@@ -127,7 +127,7 @@ PATH_ID_PREFIXES: dict[str, tuple[str, ...]] = {
     "user_id": (ids.USER,), "invitation_id": (ids.INVITATION,), "key_id": (ids.API_KEY,), "agent_id": (ids.AGENT,),
     "campaign_id": (ids.CAMPAIGN,), "lead_id": (ids.LEAD,), "number_id": (ids.PHONE_NUMBER,),
     "webhook_id": (ids.WEBHOOK, ids.WEBHOOK_LEGACY), "domain_id": (ids.DOMAIN,),
-    "join_request_id": (ids.JOIN_REQUEST,),
+    "join_request_id": (ids.JOIN_REQUEST,), "scim_token_id": (ids.SCIM_TOKEN,),
 }  # fmt: skip
 
 

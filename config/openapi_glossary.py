@@ -45,6 +45,9 @@ _OBJECTS: dict[str, tuple[str, str]] = {
     "DnsRecord": ("DNS record", "dom"),
     "Suggestion": ("suggestion", "org"),
     "Role": ("role", "rol"),
+    "ScimToken": ("SCIM token", "sct"),
+    "Directory": ("directory", "sct"),
+    "GroupRole": ("group mapping", "sct"),
 }
 
 _NULL_IN_REPLAY = " Null in a replay of this response (`Idempotent-Replayed: true`): secrets are never stored."
@@ -197,7 +200,7 @@ _BY_SCHEMA: dict[str, tuple[str, Any]] = {
         "Send the user's browser here (Stripe Checkout or the Billing Portal).",
         "https://checkout.stripe.com/c/pay/cs_test_1",
     ),
-    "ActorOut.type": ("`user`, `api_key` or `system`.", "user"),
+    "ActorOut.type": ("`user`, `api_key`, `system` or `directory` (a SCIM token).", "user"),
     "ActorOut.id": ("The user's (`usr_…`) or API key's (`key_…`) id.", "usr_" + _EXAMPLE_ULID),
     "ActorOut.label": ("The user's email or the API key's name.", "ada@example.com"),
     "TargetOut.type": ("What kind of object the change was made to.", "member"),
@@ -238,6 +241,7 @@ _PARAMETERS: dict[str, str] = {
     "domain_id": "The claimed domain's id (`dom_…`).",
     "join_request_id": "The join request's id (`jr_…`).",
     "key": "The role's key (`admin`, or a custom role's such as `support`).",
+    "scim_token_id": "The SCIM token's id (`sct_…`).",
     "org_slug": "The suggested organization's slug.",
     "status": "Only objects with this status.",
     "source": "Only leads that came in this way.",

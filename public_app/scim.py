@@ -268,7 +268,7 @@ def _group(request: HttpRequest, access: Access, slug: str, uid: str) -> HttpRes
 def _config(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
     _methods(request, "GET")
     config = ServiceProviderConfig(
-        documentation_uri=DOCS,
+        documentation_uri=DOCS,  # type: ignore[arg-type]  # a string is what pydantic reads a reference from
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_COUNT),
@@ -276,10 +276,10 @@ def _config(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
         sort=Sort(supported=False),
         etag=ETag(supported=False),
         authentication_schemes=[AuthenticationScheme(
-            type="oauthbearertoken", name="SCIM token", primary=True,
+            type="oauthbearertoken", name="SCIM token", primary=True,  # type: ignore[arg-type]
             description="A directory token of the organization (Settings → Members → Directory), as a bearer token.",
         )],
-        meta={"resourceType": "ServiceProviderConfig", "location": f"{_base(request, slug)}/ServiceProviderConfig"},
+        meta=Meta(resource_type="ServiceProviderConfig", location=f"{_base(request, slug)}/ServiceProviderConfig"),
     )  # fmt: skip
     return _response(config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
@@ -310,7 +310,9 @@ def _listing(request: HttpRequest, items: list[Any], one: str | None, what: str)
                 return _response(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
         raise ScimError(404, f"{what} {one} not found.")
     model = type(items[0]) if items else ResourceType
-    listing = ListResponse[model](total_results=len(items), start_index=1, items_per_page=len(items), resources=items)
+    listing = ListResponse[model](  # type: ignore[valid-type]
+        total_results=len(items), start_index=1, items_per_page=len(items), resources=items
+    )
     return _response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
 

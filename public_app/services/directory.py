@@ -176,10 +176,11 @@ def _sync(access: Access, organization: Organization, record: DirectoryUser, *, 
 
     if record.user is None:  # no email address yet: no account, no membership
         return
-    membership = Membership.objects.filter(organization=organization, user_id=record.user_id).first()
+    user_id = record.user.id
+    membership = Membership.objects.filter(organization=organization, user_id=user_id).first()
     if removing:
         if membership is not None and membership.via_directory:
-            membership_remove(access=access, user_id=record.user_id)
+            membership_remove(access=access, user_id=user_id)
         return
     role = _role_for(organization, record, Roles.load(organization.id))
     if membership is None:
@@ -193,12 +194,12 @@ def _sync(access: Access, organization: Organization, record: DirectoryUser, *, 
         membership.save(update_fields=["via_directory"])
     if not record.active:
         if membership.deactivated_at is None:
-            membership_deactivate(access=access, user_id=record.user_id)
+            membership_deactivate(access=access, user_id=user_id)
         return
     if membership.deactivated_at is not None:
-        membership_reactivate(access=access, user_id=record.user_id)
+        membership_reactivate(access=access, user_id=user_id)
     if role is not None and membership.role != role:
-        membership_change_role(access=access, user_id=record.user_id, role=role)
+        membership_change_role(access=access, user_id=user_id, role=role)
 
 
 # Users --------------------------------------------------------------------------------------------------------------
@@ -210,7 +211,8 @@ def _email_of(user: User) -> str | None:
         (e.value for e in emails if e.value), None
     )
     candidates = [chosen] if chosen else []
-    candidates.append(user.user_name)
+    if user.user_name:
+        candidates.append(user.user_name)
     for candidate in candidates:
         try:
             normalized = normalize_email(candidate or "")

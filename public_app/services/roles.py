@@ -18,7 +18,15 @@ from public_app import errors
 from public_app.access import IMPLIED_PERMISSIONS, ROLE_CAPABILITIES, ROLE_KEY_PATTERN, Access, Capability, Roles
 from public_app.events import Target, happened
 from public_app.locks import organization_lock
-from public_app.models import ApiKey, CustomRole, Invitation, InvitationStatus, Membership, OrganizationDomain
+from public_app.models import (
+    ApiKey,
+    CustomRole,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    OrganizationDomain,
+)
 from public_app.services.api_keys import api_keys_beyond_edited_role_revoke
 from public_app.services.members import invitations_beyond_role_cancel, role_now
 
@@ -183,6 +191,10 @@ def role_holders(*, organization_id: int, key: str) -> dict[str, dict]:
                                             status=InvitationStatus.PENDING)  # fmt: skip
     keys = ApiKey.objects.filter(organization_id=organization_id, role=key, revoked_at=None)
     domains = OrganizationDomain.objects.filter(organization_id=organization_id, default_role=key)
+    directory = Organization.objects.filter(id=organization_id).values("scim_default_role", "scim_group_roles").first()
+    mapped = [{"group": m["group"]} for m in (directory or {}).get("scim_group_roles", []) if m.get("role") == key]
+    if directory and directory["scim_default_role"] == key:
+        mapped.insert(0, {"group": None})  # the directory's default role
     named = HOLDERS_NAMED
     return {
         "members": {"count": members.count(), "items": [
@@ -194,10 +206,12 @@ def role_holders(*, organization_id: int, key: str) -> dict[str, dict]:
                      "items": [{"id": k.uid, "name": k.name} for k in keys.order_by("id")[:named]]},
         "domains": {"count": domains.count(),
                     "items": [{"id": d.uid, "domain": d.domain} for d in domains.order_by("id")[:named]]},
+        "directory_mappings": {"count": len(mapped), "items": mapped[:named]},
     }  # fmt: skip
 
 
-_SINGULAR = {"members": "member", "invitations": "invitation", "api_keys": "API key", "domains": "domain"}
+_SINGULAR = {"members": "member", "invitations": "invitation", "api_keys": "API key", "domains": "domain",
+             "directory_mappings": "directory mapping"}
 
 
 def _count(count: int, kind: str) -> str:

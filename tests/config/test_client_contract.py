@@ -326,7 +326,7 @@ SEMANTIC_422 = [
     "startCheckout", "openPortal", "connectLeadsforce", "createWebhook", "updateWebhook", "removeMember",
     "updateOrganization", "createInvitation", "stripeWebhook", "listDomains", "listJoinRequests",
     "listMySuggestions", "listMyJoinRequests", "createDomain", "verifyDomain", "listRoles", "createRole",
-    "updateRole", "changeMemberRole", "updateDomain", "approveJoinRequest",
+    "updateRole", "changeMemberRole", "updateDomain", "approveJoinRequest", "updateDirectory", "listScimTokens",
 ]  # fmt: skip
 POSITIVE = ["2xx", "3xx", "401", "403", "404", "409", "410", "429"]
 NEGATIVE = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "431"]

@@ -24,6 +24,7 @@ from public_app.models import (
     Organization,
     OrganizationDomain,
     Role,
+    ScimToken,
 )
 from public_app.services.invitations import invitation_create, invitation_token
 from public_app.tenancy import tenant_context
@@ -153,6 +154,11 @@ ACCESS: dict[str, Any] = {
     "POST /organizations/{slug}/roles": C.MEMBERS_MANAGE,
     "PATCH /organizations/{slug}/roles/{key}": C.MEMBERS_MANAGE,
     "DELETE /organizations/{slug}/roles/{key}": C.MEMBERS_MANAGE,
+    "GET /organizations/{slug}/scim": (C.MEMBERS_MANAGE, KEYS_REFUSED),
+    "PATCH /organizations/{slug}/scim": (C.MEMBERS_MANAGE, KEYS_REFUSED),
+    "GET /organizations/{slug}/scim/tokens": (C.MEMBERS_MANAGE, KEYS_REFUSED),
+    "POST /organizations/{slug}/scim/tokens": (C.MEMBERS_MANAGE, KEYS_REFUSED),
+    "DELETE /organizations/{slug}/scim/tokens/{scim_token_id}": (C.MEMBERS_MANAGE, KEYS_REFUSED),
 }
 
 
@@ -235,6 +241,7 @@ def world(db: None, tenant_template: None, settings: Any) -> dict[str, Any]:
         "invitation": invitation,
         "domain": OrganizationDomain.objects.create(organization=acme, domain="acme-matrix.io", token="t"),
         "join_request": JoinRequest.objects.create(organization=acme, user=UserFactory(email="asker@example.com")),
+        "scim_token": ScimToken.objects.create(organization=acme, name="idp", prefix="scim_x", key_hash="0" * 64),
         "rows": tenant_rows(acme),
     }
 
@@ -260,6 +267,7 @@ def _path(operation: Operation, caller: str, world: dict[str, Any]) -> str:
         "org_slug": "acme",
         "join_request_id": world["join_request"].uid,
         "key": "spare",
+        "scim_token_id": world["scim_token"].uid,
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], operation.path)
 
@@ -290,6 +298,8 @@ def _state(acme: Organization) -> tuple:
         sorted(Invitation.objects.filter(organization=acme).values_list("uid", "status", "token_version")),
         sorted(ApiKey.objects.filter(organization=acme).values_list("uid", "key_hash", "revoked_at")),
         sorted(CustomRole.objects.filter(organization=acme).values_list("key", "name", "updated_at")),
+        sorted(ScimToken.objects.filter(organization=acme).values_list("uid", "revoked_at")),
+        Organization.objects.filter(id=acme.id).values_list("scim_default_role", "scim_group_roles").first(),
     )
     with tenant_context(acme):
         rows = [

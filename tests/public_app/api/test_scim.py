@@ -245,3 +245,13 @@ def test_member_webhook_events_carry_directory_changes(acme, acme_scim):
     with tenant_context(acme):
         assert list(WebhookDelivery.objects.order_by("id").values_list("event_type", flat=True)) == [
             "member.added", "member.deactivated"]  # fmt: skip
+
+
+def test_a_role_a_group_mapping_names_cannot_be_deleted(acme, alice):
+    alice.api.post("/api/v1/organizations/acme/roles", {"key": "support", "name": "Support", "permissions": []})
+    alice.api.patch("/api/v1/organizations/acme/scim", {"group_roles": [{"group": "Help", "role": "support"}]})
+    response = alice.api.delete("/api/v1/organizations/acme/roles/support")
+    assert (response.status_code, response.json()["code"]) == (409, "role_in_use")
+    assert response.json()["details"]["directory_mappings"]["items"] == [{"group": "Help"}]
+    alice.api.patch("/api/v1/organizations/acme/scim", {"group_roles": []})
+    assert alice.api.delete("/api/v1/organizations/acme/roles/support").status_code == 204
