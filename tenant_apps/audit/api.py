@@ -22,7 +22,7 @@ class AuditFilters(Schema):
 
 
 class ActorOut(Schema):
-    type: Literal["user", "api_key", "system"]
+    type: Literal["user", "api_key", "system", "directory"]
     id: str
     label: str
 

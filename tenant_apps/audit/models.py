@@ -9,7 +9,7 @@ from public_app import ids
 class AuditEntry(models.Model):
     uid = models.CharField(max_length=40, unique=True, default=ids.audit_entry_uid, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    actor_type = models.CharField(max_length=16)  # "user" | "api_key" | "system"
+    actor_type = models.CharField(max_length=16)  # "user" | "api_key" | "system" | "directory"
     actor_id = models.CharField(max_length=64, blank=True)
     actor_label = models.CharField(max_length=254, blank=True)
     action = models.CharField(max_length=64)

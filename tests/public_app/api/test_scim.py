@@ -111,6 +111,10 @@ def test_deactivation_and_deletion_follow_the_directory_and_the_account_stays(ac
     with tenant_context(acme):
         actions = list(AuditEntry.objects.filter(actor_type="directory").values_list("action", flat=True))
     assert {"member.added", "member.deactivated", "member.reactivated", "member.removed"} <= set(actions)
+    # as the owner reads it
+    entries = alice.api.get("/api/v1/organizations/acme/audit-log?limit=50").json()["items"]
+    assert {"type": "directory", "label": "SCIM: Okta"}.items() <= next(
+        e["actor"] for e in entries if e["action"] == "member.removed").items()
 
 
 def test_group_membership_patches_as_identity_providers_send_them(acme, alice, acme_scim):
