@@ -57,6 +57,8 @@ def _error(status: int, detail: str, scim_type: str | None = None) -> HttpRespon
     response = _response(error.model_dump(scim_ctx=Context.DEFAULT), status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="scim"'
+    if status == 503:
+        response["Retry-After"] = "5"
     return response
 
 
