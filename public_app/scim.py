@@ -8,6 +8,7 @@ SCIM's own shape (`urn:ietf:params:scim:api:messages:2.0:Error`). The protocol o
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -114,9 +115,9 @@ def _methods(request: HttpRequest, *allowed: str) -> None:
         raise ScimError(405, f"{request.method} is not supported here; use {', '.join(allowed)}.")
 
 
-def _locations(request: HttpRequest, slug: str) -> tuple[str, str]:
+def _where(request: HttpRequest, slug: str) -> directory.Where:
     base = _base(request, slug)
-    return f"{base}/Users", f"{base}/Groups"
+    return directory.Where(users=f"{base}/Users", groups=f"{base}/Groups")
 
 
 def _search(request: HttpRequest) -> SearchRequest:
@@ -144,124 +145,96 @@ def _dump(resource: Any, context: Context, search: Any = None) -> dict[str, Any]
         resource.model_dump(scim_ctx=context)  # fmt: skip
 
 
-# Users --------------------------------------------------------------------------------------------------------------
+# Users and Groups ---------------------------------------------------------------------------------------------------
 
 
-def _users(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
-    users, groups = _locations(request, slug)
-    if request.method == "POST":
-        user = _validate(User, _body(request), Context.RESOURCE_CREATION_REQUEST)
-        record = directory.directory_user_create(access=access, user=user)
-        resource = directory.user_resource(record, users, groups)
-        return _response(_dump(resource, Context.RESOURCE_CREATION_RESPONSE), 201, location=f"{users}/{record.uid}")
-    _methods(request, "GET", "POST")
-    return _user_listing(access, users, groups, _search(request))
+@dataclass(frozen=True)
+class _Kind:
+    """One resource type and the directory services that keep it."""
+
+    model: Any
+    create: Callable[..., Any]
+    get: Callable[..., Any]
+    replace: Callable[..., Any]
+    patch: Callable[..., Any]
+    delete: Callable[..., None]
+    find: Callable[..., list[Any]]
+    render: Callable[[Any, directory.Where], Any]
 
 
-def _users_search(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
-    """`POST /Users/.search`: the query in the body (RFC 7644 §3.4.3)."""
-    _methods(request, "POST")
-    users, groups = _locations(request, slug)
-    return _user_listing(access, users, groups, _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST))
+USERS = _Kind(User, directory.directory_user_create, directory.directory_user_get, directory.directory_user_replace,
+              directory.directory_user_patch, directory.directory_user_delete, directory.directory_users_find,
+              directory.user_resource)  # fmt: skip
+GROUPS = _Kind(Group, directory.directory_group_create, directory.directory_group_get,
+               directory.directory_group_replace, directory.directory_group_patch, directory.directory_group_delete,
+               directory.directory_groups_find, directory.group_resource)  # fmt: skip
 
 
-def _user_listing(access: Access, users: str, groups: str, search: SearchRequest) -> HttpResponse:
-    found = directory.directory_users_find(organization=access.org, filter_text=search.filter and str(search.filter),
-                                           location=users, group_location=groups)  # fmt: skip
-    page, start = _page(found, search)
-    listing = ListResponse[User](total_results=len(found), start_index=start, items_per_page=len(page),
-                                 resources=[directory.user_resource(r, users, groups) for r in page])  # fmt: skip
-    return _response(_dump(listing, Context.SEARCH_RESPONSE, search))
-
-
-def _user(request: HttpRequest, access: Access, slug: str, uid: str) -> HttpResponse:
-    users, groups = _locations(request, slug)
-    organization = access.org
-    if request.method == "GET":
-        search = _search(request)
-        record = directory.directory_user_get(organization=organization, uid=uid)
-        return _response(_dump(directory.user_resource(record, users, groups), Context.RESOURCE_QUERY_RESPONSE,
-                               search))  # fmt: skip
-    if request.method == "PUT":
-        user = _validate(User, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
-        record = directory.directory_user_replace(access=access, uid=uid, user=user)
-        return _response(_dump(directory.user_resource(record, users, groups), Context.RESOURCE_REPLACEMENT_RESPONSE))
-    if request.method == "PATCH":
-        patch = _validate(PatchOp[User], _body(request), Context.RESOURCE_PATCH_REQUEST)
-        record = directory.directory_user_patch(access=access, uid=uid, patch=patch, location=users,
-                                                group_location=groups)  # fmt: skip
-        return _response(_dump(directory.user_resource(record, users, groups), Context.RESOURCE_PATCH_RESPONSE))
-    _methods(request, "GET", "PUT", "PATCH", "DELETE")
-    directory.directory_user_delete(access=access, uid=uid)
-    return _response(None, 204)
-
-
-# Groups -------------------------------------------------------------------------------------------------------------
-
-
-def _groups(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
-    users, groups = _locations(request, slug)
-    if request.method == "POST":
-        group = _validate(Group, _body(request), Context.RESOURCE_CREATION_REQUEST)
-        record = directory.directory_group_create(access=access, group=group)
-        resource = directory.group_resource(record, groups, users)
-        return _response(_dump(resource, Context.RESOURCE_CREATION_RESPONSE), 201, location=f"{groups}/{record.uid}")
-    _methods(request, "GET", "POST")
-    return _group_listing(access, users, groups, _search(request))
-
-
-def _groups_search(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
-    """`POST /Groups/.search`: the query in the body (RFC 7644 §3.4.3)."""
-    _methods(request, "POST")
-    users, groups = _locations(request, slug)
-    return _group_listing(access, users, groups, _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST))
-
-
-def _root_search(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
-    """`POST /.search`: users and groups at once (RFC 7644 §3.4.3), each type filtered by its own attributes."""
-    _methods(request, "POST")
-    users, groups = _locations(request, slug)
-    search = _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST)
+def _found(kind: _Kind, access: Access, where: directory.Where, search: SearchRequest) -> list[Any]:
     text = search.filter and str(search.filter)
-    found: list[Any] = [directory.user_resource(r, users, groups) for r in directory.directory_users_find(
-        organization=access.org, filter_text=text, location=users, group_location=groups)]
-    found += [directory.group_resource(g, groups, users) for g in directory.directory_groups_find(
-        organization=access.org, filter_text=text, location=groups, user_location=users)]  # fmt: skip
-    page, start = _page(found, search)
-    listing = ListResponse[User | Group](total_results=len(found), start_index=start, items_per_page=len(page),
-                                         resources=page)  # fmt: skip
+    return [kind.render(record, where) for record in kind.find(organization=access.org, filter_text=text, where=where)]
+
+
+def _listing_of(resources: list[Any], model: Any, search: SearchRequest) -> HttpResponse:
+    page, start = _page(resources, search)
+    listing = ListResponse[model](total_results=len(resources), start_index=start, items_per_page=len(page),
+                                  resources=page)  # fmt: skip
     return _response(_dump(listing, Context.SEARCH_RESPONSE, search))
 
 
-def _group_listing(access: Access, users: str, groups: str, search: SearchRequest) -> HttpResponse:
-    found = directory.directory_groups_find(organization=access.org, filter_text=search.filter and str(search.filter),
-                                            location=groups, user_location=users)  # fmt: skip
-    page, start = _page(found, search)
-    listing = ListResponse[Group](total_results=len(found), start_index=start, items_per_page=len(page),
-                                  resources=[directory.group_resource(g, groups, users) for g in page])  # fmt: skip
-    return _response(_dump(listing, Context.SEARCH_RESPONSE, search))
+def _collection(kind: _Kind) -> Callable[..., HttpResponse]:
+    """`POST` creates; `GET` lists (`filter`, `startIndex`, `count`, `attributes`)."""
 
-
-def _group(request: HttpRequest, access: Access, slug: str, uid: str) -> HttpResponse:
-    users, groups = _locations(request, slug)
-    organization = access.org
-    if request.method == "GET":
+    def handler(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
+        where = _where(request, slug)
+        if request.method == "POST":
+            record = kind.create(access=access, resource=_validate(kind.model, _body(request),
+                                                                   Context.RESOURCE_CREATION_REQUEST))  # fmt: skip
+            resource = kind.render(record, where)
+            return _response(_dump(resource, Context.RESOURCE_CREATION_RESPONSE), 201, location=resource.meta.location)
+        _methods(request, "GET", "POST")
         search = _search(request)
-        record = directory.directory_group_get(organization=organization, uid=uid)
-        return _response(_dump(directory.group_resource(record, groups, users), Context.RESOURCE_QUERY_RESPONSE,
-                               search))  # fmt: skip
-    if request.method == "PUT":
-        group = _validate(Group, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
-        record = directory.directory_group_replace(access=access, uid=uid, group=group)
-        return _response(_dump(directory.group_resource(record, groups, users), Context.RESOURCE_REPLACEMENT_RESPONSE))
-    if request.method == "PATCH":
-        patch = _validate(PatchOp[Group], _body(request), Context.RESOURCE_PATCH_REQUEST)
-        record = directory.directory_group_patch(access=access, uid=uid, patch=patch, location=groups,
-                                                 user_location=users)  # fmt: skip
-        return _response(_dump(directory.group_resource(record, groups, users), Context.RESOURCE_PATCH_RESPONSE))
-    _methods(request, "GET", "PUT", "PATCH", "DELETE")
-    directory.directory_group_delete(access=access, uid=uid)
-    return _response(None, 204)
+        return _listing_of(_found(kind, access, where, search), kind.model, search)
+
+    return handler
+
+
+def _search_of(*kinds: _Kind) -> Callable[..., HttpResponse]:
+    """`POST …/.search`: the query in the body (RFC 7644 §3.4.3); at the root, every type, each filtered by its own
+    attributes."""
+
+    def handler(request: HttpRequest, access: Access, slug: str) -> HttpResponse:
+        _methods(request, "POST")
+        where = _where(request, slug)
+        search = _validate(SearchRequest, _body(request), Context.SEARCH_REQUEST)
+        found = [resource for kind in kinds for resource in _found(kind, access, where, search)]
+        return _listing_of(found, kinds[0].model if len(kinds) == 1 else User | Group, search)
+
+    return handler
+
+
+def _resource(kind: _Kind) -> Callable[..., HttpResponse]:
+    """One resource: `GET`, `PUT` (replace), `PATCH` (PatchOp, applied by scim2-models), `DELETE`."""
+
+    def handler(request: HttpRequest, access: Access, slug: str, uid: str) -> HttpResponse:
+        where = _where(request, slug)
+        if request.method == "GET":
+            search = _search(request)
+            record = kind.get(organization=access.org, uid=uid)
+            return _response(_dump(kind.render(record, where), Context.RESOURCE_QUERY_RESPONSE, search))
+        if request.method == "PUT":
+            resource = _validate(kind.model, _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+            record = kind.replace(access=access, uid=uid, resource=resource)
+            return _response(_dump(kind.render(record, where), Context.RESOURCE_REPLACEMENT_RESPONSE))
+        if request.method == "PATCH":
+            patch = _validate(PatchOp.__class_getitem__(kind.model), _body(request), Context.RESOURCE_PATCH_REQUEST)
+            record = kind.patch(access=access, uid=uid, patch=patch, where=where)
+            return _response(_dump(kind.render(record, where), Context.RESOURCE_PATCH_RESPONSE))
+        _methods(request, "GET", "PUT", "PATCH", "DELETE")
+        kind.delete(access=access, uid=uid)
+        return _response(None, 204)
+
+    return handler
 
 
 # Discovery ----------------------------------------------------------------------------------------------------------
@@ -339,12 +312,12 @@ urlpatterns = [
     path("ResourceTypes/<str:one>", _scim_view(_types_view)),
     path("Schemas", _scim_view(_schemas_view)),
     path("Schemas/<str:one>", _scim_view(_schemas_view)),
-    path(".search", _scim_view(_root_search)),
-    path("Users", _scim_view(_users)),
-    path("Users/.search", _scim_view(_users_search)),
-    path("Users/<str:uid>", _scim_view(_user)),
-    path("Groups", _scim_view(_groups)),
-    path("Groups/.search", _scim_view(_groups_search)),
-    path("Groups/<str:uid>", _scim_view(_group)),
+    path(".search", _scim_view(_search_of(USERS, GROUPS))),
+    path("Users", _scim_view(_collection(USERS))),
+    path("Users/.search", _scim_view(_search_of(USERS))),
+    path("Users/<str:uid>", _scim_view(_resource(USERS))),
+    path("Groups", _scim_view(_collection(GROUPS))),
+    path("Groups/.search", _scim_view(_search_of(GROUPS))),
+    path("Groups/<str:uid>", _scim_view(_resource(GROUPS))),
     re_path(r"^(?P<rest>.*)$", not_found),
 ]

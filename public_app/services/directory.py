@@ -17,6 +17,7 @@ them (the attributes as sent, less id, meta, groups and password) and keeps memb
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -46,6 +47,14 @@ from public_app.secrets import hash_secret, hashes_match
 SCIM_TOKEN_PREFIX = "scim_"  # noqa: S105 (the visible start of every token, not one)
 STAMP_SECONDS = 60
 MAX_COUNT = 200  # the most resources one list answer holds (ServiceProviderConfig says so)
+
+
+@dataclass(frozen=True)
+class Where:
+    """The collections' URLs (`…/Users`, `…/Groups`), which resources name in `meta.location` and `$ref`."""
+
+    users: str
+    groups: str
 
 
 class ScimError(Exception):
@@ -261,16 +270,17 @@ def directory_user_get(*, organization: Organization, uid: str) -> DirectoryUser
     return record
 
 
-def user_resource(record: DirectoryUser, location: str, group_location: str) -> User:
-    groups = [{"value": g.uid, "display": g.display_name, "$ref": f"{group_location}/{g.uid}", "type": "direct"}
+def user_resource(record: DirectoryUser, where: Where) -> User:
+    groups = [{"value": g.uid, "display": g.display_name, "$ref": f"{where.groups}/{g.uid}", "type": "direct"}
               for g in record.groups.all()]  # fmt: skip
     return User.model_validate({**record.resource, "id": record.uid, "groups": groups, "meta": {
         "resourceType": "User", "created": record.created_at, "lastModified": record.updated_at,
-        "location": f"{location}/{record.uid}", "version": f'W/"{record.version}"'}})  # fmt: skip
+        "location": f"{where.users}/{record.uid}", "version": f'W/"{record.version}"'}})  # fmt: skip
 
 
 @transaction.atomic
-def directory_user_create(*, access: Access, user: User) -> DirectoryUser:
+def directory_user_create(*, access: Access, resource: User) -> DirectoryUser:
+    user = resource
     organization = access.org
     organization_lock(organization.id)
     user_name = _user_name(user)
@@ -291,20 +301,19 @@ def directory_user_create(*, access: Access, user: User) -> DirectoryUser:
 
 
 @transaction.atomic
-def directory_user_replace(*, access: Access, uid: str, user: User) -> DirectoryUser:
+def directory_user_replace(*, access: Access, uid: str, resource: User) -> DirectoryUser:
     organization = access.org
     organization_lock(organization.id)
     record = directory_user_get(organization=organization, uid=uid)
-    return _user_save(access, organization, record, user)
+    return _user_save(access, organization, record, resource)
 
 
 @transaction.atomic
-def directory_user_patch(*, access: Access, uid: str, patch: PatchOp[User], location: str, group_location: str
-                         ) -> DirectoryUser:  # fmt: skip
+def directory_user_patch(*, access: Access, uid: str, patch: PatchOp[User], where: Where) -> DirectoryUser:
     organization = access.org
     organization_lock(organization.id)
     record = directory_user_get(organization=organization, uid=uid)
-    current = user_resource(record, location, group_location)
+    current = user_resource(record, where)
     if not patch.patch(current):
         return record
     return _user_save(access, organization, record, current)
@@ -362,8 +371,7 @@ def _audit(access: Access, action: str, record: DirectoryUser) -> None:
              data={"id": record.uid, "userName": record.resource.get("userName"), "active": record.active})  # fmt: skip
 
 
-def directory_users_find(*, organization: Organization, filter_text: str | None, location: str,
-                         group_location: str) -> list[DirectoryUser]:  # fmt: skip
+def directory_users_find(*, organization: Organization, filter_text: str | None, where: Where) -> list[DirectoryUser]:
     """Every record the filter matches, oldest first. `userName eq "…"` and `externalId eq "…"` (what identity
     providers ask before creating) are answered by the database; other filters are evaluated by scim2-models."""
     records = _records(organization).prefetch_related("groups").order_by("id")
@@ -376,7 +384,7 @@ def directory_users_find(*, organization: Organization, filter_text: str | None,
             return list(records.filter(user_name=value.strip().casefold()))
         return list(records.filter(resource__externalId=value))
     matcher = _filter(User, filter_text)
-    return [record for record in records if matcher.match(user_resource(record, location, group_location))]
+    return [record for record in records if matcher.match(user_resource(record, where))]
 
 
 def _filter(model: Any, text: str) -> Any:
@@ -400,13 +408,13 @@ def directory_group_get(*, organization: Organization, uid: str) -> DirectoryGro
     return group
 
 
-def group_resource(group: DirectoryGroup, location: str, user_location: str) -> Group:
+def group_resource(group: DirectoryGroup, where: Where) -> Group:
     sent = {m.get("value"): m.get("display") for m in group.resource.get("members") or [] if isinstance(m, dict)}
     members = [{"value": m.uid, "display": sent.get(m.uid) or m.resource.get("displayName") or m.user_name,
-                "$ref": f"{user_location}/{m.uid}", "type": "User"} for m in group.members.order_by("id")]  # fmt: skip
+                "$ref": f"{where.users}/{m.uid}", "type": "User"} for m in group.members.order_by("id")]  # fmt: skip
     return Group.model_validate({**group.resource, "id": group.uid, "members": members, "meta": {
         "resourceType": "Group", "created": group.created_at, "lastModified": group.updated_at,
-        "location": f"{location}/{group.uid}", "version": f'W/"{group.version}"'}})  # fmt: skip
+        "location": f"{where.groups}/{group.uid}", "version": f'W/"{group.version}"'}})  # fmt: skip
 
 
 def _members_of(organization: Organization, group: Group) -> list[DirectoryUser]:
@@ -425,7 +433,8 @@ def _display_name(group: Group) -> str:
 
 
 @transaction.atomic
-def directory_group_create(*, access: Access, group: Group) -> DirectoryGroup:
+def directory_group_create(*, access: Access, resource: Group) -> DirectoryGroup:
+    group = resource
     organization = access.org
     organization_lock(organization.id)
     members = _members_of(organization, group)
@@ -439,19 +448,18 @@ def directory_group_create(*, access: Access, group: Group) -> DirectoryGroup:
 
 
 @transaction.atomic
-def directory_group_replace(*, access: Access, uid: str, group: Group) -> DirectoryGroup:
+def directory_group_replace(*, access: Access, uid: str, resource: Group) -> DirectoryGroup:
     organization = access.org
     organization_lock(organization.id)
-    return _group_save(access, organization, directory_group_get(organization=organization, uid=uid), group)
+    return _group_save(access, organization, directory_group_get(organization=organization, uid=uid), resource)
 
 
 @transaction.atomic
-def directory_group_patch(*, access: Access, uid: str, patch: PatchOp[Group], location: str, user_location: str
-                          ) -> DirectoryGroup:  # fmt: skip
+def directory_group_patch(*, access: Access, uid: str, patch: PatchOp[Group], where: Where) -> DirectoryGroup:
     organization = access.org
     organization_lock(organization.id)
     record = directory_group_get(organization=organization, uid=uid)
-    current = group_resource(record, location, user_location)
+    current = group_resource(record, where)
     if not patch.patch(current):
         return record
     return _group_save(access, organization, record, current)
@@ -487,8 +495,8 @@ def _resync(access: Access, organization: Organization, records: Iterable[Direct
         _sync(access, organization, record)
 
 
-def directory_groups_find(*, organization: Organization, filter_text: str | None, location: str,
-                          user_location: str) -> list[DirectoryGroup]:  # fmt: skip
+def directory_groups_find(*, organization: Organization, filter_text: str | None, where: Where
+                          ) -> list[DirectoryGroup]:  # fmt: skip
     groups = DirectoryGroup.objects.filter(organization=organization).prefetch_related("members").order_by("id")
     if not filter_text:
         return list(groups)
@@ -497,4 +505,4 @@ def directory_groups_find(*, organization: Organization, filter_text: str | None
         value = simple.group(1).replace('\\"', '"').replace("\\\\", "\\")
         return list(groups.filter(display_name__iexact=value.strip()))
     matcher = _filter(Group, filter_text)
-    return [group for group in groups if matcher.match(group_resource(group, location, user_location))]
+    return [group for group in groups if matcher.match(group_resource(group, where))]

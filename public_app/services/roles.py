@@ -10,6 +10,7 @@ carries its roles and is invalidated by every write here (public_app.signals): t
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -191,9 +192,11 @@ def role_holders(*, organization_id: int, key: str) -> dict[str, dict]:
                                             status=InvitationStatus.PENDING)  # fmt: skip
     keys = ApiKey.objects.filter(organization_id=organization_id, role=key, revoked_at=None)
     domains = OrganizationDomain.objects.filter(organization_id=organization_id, default_role=key)
-    directory = Organization.objects.filter(id=organization_id).values("scim_default_role", "scim_group_roles").first()
-    mapped = [{"group": m["group"]} for m in (directory or {}).get("scim_group_roles", []) if m.get("role") == key]
-    if directory and directory["scim_default_role"] == key:
+    directory: dict[str, Any] = dict(Organization.objects.filter(id=organization_id).values(
+        "scim_default_role", "scim_group_roles").first() or {})  # fmt: skip
+    mapped: list[dict[str, Any]] = [{"group": m["group"]} for m in directory.get("scim_group_roles") or []
+                                    if m.get("role") == key]  # fmt: skip
+    if directory.get("scim_default_role") == key:
         mapped.insert(0, {"group": None})  # the directory's default role
     named = HOLDERS_NAMED
     return {
