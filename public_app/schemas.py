@@ -215,6 +215,14 @@ class InvitationPreviewOut(Schema):
     expires_at: datetime
 
 
+class ApiKeyCreatorOut(Schema):
+    """Who a credential (an API key, a SCIM token) answers to."""
+
+    id: str = Field(alias="uid")
+    email: str
+    name: str
+
+
 class ShownOnce:
     """A model object with the secret it was just given (a new API key, a webhook signing secret), shown in this one
     response: the Out schema reads the model's fields and the secret alike."""

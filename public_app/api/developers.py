@@ -9,7 +9,7 @@ from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, Instant, Name
 from public_app.pagination import Page, PageQuery, paginate
-from public_app.schemas import RoleKey, ShownOnce
+from public_app.schemas import ApiKeyCreatorOut, RoleKey, ShownOnce
 from public_app.selectors import api_key_list
 from public_app.services.api_keys import api_key_create, api_key_revoke, api_key_rotate
 
@@ -21,12 +21,6 @@ class ApiKeyCreateIn(BodyIn):
     role: RoleKey = Field(description="`admin`, `member` or one of the organization's custom roles; never more than "
                                       "the creator's own.")
     expires_at: Instant | None = None
-
-
-class ApiKeyCreatorOut(Schema):
-    id: str = Field(alias="uid")
-    email: str
-    name: str
 
 
 class ApiKeyOut(Schema):

@@ -13,7 +13,7 @@ from public_app.api.security import OrgAuth
 from public_app.fields import BodyIn, Name
 from public_app.models import DirectoryGroup, DirectoryUser, Organization
 from public_app.pagination import Page, PageQuery, paginate
-from public_app.schemas import RoleKey, ShownOnce
+from public_app.schemas import ApiKeyCreatorOut, RoleKey, ShownOnce
 from public_app.services.directory import (
     directory_settings_update,
     scim_token_create,
@@ -28,17 +28,11 @@ class ScimTokenIn(BodyIn):
     name: Name = Field(examples=["Okta"])
 
 
-class ScimTokenCreatorOut(Schema):
-    id: str = Field(alias="uid")
-    email: str
-    name: str
-
-
 class ScimTokenOut(Schema):
     id: str = Field(alias="uid")
     name: str
     prefix: str = Field(description="The token's visible start, to recognise it.", examples=["scim_Ab3dE6gH"])
-    created_by: ScimTokenCreatorOut | None = Field(None, description="Who created it.")
+    created_by: ApiKeyCreatorOut | None = Field(None, description="Who created it.")
     created_at: datetime
     last_used_at: datetime | None
 

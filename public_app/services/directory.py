@@ -310,13 +310,17 @@ def directory_user_replace(*, access: Access, uid: str, resource: User) -> Direc
 
 @transaction.atomic
 def directory_user_patch(*, access: Access, uid: str, patch: PatchOp[User], where: Where) -> DirectoryUser:
+    return _patched(access, uid, patch, where, directory_user_get, user_resource, _user_save)
+
+
+def _patched(access: Access, uid: str, patch: Any, where: Where, get: Any, render: Any, save: Any) -> Any:
+    """PATCH as scim2-models applies it to the resource as it stands, then saved like a replacement (nothing saved
+    when no operation changed anything)."""
     organization = access.org
     organization_lock(organization.id)
-    record = directory_user_get(organization=organization, uid=uid)
-    current = user_resource(record, where)
-    if not patch.patch(current):
-        return record
-    return _user_save(access, organization, record, current)
+    record = get(organization=organization, uid=uid)
+    current = render(record, where)
+    return save(access, organization, record, current) if patch.patch(current) else record
 
 
 def _link(organization: Organization, user: User, record: DirectoryUser | None) -> Account | None:
@@ -456,13 +460,7 @@ def directory_group_replace(*, access: Access, uid: str, resource: Group) -> Dir
 
 @transaction.atomic
 def directory_group_patch(*, access: Access, uid: str, patch: PatchOp[Group], where: Where) -> DirectoryGroup:
-    organization = access.org
-    organization_lock(organization.id)
-    record = directory_group_get(organization=organization, uid=uid)
-    current = group_resource(record, where)
-    if not patch.patch(current):
-        return record
-    return _group_save(access, organization, record, current)
+    return _patched(access, uid, patch, where, directory_group_get, group_resource, _group_save)
 
 
 def _group_save(access: Access, organization: Organization, record: DirectoryGroup, group: Group) -> DirectoryGroup:
