@@ -184,7 +184,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
 
-FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+# Where the emailed links point: by default the hosted pages of this very service (public_app.pages), on the port
+# `bash .ci/serve` listens on; an external front end takes over by setting it.
+FRONTEND_URL = env_str("FRONTEND_URL", f"http://localhost:{env_str('PORT', '8000')}").rstrip("/")
 # Where Stripe Checkout and the Billing Portal may send people back to (success/cancel/return URLs): hosts only.
 BILLING_REDIRECT_HOSTS = env_list("BILLING_REDIRECT_HOSTS", [urlsplit(FRONTEND_URL).hostname or "localhost"])
 

@@ -6,6 +6,8 @@ os.environ.setdefault("APP_ENV", "test")
 os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("BROKER_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("BROKER_NAMESPACE", "orgs-test")
+# Emailed links in tests point at a fixed address (the hosted-pages browser tests point them at their live server).
+os.environ.setdefault("FRONTEND_URL", "http://localhost:3000")
 os.environ.setdefault("PROVISION_MAX_RETRIES", "2")
 # The spare-schema pool has its own tests; elsewhere every organization gets a freshly replayed schema.
 os.environ.setdefault("TENANT_SPARE_SCHEMAS", "0")

@@ -52,4 +52,6 @@ urlpatterns = [
     path("healthz", healthz),
     path("metrics", metrics_view),
     path("readyz", readyz),
+    # The hosted pages (public_app.pages): sign-up, sign-in, the emailed links, onboarding, dashboards.
+    path("", include("public_app.pages")),
 ]

@@ -1,0 +1,253 @@
+"""Hosted pages (issue 22, first part): what a person needs with nothing else deployed — sign up, sign in, sign out,
+the emailed verification and invitation links, the onboarding step (pending invitations, a first organization), the
+organization switcher and each organization's dashboard. Server-rendered Django templates with session cookies
+(CSRF-protected; Secure in production), calling the same services and rules as the API; no JavaScript needed.
+`FRONTEND_URL` points the emailed links here unless an external front end takes over.
+"""
+
+from typing import Any
+
+from django.contrib.auth import login, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+
+from public_app import errors
+from public_app.access import Access, Capability, roles_of
+from public_app.models import Membership, OrganizationStatus, User
+from public_app.selectors import invitation_list_for_email, organization_list_for_user
+from public_app.services.auth import user_login, user_signup
+from public_app.services.invitations import invitation_accept, invitation_by_token, invitation_decline
+from public_app.services.organizations import organization_create
+from public_app.services.verification import email_verify
+
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def _ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _next(request: HttpRequest, default: str = "/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or default
+    return target if url_has_allowed_host_and_scheme(target, allowed_hosts=None) and target.startswith("/") else default
+
+
+def _user(request: HttpRequest) -> User | None:
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+def _page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
+    return render(request, f"pages/{template}.html", {"viewer": _user(request), **context}, status=status)
+
+
+def _problem(request: HttpRequest, exc: errors.ApplicationError, **context: Any) -> HttpResponse:
+    status = exc.status if 400 <= exc.status < 600 else 400
+    return _page(request, "problem", status=status, message=exc.message, code=exc.code, **context)
+
+
+def _sign_in_first(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(f"/signin?next={request.get_full_path()}")
+
+
+@require_http_methods(["GET"])
+def home(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if user is None:
+        return HttpResponseRedirect("/signin")
+    latest = organization_list_for_user(user_id=user.id).order_by("-last_accessed_at", "-id").first()
+    return HttpResponseRedirect(f"/organizations/{latest.organization.slug}/" if latest else "/welcome")
+
+
+@require_http_methods(["GET", "POST"])
+def signin(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            user, _ = user_login(email=request.POST.get("email", ""), password=request.POST.get("password", ""),
+                                 ip=_ip(request))  # fmt: skip
+        except errors.ApplicationError as exc:
+            return _page(request, "signin", status=exc.status, error=exc.message, email=request.POST.get("email", ""),
+                         next=_next(request))  # fmt: skip
+        login(request, user, backend=BACKEND)
+        return HttpResponseRedirect(_next(request))
+    return _page(request, "signin", email=request.GET.get("email", ""), next=_next(request))
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        email = request.POST.get("email", "")
+        try:
+            name = request.POST.get("name", "") or email.split("@")[0]
+            user, _ = user_signup(email=email, password=request.POST.get("password", ""), name=name, ip=_ip(request))
+        except errors.ApplicationError as exc:
+            messages = [d["message"] for d in exc.details or [] if isinstance(d, dict)] or [exc.message]
+            return _page(request, "signup", status=exc.status, errors=messages, email=email,
+                         name=request.POST.get("name", ""), next=_next(request))  # fmt: skip
+        if user is None:  # an unconfirmed account holds the address: a claim link went to it
+            return _page(request, "check_inbox", email=email, claim=True)
+        login(request, user, backend=BACKEND)
+        return HttpResponseRedirect(_next(request))
+    return _page(request, "signup", email=request.GET.get("email", ""), next=_next(request))
+
+
+@require_http_methods(["POST"])
+def signout(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return HttpResponseRedirect("/signin")
+
+
+@require_http_methods(["GET", "POST"])
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    """Followed signed in as the account: it is confirmed. Anyone else reading the mailbox chooses a password, and
+    the account is theirs (public_app.services.verification.email_verify)."""
+    user = _user(request)
+    if request.method == "GET" and user is None:
+        return _page(request, "claim", token=token)
+    try:
+        verified, _ = email_verify(token=token, ip=_ip(request), caller_user_id=user.id if user else None,
+                                   password=request.POST.get("password") or None,
+                                   name=request.POST.get("name") or None)  # fmt: skip
+    except errors.ApplicationError as exc:
+        if exc.status == 422:
+            return _page(request, "claim", status=422, token=token, error=exc.message)
+        return _problem(request, exc)
+    login(request, verified, backend=BACKEND)
+    return _page(request, "verified")
+
+
+def _invitation(request: HttpRequest, token: str) -> Any:
+    invitation = invitation_by_token(token, ip=_ip(request))
+    if not invitation.organization.is_active:
+        raise errors.NotFound("Invitation not found.")
+    return invitation
+
+
+@require_http_methods(["GET"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: who invites you where, with which role; then sign in or up with that address, and accept."""
+    try:
+        found = _invitation(request, token)
+    except errors.ApplicationError as exc:
+        return _problem(request, exc, title="This invitation link does not work")
+    gone = None
+    try:
+        from public_app.services.invitations import invitation_raise_if_gone
+
+        invitation_raise_if_gone(found)
+    except errors.Gone as exc:
+        gone = exc
+    if gone is not None:
+        return _problem(request, gone, title="This invitation can no longer be used", organization=found.organization)
+    user = _user(request)
+    wrong = user is not None and user.email != found.email
+    return _page(request, "invitation", invitation=found, token=token, wrong_account=wrong)
+
+
+@require_http_methods(["POST"])
+def invitation_answer(request: HttpRequest, token: str, answer: str) -> HttpResponse:
+    user = _user(request)
+    if answer not in ("accept", "decline"):
+        return _problem(request, errors.NotFound("Not found."), title="Not found")
+    if user is None:
+        return _sign_in_first(request)
+    try:
+        found = _invitation(request, token)
+        if answer == "accept":
+            accepted = invitation_accept(invitation_id=found.id, user=user, ip=_ip(request), by_token=True)
+            return HttpResponseRedirect(f"/organizations/{accepted.organization.slug}/")
+        invitation_decline(invitation_id=found.id, user=user, ip=_ip(request))
+    except errors.ApplicationError as exc:
+        return _problem(request, exc, title="The invitation could not be answered")
+    return HttpResponseRedirect("/welcome")
+
+
+@require_http_methods(["GET", "POST"])
+def welcome(request: HttpRequest) -> HttpResponse:
+    """Onboarding: the invitations waiting for your (verified) address, and your first organization."""
+    user = _user(request)
+    if user is None:
+        return _sign_in_first(request)
+    error, name, slug = None, "", ""
+    if request.method == "POST":
+        name, slug = request.POST.get("name", ""), request.POST.get("slug", "")
+        try:
+            organization = organization_create(user=user, name=name, slug=slug)
+            return HttpResponseRedirect(f"/organizations/{organization.slug}/")
+        except errors.ApplicationError as exc:
+            messages = [d["message"] for d in exc.details or [] if isinstance(d, dict)] or [exc.message]
+            error = " ".join(messages)
+    pending = list(invitation_list_for_email(email=user.email)) if user.email_verified_at else []
+    return _page(request, "welcome", status=422 if error else 200, pending=pending, error=error, name=name, slug=slug,
+                 memberships=organization_list_for_user(user_id=user.id).order_by("-last_accessed_at", "-id"))
+
+
+def _grantable(organization: Any, role: str) -> list[str]:
+    """The roles the viewer may invite with (built-in, then custom), as the service will check them."""
+    from public_app.access import ROLE_CAPABILITIES
+
+    roles = roles_of(organization)
+    return [key for key in [*ROLE_CAPABILITIES, *sorted(roles.custom)] if roles.may_grant(role, key)]
+
+
+@require_http_methods(["GET"])
+def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """An organization's dashboard, with the switcher (most recently used first; switching keeps you signed in)."""
+    from django.utils import timezone
+
+    user = _user(request)
+    if user is None:
+        return _sign_in_first(request)
+    membership = (Membership.objects.active().select_related("organization")
+                  .filter(organization__slug=slug, user=user).first())  # fmt: skip
+    if membership is None or (membership.organization.status == OrganizationStatus.DELETING
+                              and membership.role != "owner"):  # fmt: skip
+        return _problem(request, errors.NotFound("Organization not found."), title="Not found")
+    Membership.objects.filter(id=membership.id).update(last_accessed_at=timezone.now())
+    access = Access.for_user(user, organization=membership.organization, role=membership.role)
+    members = Membership.objects.filter(organization=membership.organization).select_related("user").order_by("id")
+    return _page(request, "dashboard", organization=membership.organization, role=membership.role,
+                 may_invite=access.can(Capability.MEMBERS_MANAGE), invited=request.GET.get("invited", ""),
+                 grantable=_grantable(membership.organization, membership.role),
+                 members=members[:50], switcher=organization_list_for_user(user_id=user.id)
+                 .order_by("-last_accessed_at", "-id"))  # fmt: skip
+
+
+@require_http_methods(["POST"])
+def invite(request: HttpRequest, slug: str) -> HttpResponse:
+    """Invite a colleague from the dashboard: the same service and rules as `POST …/invitations` (owners and admins;
+    anyone else is refused here as there)."""
+    from public_app.services.invitations import invitation_create
+
+    user = _user(request)
+    if user is None:
+        return _sign_in_first(request)
+    membership = (Membership.objects.active().select_related("organization")
+                  .filter(organization__slug=slug, user=user).first())  # fmt: skip
+    if membership is None:
+        return _problem(request, errors.NotFound("Organization not found."), title="Not found")
+    access = Access.for_user(user, organization=membership.organization, role=membership.role, ip=_ip(request))
+    if not access.can(Capability.MEMBERS_MANAGE):
+        return _problem(request, errors.PermissionDenied(), title="Not allowed")
+    try:
+        invitation_create(access=access, email=request.POST.get("email", ""), role=request.POST.get("role", "member"))
+    except errors.ApplicationError as exc:
+        return _problem(request, exc, title="The invitation was not sent")
+    return HttpResponseRedirect(f"/organizations/{slug}/?invited={request.POST.get('email', '')}")
+
+
+urlpatterns = [
+    path("", home),
+    path("signin", signin),
+    path("signup", signup),
+    path("signout", signout),
+    path("welcome", welcome),
+    path("verify-email/<str:token>", verify_email),
+    path("invitations/<str:token>", invitation),
+    path("invitations/<str:token>/<str:answer>", invitation_answer),
+    path("organizations/<slug:slug>/", dashboard),
+    path("organizations/<slug:slug>/invitations", invite),
+]
