@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from public_app import errors
 from public_app.access import Access, Capability, roles_of
-from public_app.models import Membership, OrganizationStatus, User
+from public_app.models import Membership, User
 from public_app.selectors import invitation_list_for_email, organization_list_for_user
 from public_app.services.auth import user_login, user_signup
 from public_app.services.invitations import invitation_accept, invitation_by_token, invitation_decline
@@ -185,6 +185,19 @@ def welcome(request: HttpRequest) -> HttpResponse:
                  memberships=organization_list_for_user(user_id=user.id).order_by("-last_accessed_at", "-id"))
 
 
+def _org_access(request: HttpRequest, user: User, slug: str, capability: Any, *, write: bool = False) -> Access:
+    """The viewer within the organization `slug` names, by the API's own rule (public_app.access.org_access_check):
+    not a member (or a directory membership of an unverified address) is 404, a role without the capability 403,
+    a read-only organization refuses writes."""
+    from public_app.access import org_access_check
+    from public_app.selectors import membership_role_load, organization_load
+
+    organization = organization_load(slug=slug)
+    role = membership_role_load(organization_id=organization.id, user_id=user.id) if organization else None
+    caller = Access.for_user(user, ip=_ip(request))
+    return org_access_check(caller, slug, organization, role, capability, require_active=False, write=write)
+
+
 def _grantable(organization: Any, role: str) -> list[str]:
     """The roles the viewer may invite with (built-in, then custom), as the service will check them."""
     from public_app.access import ROLE_CAPABILITIES
@@ -201,19 +214,17 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     user = _user(request)
     if user is None:
         return _sign_in_first(request)
-    membership = (Membership.objects.active().select_related("organization")
-                  .filter(organization__slug=slug, user=user).first())  # fmt: skip
-    if membership is None or (membership.organization.status == OrganizationStatus.DELETING
-                              and membership.role != "owner"):  # fmt: skip
-        return _problem(request, errors.NotFound("Organization not found."), title="Not found")
-    Membership.objects.filter(id=membership.id).update(last_accessed_at=timezone.now())
-    access = Access.for_user(user, organization=membership.organization, role=membership.role)
-    members = Membership.objects.filter(organization=membership.organization).select_related("user").order_by("id")
-    return _page(request, "dashboard", organization=membership.organization, role=membership.role,
+    try:
+        access = _org_access(request, user, slug, Capability.ORG_READ)
+    except errors.ApplicationError as exc:
+        return _problem(request, exc, title="Not found" if exc.status == 404 else "Not available")
+    organization, role = access.org, access.role or ""
+    Membership.objects.filter(organization=organization, user=user).update(last_accessed_at=timezone.now())
+    members = Membership.objects.filter(organization=organization).select_related("user").order_by("id")
+    return _page(request, "dashboard", organization=organization, role=role,
                  may_invite=access.can(Capability.MEMBERS_MANAGE), invited=request.GET.get("invited", ""),
-                 grantable=_grantable(membership.organization, membership.role),
-                 members=members[:50], switcher=organization_list_for_user(user_id=user.id)
-                 .order_by("-last_accessed_at", "-id"))  # fmt: skip
+                 grantable=_grantable(organization, role), members=members[:50],
+                 switcher=organization_list_for_user(user_id=user.id).order_by("-last_accessed_at", "-id"))
 
 
 @require_http_methods(["POST"])
@@ -225,17 +236,11 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
     user = _user(request)
     if user is None:
         return _sign_in_first(request)
-    membership = (Membership.objects.active().select_related("organization")
-                  .filter(organization__slug=slug, user=user).first())  # fmt: skip
-    if membership is None:
-        return _problem(request, errors.NotFound("Organization not found."), title="Not found")
-    access = Access.for_user(user, organization=membership.organization, role=membership.role, ip=_ip(request))
-    if not access.can(Capability.MEMBERS_MANAGE):
-        return _problem(request, errors.PermissionDenied(), title="Not allowed")
     try:
+        access = _org_access(request, user, slug, Capability.MEMBERS_MANAGE, write=True)
         invitation_create(access=access, email=request.POST.get("email", ""), role=request.POST.get("role", "member"))
     except errors.ApplicationError as exc:
-        return _problem(request, exc, title="The invitation was not sent")
+        return _problem(request, exc, title="The invitation was not sent" if exc.status != 404 else "Not found")
     return HttpResponseRedirect(f"/organizations/{slug}/?invited={request.POST.get('email', '')}")
 
 
