@@ -244,6 +244,70 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
     return HttpResponseRedirect(f"/organizations/{slug}/?invited={request.POST.get('email', '')}")
 
 
+TABS = ("general", "members", "billing", "developers", "leadsforce")
+
+
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest, slug: str, tab: str = "general") -> HttpResponse:
+    """Settings → Organization. General (owners and admins change it; everyone sees it) and Members (everyone sees
+    the members; owners and admins invite, change roles, remove, resend and cancel invitations). The other tabs
+    (Billing, Developers, Leadsforce) point to the API for now. What the viewer's role does not allow is not shown,
+    and refused if submitted anyway (the services decide, as on the API)."""
+    from public_app.selectors import invitation_list_pending, member_list
+
+    user = _user(request)
+    if user is None:
+        return _sign_in_first(request)
+    if tab not in TABS:
+        return _problem(request, errors.NotFound("Not found."), title="Not found")
+    try:
+        access = _org_access(request, user, slug, Capability.ORG_READ)
+        if request.method == "POST":
+            return _settings_submit(request, user, slug, tab)
+    except errors.ApplicationError as exc:
+        return _problem(request, exc, title="Not found" if exc.status == 404 else "Not allowed")
+    organization, role = access.org, access.role or ""
+    may_manage = access.can(Capability.MEMBERS_MANAGE)
+    return _page(request, "settings", organization=organization, role=role, tab=tab, tabs=TABS,
+                 may_update=access.can(Capability.ORG_UPDATE), may_manage=may_manage,
+                 members=member_list(organization=organization).order_by("id")[:200],
+                 pending=invitation_list_pending(organization=organization)[:200] if may_manage else [],
+                 grantable=_grantable(organization, role), done=request.GET.get("done", ""))
+
+
+def _settings_submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpResponse:
+    """One form of the settings page: the same services as the API, with the capability they need."""
+    from public_app.selectors import member_get
+    from public_app.services.invitations import invitation_cancel, invitation_resend
+    from public_app.services.members import membership_change_role, membership_remove
+    from public_app.services.organizations import organization_update
+
+    action = request.POST.get("action", "")
+    if action == "general":
+        access = _org_access(request, user, slug, Capability.ORG_UPDATE, write=True)
+        changes = {field: request.POST[field] for field in ("name", "slug", "website", "billing_email", "timezone")
+                   if field in request.POST}  # fmt: skip
+        organization = organization_update(access=access, changes=changes)
+        return HttpResponseRedirect(f"/organizations/{organization.slug}/settings/general?done=saved")
+    access = _org_access(request, user, slug, Capability.MEMBERS_MANAGE, write=True)
+    target = request.POST.get("target", "")
+    if action in ("role", "remove"):
+        membership = member_get(organization=access.org, user_uid=target)
+        if membership is None:
+            raise errors.NotFound("Member not found.")
+        if action == "role":
+            membership_change_role(access=access, user_id=membership.user_id, role=request.POST.get("role", ""))
+        else:
+            membership_remove(access=access, user_id=membership.user_id)
+    elif action == "resend":
+        invitation_resend(access=access, invitation_uid=target)
+    elif action == "cancel":
+        invitation_cancel(access=access, invitation_uid=target)
+    else:
+        raise errors.BadRequest("Unknown action.")
+    return HttpResponseRedirect(f"/organizations/{slug}/settings/members?done={action}")
+
+
 urlpatterns = [
     path("", home),
     path("signin", signin),
@@ -255,4 +319,6 @@ urlpatterns = [
     path("invitations/<str:token>/<str:answer>", invitation_answer),
     path("organizations/<slug:slug>/", dashboard),
     path("organizations/<slug:slug>/invitations", invite),
+    path("organizations/<slug:slug>/settings", settings_page),
+    path("organizations/<slug:slug>/settings/<str:tab>", settings_page),
 ]

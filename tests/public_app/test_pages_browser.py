@@ -155,3 +155,42 @@ def test_csrf_and_error_pages(browser, site):
     assert "this invitation is for else@example.com" in page.inner_text("main")
     page.goto(f"{url}/organizations/globex/")
     assert "Not found" in page.inner_text("h1")
+
+
+def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
+    url, acme = site["url"], site["acme"]
+    carol = make_persona("carol@example.com", "Carol Member")
+    Membership.objects.create(organization=acme, user=carol.user, role=Role.MEMBER)
+    owner = browser.new_context().new_page()
+    sign_in(owner, url, "olivia@example.com")
+    owner.click("text=Settings")
+    owner.fill("#name", "Acme Renamed")
+    owner.click("text=Save")
+    assert "Done: saved" in owner.inner_text("main")
+    acme.refresh_from_db()
+    assert acme.name == "Acme Renamed"
+    shot(owner, "settings-general")
+    owner.click("nav >> text=Members")
+    owner.select_option(f"#role-{carol.user.uid}", "billing")
+    owner.click("tr:has-text('carol@example.com') >> text=Change")
+    assert Membership.objects.get(organization=acme, user=carol.user).role == Role.BILLING
+    shot(owner, "settings-members")
+
+    member = browser.new_context().new_page()
+    sign_in(member, url, "carol@example.com")
+    member.goto(f"{url}/organizations/acme/settings/general")
+    assert member.locator("#name").count() == 0 and "Acme Renamed" in member.inner_text("main")
+    member.goto(f"{url}/organizations/acme/settings/members")
+    assert member.locator("select").count() == 0 and member.locator("text=Remove").count() == 0
+    assert "Pending invitations" not in member.inner_text("main")
+    # submitting anyway (a forged form with a valid token): refused, nothing changes
+    cookies = {c["name"]: c["value"] for c in member.context.cookies()}
+    for data in ({"action": "role", "target": site["owner"].user.uid, "role": "member"},
+                 {"action": "general", "name": "Hijacked"}):  # fmt: skip
+        response = httpx.post(f"{url}/organizations/acme/settings/members", cookies=cookies,
+                              data={**data, "csrfmiddlewaretoken": cookies["csrftoken"]},
+                              headers={"Referer": f"{url}/organizations/acme/settings/members"})  # fmt: skip
+        assert response.status_code == 403, response.text
+    acme.refresh_from_db()
+    assert acme.name == "Acme Renamed"
+    assert Membership.objects.get(organization=acme, user=site["owner"].user).role == Role.OWNER
