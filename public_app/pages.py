@@ -248,12 +248,13 @@ TABS = ("general", "members", "billing", "developers", "leadsforce")
 
 
 @require_http_methods(["GET", "POST"])
-def settings_page(request: HttpRequest, slug: str, tab: str = "general") -> HttpResponse:
+def settings_page(request: HttpRequest, slug: str, tab: str = "general", new_key: dict | None = None) -> HttpResponse:
     """Settings → Organization. General (owners and admins change it; everyone sees it) and Members (everyone sees
     the members; owners and admins invite, change roles, remove, resend and cancel invitations). The other tabs
-    (Billing, Developers, Leadsforce) point to the API for now. What the viewer's role does not allow is not shown,
+    (Billing, Leadsforce) point to the API for now; Developers lists, creates (shown once) and revokes API keys and
+    lists the webhook endpoints (owners and admins). What the viewer's role does not allow is not shown,
     and refused if submitted anyway (the services decide, as on the API)."""
-    from public_app.selectors import invitation_list_pending, member_list
+    from public_app.selectors import api_key_list, invitation_list_pending, member_list
 
     user = _user(request)
     if user is None:
@@ -267,8 +268,18 @@ def settings_page(request: HttpRequest, slug: str, tab: str = "general") -> Http
     except errors.ApplicationError as exc:
         return _problem(request, exc, title="Not found" if exc.status == 404 else "Not allowed")
     organization, role = access.org, access.role or ""
-    may_manage = access.can(Capability.MEMBERS_MANAGE)
+    may_manage, may_develop = access.can(Capability.MEMBERS_MANAGE), access.can(Capability.DEVELOPERS)
+    keys, webhooks = [], []
+    if tab == "developers" and may_develop:
+        from public_app.tenancy import tenant_context
+        from tenant_apps.webhooks.models import WebhookEndpoint
+
+        keys = list(api_key_list(organization=organization).order_by("-id")[:200])
+        with tenant_context(organization):
+            webhooks = list(WebhookEndpoint.objects.order_by("-id").values("uid", "url", "events", "enabled")[:200])
     return _page(request, "settings", organization=organization, role=role, tab=tab, tabs=TABS,
+                 may_develop=may_develop, keys=keys, webhooks=webhooks, new_key=new_key,
+                 key_roles=[r for r in _grantable(organization, role) if r not in ("owner", "billing")],
                  may_update=access.can(Capability.ORG_UPDATE), may_manage=may_manage,
                  members=member_list(organization=organization).order_by("id")[:200],
                  pending=invitation_list_pending(organization=organization)[:200] if may_manage else [],
@@ -278,19 +289,29 @@ def settings_page(request: HttpRequest, slug: str, tab: str = "general") -> Http
 def _settings_submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpResponse:
     """One form of the settings page: the same services as the API, with the capability they need."""
     from public_app.selectors import member_get
+    from public_app.services.api_keys import api_key_create, api_key_revoke
     from public_app.services.invitations import invitation_cancel, invitation_resend
     from public_app.services.members import membership_change_role, membership_remove
     from public_app.services.organizations import organization_update
 
     action = request.POST.get("action", "")
+    target = request.POST.get("target", "")
     if action == "general":
         access = _org_access(request, user, slug, Capability.ORG_UPDATE, write=True)
         changes = {field: request.POST[field] for field in ("name", "slug", "website", "billing_email", "timezone")
                    if field in request.POST}  # fmt: skip
         organization = organization_update(access=access, changes=changes)
         return HttpResponseRedirect(f"/organizations/{organization.slug}/settings/general?done=saved")
+    if action in ("key_create", "key_revoke"):
+        access = _org_access(request, user, slug, Capability.DEVELOPERS, write=True)
+        if action == "key_revoke":
+            api_key_revoke(access=access, key_uid=target)
+            return HttpResponseRedirect(f"/organizations/{slug}/settings/developers?done=revoked")
+        key, raw = api_key_create(access=access, name=request.POST.get("name", "").strip() or "API key",
+                                  role=request.POST.get("role", "member"))  # fmt: skip
+        request.method = "GET"  # the secret is shown in this answer only, never put in a URL
+        return settings_page(request, slug, "developers", new_key={"name": key.name, "key": raw})
     access = _org_access(request, user, slug, Capability.MEMBERS_MANAGE, write=True)
-    target = request.POST.get("target", "")
     if action in ("role", "remove"):
         membership = member_get(organization=access.org, user_uid=target)
         if membership is None:

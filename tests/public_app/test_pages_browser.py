@@ -194,3 +194,33 @@ def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
     acme.refresh_from_db()
     assert acme.name == "Acme Renamed"
     assert Membership.objects.get(organization=acme, user=site["owner"].user).role == Role.OWNER
+
+
+def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
+    url, acme = site["url"], site["acme"]
+    carol = make_persona("carol@example.com", "Carol Member")
+    Membership.objects.create(organization=acme, user=carol.user, role=Role.MEMBER)
+    owner = browser.new_context().new_page()
+    sign_in(owner, url, "olivia@example.com")
+    owner.goto(f"{url}/organizations/acme/settings/developers")
+    owner.fill("#key-name", "CI pipeline")
+    owner.click("text=Create key")
+    key = owner.inner_text("#new-key")
+    assert key.startswith("ak_")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 200
+    owner.goto(f"{url}/organizations/acme/settings/developers")
+    assert owner.locator("#new-key").count() == 0 and "CI pipeline" in owner.inner_text("main")  # shown once
+    shot(owner, "settings-developers")
+    owner.click("text=Revoke")
+    assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 401
+    member = browser.new_context().new_page()
+    sign_in(member, url, "carol@example.com")
+    member.goto(f"{url}/organizations/acme/settings/developers")
+    assert member.locator("#key-name").count() == 0 and "Only owners and admins" in member.inner_text("main")
+    cookies = {c["name"]: c["value"] for c in member.context.cookies()}
+    response = httpx.post(f"{url}/organizations/acme/settings/developers", cookies=cookies,
+                          data={"action": "key_create", "name": "sneaky", "role": "member",
+                                "csrfmiddlewaretoken": cookies["csrftoken"]},
+                          headers={"Referer": f"{url}/organizations/acme/settings/developers"})  # fmt: skip
+    assert response.status_code == 403 and "ak_" not in response.text
