@@ -42,9 +42,13 @@ def _api_key_changed(sender: Any, instance: ApiKey, **kwargs: Any) -> None:
 def _account_changed(sender: Any, instance: User, **kwargs: Any) -> None:
     # Name, email, verification, deactivation: the next request of any of the user's tokens reads the account again;
     # the directory's memberships give access once the address is verified (public_app.selectors).
-    directory = Membership.objects.filter(user_id=instance.id, via_directory=True).values_list("organization_id",
-                                                                                                flat=True)  # fmt: skip
-    invalidate([user_cache_key(instance.id), *(membership_cache_key(org_id, instance.id) for org_id in directory)])
+    keys = [user_cache_key(instance.id)]
+    fields = kwargs.get("update_fields")
+    if fields is None or {"email_verified_at", "is_active"} & set(fields):  # not on a password rehash at login
+        memberships = Membership.objects.filter(user_id=instance.id, via_directory=True)
+        directory = memberships.values_list("organization_id", flat=True)
+        keys += [membership_cache_key(org_id, instance.id) for org_id in directory]
+    invalidate(keys)
 
 
 def _user_changed(sender: Any, instance: User, created: bool = False, **kwargs: Any) -> None:
