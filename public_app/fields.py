@@ -133,3 +133,8 @@ class RowOut(Schema):
         if cls._ninja_resolvers or isinstance(values, dict):
             return handler(DjangoGetter(values, cls, info.context))  # what ninja's own validator does
         return handler(values)
+
+
+# An integration's API key travels in an HTTP header: printable ASCII without spaces (anything else could never be a
+# valid key, and would fail in the HTTP client as if Leadsforce were down).
+LeadsforceKey = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"^[\x21-\x7e]+$")]

@@ -133,6 +133,16 @@ def invitation_list_pending(*, organization: Organization) -> QuerySet[Invitatio
     )
 
 
+def invitation_get_for_email(*, uid: str, email: str) -> Invitation | None:
+    """An invitation addressed to this email by its id, unless cancelled or declined (`/me/invitations/{id}`)."""
+    return (
+        Invitation.objects.select_related("organization")
+        .filter(uid=uid, email=email)
+        .exclude(status__in=[InvitationStatus.CANCELLED, InvitationStatus.DECLINED])
+        .first()
+    )
+
+
 def invitation_list_for_email(*, email: str) -> QuerySet[Invitation]:
     """Live invitations addressed to this email, in organizations that are active."""
     return Invitation.objects.filter(

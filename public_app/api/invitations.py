@@ -5,10 +5,10 @@ from ninja import Query, Router, Status
 
 from public_app import errors
 from public_app.api.common import AuthedRequest, client_ip, may_raise, request_account, request_user
-from public_app.models import Invitation, InvitationStatus, User
+from public_app.models import Invitation, User
 from public_app.pagination import Page, PageQuery, paginate
 from public_app.schemas import InvitationAcceptedOut, InvitationPreviewOut, MyInvitationOut
-from public_app.selectors import invitation_list_for_email
+from public_app.selectors import invitation_get_for_email, invitation_list_for_email
 from public_app.services.invitations import (
     invitation_accept,
     invitation_by_token,
@@ -22,12 +22,7 @@ router = Router(tags=["Invitation links"])
 
 def _my_invitation(request: AuthedRequest, invitation_id: str) -> tuple[Invitation, User]:
     user = request_user(request)
-    invitation = (
-        Invitation.objects.select_related("organization")
-        .filter(uid=invitation_id, email=user.email)
-        .exclude(status__in=[InvitationStatus.CANCELLED, InvitationStatus.DECLINED])
-        .first()
-    )
+    invitation = invitation_get_for_email(uid=invitation_id, email=user.email)
     if invitation is None:
         raise errors.NotFound("Invitation not found.")
     return invitation, user

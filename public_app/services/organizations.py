@@ -1,6 +1,8 @@
 """Creating organizations and their status changes."""
 
 import re
+import secrets
+import unicodedata
 import zoneinfo
 from datetime import timedelta
 from typing import Any
@@ -57,6 +59,28 @@ def slug_validate(slug: str) -> str:
     if slug in RESERVED_SLUGS or slug.startswith("pg"):
         raise fail("This slug is reserved.")
     return slug
+
+
+def slug_suggest(name: str) -> str:
+    """A free slug made from an organization's name (onboarding suggests it): ASCII, lowercase, hyphens, starting
+    with a letter; `-2`, `-3`, … when taken or reserved."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    base = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9]+", "-", ascii_name))
+    base = re.sub(r"^[^a-z]+", "", base)[:44].strip("-")
+    if len(base) < 3 or base.startswith("pg"):
+        base = f"team-{base}".strip("-") if base else "team"
+    for n in range(1, 50):
+        candidate = base if n == 1 else f"{base}-{n}"
+        try:
+            slug_validate(candidate)
+        except errors.ValidationFailed:
+            continue
+        taken = Organization.objects.filter(slug=candidate).exists() or SlugRedirect.objects.filter(
+            old_slug=candidate, expires_at__gt=timezone.now()
+        ).exists()
+        if not taken:
+            return candidate
+    return f"{base[:38]}-{secrets.token_hex(3)}"
 
 
 def name_validate(name: str) -> str:

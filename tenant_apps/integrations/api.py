@@ -1,15 +1,13 @@
 """Settings → Leadsforce (owners and admins)."""
 
 from datetime import datetime
-from typing import Annotated
 
 from ninja import Router, Schema, Status
-from pydantic import StringConstraints
 
 from public_app.access import Capability
 from public_app.api.common import AuthedRequest, may_raise
 from public_app.api.security import OrgAuth
-from public_app.fields import BodyIn
+from public_app.fields import BodyIn, LeadsforceKey
 from tenant_apps.integrations.models import Integration
 from tenant_apps.integrations.services import (
     leadsforce_connect,
@@ -19,11 +17,6 @@ from tenant_apps.integrations.services import (
 )
 
 router = Router(tags=["Leadsforce"], auth=OrgAuth(Capability.INTEGRATIONS, tenant_schema=True))
-
-
-# A key travels in an HTTP header: printable ASCII without spaces (anything else could never be a valid key, and
-# would fail in the HTTP client as if Leadsforce were down).
-LeadsforceKey = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"^[\x21-\x7e]+$")]
 
 
 class LeadsforceConnectIn(BodyIn):

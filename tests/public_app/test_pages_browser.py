@@ -205,12 +205,12 @@ def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
     owner.goto(f"{url}/organizations/acme/settings/developers")
     owner.fill("#key-name", "CI pipeline")
     owner.click("text=Create key")
-    key = owner.inner_text("#new-key")
+    key = owner.inner_text("#shown-once")
     assert key.startswith("ak_")
     headers = {"Authorization": f"Bearer {key}"}
     assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 200
     owner.goto(f"{url}/organizations/acme/settings/developers")
-    assert owner.locator("#new-key").count() == 0 and "CI pipeline" in owner.inner_text("main")  # shown once
+    assert owner.locator("#shown-once").count() == 0 and "CI pipeline" in owner.inner_text("main")  # shown once
     shot(owner, "settings-developers")
     owner.click("text=Revoke")
     assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 401

@@ -1,0 +1,143 @@
+"""The hosted pages' forms without a browser (the browser journeys are test_pages_browser.py): every Settings form is
+refused to a role without its capability (403) and to an outsider (404) with nothing changed, another
+organization's ids are not found from one's own, bad input is answered on the tab with a 4xx (never a 500), a form
+without its CSRF token is refused, and onboarding suggests a free slug."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from public_app.access import roles_of
+from public_app.models import ApiKey, Invitation, Membership, Organization, Role
+from public_app.pages.settings import ACTIONS
+from public_app.services.invitations import _new_token
+from public_app.services.organizations import slug_suggest
+from public_app.tenancy import tenant_context
+from tenant_apps.integrations.models import Integration
+from tenant_apps.webhooks.models import WebhookEndpoint
+from tests.conftest import make_org
+
+
+def signed_in(persona: Any, **kwargs: Any) -> Client:
+    client = Client(**kwargs)
+    client.force_login(persona.user)
+    return client
+
+
+@pytest.fixture
+def world(acme, personas, settings) -> dict[str, Any]:
+    """acme with one of everything a form can change: a pending invitation, an API key, a webhook endpoint, a
+    Leadsforce connection."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    invitation = Invitation(organization=acme, email="new@example.com", role=Role.MEMBER, expires_in_days=7,
+                            expires_at=timezone.now() + timedelta(days=7))  # fmt: skip
+    _new_token(invitation)
+    invitation.save()
+    key = ApiKey.objects.create(organization=acme, name="ci", role=Role.MEMBER, prefix="ak_test", key_hash="x" * 64)
+    with tenant_context(acme):
+        endpoint = WebhookEndpoint.objects.create(url="https://hooks.example/a", events=["ping"], secret_encrypted="x")
+        Integration.objects.create(provider="leadsforce", credentials_encrypted="x", connected_at=timezone.now())
+    return {"invitation": invitation, "key": key, "endpoint": endpoint, "personas": personas}
+
+
+def form_for(action: str, world: dict[str, Any]) -> dict[str, Any]:
+    """A form that would change something if it were let through."""
+    carol = world["personas"]["member"].user
+    return {
+        "general": {"name": "Hijacked", "slug": "hijacked"},
+        "logo_upload": {}, "logo_remove": {},
+        "role": {"target": carol.uid, "role": "admin"}, "remove": {"target": carol.uid},
+        "resend": {"target": world["invitation"].uid}, "cancel": {"target": world["invitation"].uid},
+        "checkout": {"plan": "team"}, "portal": {},
+        "key_create": {"name": "sneaky", "role": "member"}, "key_revoke": {"target": world["key"].uid},
+        "webhook_create": {"url": "https://hooks.example/b", "events": ["ping"]},
+        "webhook_delete": {"target": world["endpoint"].uid}, "webhook_test": {"target": world["endpoint"].uid},
+        "leadsforce_connect": {"api_key": "lf_good_key"}, "leadsforce_disconnect": {}, "leadsforce_sync": {},
+    }[action]  # fmt: skip
+
+
+def snapshot(organization: Organization) -> tuple:
+    organization.refresh_from_db()
+    with tenant_context(organization):
+        tenant = (sorted(WebhookEndpoint.objects.values_list("uid", "url")),
+                  sorted(Integration.objects.values_list("provider", "account_name")))  # fmt: skip
+    return (
+        (organization.name, organization.slug, organization.logo),
+        sorted(Membership.objects.filter(organization=organization).values_list("user_id", "role")),
+        sorted(Invitation.objects.filter(organization=organization).values_list("uid", "status", "token_version")),
+        sorted(ApiKey.objects.filter(organization=organization).values_list("uid", "revoked_at")),
+        tenant,
+    )
+
+
+def test_every_settings_form_is_refused_to_a_role_without_its_capability_and_to_outsiders(acme, globex, world):
+    roles = roles_of(acme)
+    refused = 0
+    before = snapshot(acme)
+    for action, spec in ACTIONS.items():
+        for who, persona in world["personas"].items():
+            if who != "outsider" and roles.has(who, spec.capability):
+                continue
+            response = signed_in(persona).post(f"/organizations/acme/settings/{spec.tab}",
+                                               {"action": action, **form_for(action, world)})  # fmt: skip
+            expected = 404 if who == "outsider" else 403
+            assert response.status_code == expected, (action, who, response.status_code)
+            assert b"sneaky" not in response.content and b"ak_" not in response.content
+            refused += 1
+    assert snapshot(acme) == before
+    assert refused >= 3 * len(ACTIONS)  # member, outsider and at least one more role for every form
+
+
+def test_another_organizations_ids_are_not_found_from_ones_own(acme, globex, world):
+    eve = world["personas"]["outsider"]  # owner of globex
+    before = snapshot(acme)
+    for action in ("role", "remove", "resend", "cancel", "key_revoke", "webhook_delete", "webhook_test"):
+        spec = ACTIONS[action]
+        response = signed_in(eve).post(f"/organizations/globex/settings/{spec.tab}",
+                                       {"action": action, **form_for(action, world)})  # fmt: skip
+        assert response.status_code == 404, (action, response.status_code)
+    assert snapshot(acme) == before
+
+
+def test_bad_input_is_answered_on_the_tab_with_a_4xx(acme, world):
+    owner = signed_in(world["personas"]["owner"])
+    too_long_url = "http://127.0.0.1:9/" + "x" * 2000  # a target the checks would allow, but longer than 2000
+    for action, spec in ACTIONS.items():
+        for form in ({}, {"target": "nope", "name": "\x00", "url": too_long_url, "role": "emperor", "plan": "gold",
+                          "api_key": "has spaces", "events": ["ping"], "slug": "--"}):  # fmt: skip
+            response = owner.post(f"/organizations/acme/settings/{spec.tab}", {"action": action, **form})
+            if action in ("logo_remove", "leadsforce_disconnect", "leadsforce_sync") and response.status_code == 302:
+                continue  # these take no input: they did their job
+            status = response.status_code
+            assert 400 <= status < 500 or status == 503, (action, form, status)
+            assert response["Content-Type"].startswith("text/html")
+    response = owner.post("/organizations/acme/settings/general", {"action": "general", "name": "", "slug": "acme"})
+    assert response.status_code == 422 and b'role="alert"' in response.content and b"General" in response.content
+    assert owner.post("/organizations/acme/settings/general", {"action": "self-destruct"}).status_code == 400
+
+
+def test_a_form_without_its_csrf_token_is_refused(acme, world):
+    owner = signed_in(world["personas"]["owner"], enforce_csrf_checks=True)
+    form = {"action": "general", "name": "Forged", "slug": "acme"}
+    response = owner.post("/organizations/acme/settings/general", form)
+    assert response.status_code == 403
+    acme.refresh_from_db()
+    assert acme.name != "Forged"
+
+
+def test_onboarding_suggests_a_free_slug_and_takes_it_when_left_empty(tenant_template, alice, globex):
+    assert slug_suggest("Acme Outbound") == "acme-outbound"
+    assert slug_suggest("Ünïcode   Café!") == "unicode-cafe"
+    assert slug_suggest("Globex") == "globex-2"  # taken
+    assert slug_suggest("Admin") == "admin-2"  # reserved
+    assert slug_suggest("42") == "team" and slug_suggest("PG Tools") == "team-pg-tools"
+    client = signed_in(alice)
+    assert client.get("/welcome/slug-suggestion", {"name": "Globex"}).json() == {"slug": "globex-2"}
+    response = client.post("/welcome", {"name": "Globex"})
+    assert response.status_code == 302 and response["Location"] == "/organizations/globex-2/"
+    assert Membership.objects.get(organization__slug="globex-2").user == alice.user
+    make_org(alice.user, "globex-3")
+    assert slug_suggest("Globex") == "globex-4"
