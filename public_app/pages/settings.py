@@ -42,7 +42,17 @@ from tenant_apps.webhooks.services.endpoints import endpoint_create, endpoint_de
 from tenant_apps.webhooks.services.events import event_emit
 
 TABS = ("general", "members", "billing", "developers", "leadsforce")
-Result = HttpResponse | str  # a finished answer, or what was done (the tab is shown again with it)
+
+
+@dataclass(frozen=True)
+class ShownOnce:
+    """A secret to show in this answer only: the tab is rendered with it (outside the organization's schema)."""
+
+    label: str
+    secret: str
+
+
+Result = HttpResponse | ShownOnce | str  # a finished answer, a secret to show, or what was done (shown on the tab)
 
 
 def _url(slug: str, tab: str, **query: str) -> str:
@@ -205,7 +215,7 @@ def _portal(request: HttpRequest, access: Access) -> Result:
 def _create_key(request: HttpRequest, access: Access) -> Result:
     key, raw = api_key_create(access=access, name=form_value(request, "name", Name),
                               role=request.POST.get("role", "member"))  # fmt: skip
-    return _render(request, access, "developers", shown_once={"label": f"The key {key.name}", "secret": raw})
+    return ShownOnce(f"The key {key.name}", raw)
 
 
 def _revoke_key(request: HttpRequest, access: Access) -> Result:
@@ -219,8 +229,7 @@ def _create_webhook(request: HttpRequest, access: Access) -> Result:
         raise errors.ValidationFailed.for_field("url", "At most 2000 characters.")
     endpoint, secret = endpoint_create(access=access, url=url, events=request.POST.getlist("events"),
                                        description=form_value(request, "description", OptionalName))  # fmt: skip
-    return _render(request, access, "developers",
-                   shown_once={"label": f"The signing secret of {endpoint.url}", "secret": secret})  # fmt: skip
+    return ShownOnce(f"The signing secret of {endpoint.url}", secret)
 
 
 def _delete_webhook(request: HttpRequest, access: Access) -> Result:
@@ -315,4 +324,6 @@ def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpRespon
                        status=exc.status, errors=messages_of(exc))  # fmt: skip
     if isinstance(result, HttpResponse):
         return result
+    if isinstance(result, ShownOnce):
+        return _render(request, access, tab, shown_once=result)
     return HttpResponseRedirect(_url(access.org.slug, tab, done=result))

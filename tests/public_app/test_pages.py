@@ -141,3 +141,32 @@ def test_onboarding_suggests_a_free_slug_and_takes_it_when_left_empty(tenant_tem
     assert Membership.objects.get(organization__slug="globex-2").user == alice.user
     make_org(alice.user, "globex-3")
     assert slug_suggest("Globex") == "globex-4"
+
+
+def test_every_settings_form_works_for_an_owner(acme, world, fake_stripe, leadsforce, receiver):
+    """Each form once, as its owner would fill it in: a page or a redirect, never an error."""
+    import io
+
+    from PIL import Image
+
+    owner = signed_in(world["personas"]["owner"], HTTP_HOST="localhost")  # a host Stripe may send people back to
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    forms = {**{action: form_for(action, world) for action in ACTIONS},
+             "general": {"name": "Acme Two", "slug": "acme"}, "leadsforce_connect": {"api_key": "lf_good_key"},
+             "webhook_create": {"url": receiver.url, "events": ["ping"], "description": "x"}}  # fmt: skip
+    order = [a for a in ACTIONS if a not in ("remove", "leadsforce_disconnect", "key_revoke", "webhook_delete")]
+    for action in [*order, "remove", "key_revoke", "webhook_delete", "leadsforce_disconnect"]:
+        form = dict(forms[action])
+        if action == "logo_upload":
+            png.seek(0)
+            form["logo"] = png
+        response = owner.post(f"/organizations/acme/settings/{ACTIONS[action].tab}", {"action": action, **form})
+        assert response.status_code in (200, 302), (action, response.status_code, response.content[:500])
+        if action in ("key_create", "webhook_create"):
+            assert b'id="shown-once"' in response.content
+        if action in ("checkout", "portal"):
+            assert response["Location"].startswith(("https://checkout.stripe.test/", "https://billing.stripe.test/"))
+    acme.refresh_from_db()
+    assert acme.name == "Acme Two" and acme.logo == ""  # uploaded, then removed
+    assert not Membership.objects.filter(organization=acme, user=world["personas"]["member"].user).exists()

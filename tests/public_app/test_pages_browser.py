@@ -52,6 +52,35 @@ def site(live_server: Any, worker: Any, mailbox: list, settings: Any) -> Iterato
         drop_tenant_schemas()
 
 
+OUTSIDE = re.compile(r"^https?://(?!localhost[:/]|127\.0\.0\.1[:/])")
+
+
+def fresh_page(browser: Any) -> Any:
+    """A page in a new browser context (its own cookies) that never reaches off the machine: Stripe's hosted pages
+    (where Checkout and the Portal send people) answer from here and are recorded on `page.outside`; anything else
+    outside is refused."""
+    page = browser.new_context().new_page()
+    page.outside = []
+
+    def outside(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("https://checkout.stripe.test/", "https://billing.stripe.test/")):
+            page.outside.append(url)
+            route.fulfill(status=200, content_type="text/html", body=f"<h1>Stripe</h1><p>{url}</p>")
+        else:
+            route.abort()
+
+    page.context.route(OUTSIDE, outside)
+    return page
+
+
+def forged_post(page: Any, url: str, path: str, data: dict) -> httpx.Response:
+    """What a member's browser could post anyway (a valid session and CSRF token, a form the page did not offer)."""
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    return httpx.post(f"{url}{path}", cookies=cookies, data={**data, "csrfmiddlewaretoken": cookies["csrftoken"]},
+                      headers={"Referer": f"{url}{path}"})  # fmt: skip
+
+
 def shot(page: Any, name: str) -> None:
     if os.environ.get("UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -67,7 +96,7 @@ def sign_in(page: Any, url: str, email: str, password: str = PASSWORD) -> None:
 
 def test_the_invitation_journey_from_the_email_to_the_dashboard(browser, site):
     url, mailbox = site["url"], site["mailbox"]
-    owner_page = browser.new_page()
+    owner_page = fresh_page(browser)
     sign_in(owner_page, url, "olivia@example.com")
     assert owner_page.url == f"{url}/organizations/acme/"
     shot(owner_page, "dashboard")
@@ -80,7 +109,7 @@ def test_the_invitation_journey_from_the_email_to_the_dashboard(browser, site):
     text = message.get_body(preferencelist=("plain",)).get_content()
     link = re.search(rf"{re.escape(url)}/invitations/\S+", text).group(0)
 
-    invitee = browser.new_context().new_page()
+    invitee = fresh_page(browser)
     invitee.goto(link)
     assert "Join Acme Outbound" in invitee.inner_text("h1")
     assert "Olivia Owner" in invitee.inner_text("main") and "admin" in invitee.inner_text("main")
@@ -105,13 +134,12 @@ def test_onboarding_switching_and_what_a_member_cannot_do(browser, site):
     url = site["url"]
     carol = make_persona("carol@example.com", "Carol Member")
     Membership.objects.create(organization=site["acme"], user=carol.user, role=Role.MEMBER)
-    page = browser.new_context().new_page()
+    page = fresh_page(browser)
     sign_in(page, url, "carol@example.com")
     assert page.url == f"{url}/organizations/acme/"
     assert page.locator("#invite-email").count() == 0  # a member sees no invitation form
     # onboarding: a second organization, then switch back without signing in again
     page.click("text=+ New organization")
-    shot(page, "welcome")
     page.fill("#name", "Carol Labs")
     page.fill("#slug", "carol-labs")
     page.click("button[type=submit] >> text=Create")
@@ -133,7 +161,7 @@ def test_csrf_and_error_pages(browser, site):
     # a form posted without its token (another site's form) is refused and signs nobody in
     refused = httpx.post(f"{url}/signin", data={"email": "olivia@example.com", "password": PASSWORD})
     assert refused.status_code == 403 and "sessionid" not in refused.cookies
-    page = browser.new_context().new_page()
+    page = fresh_page(browser)
     page.goto(f"{url}/invitations/it_not-a-real-token")
     assert "does not work" in page.inner_text("h1")
     invitation = Invitation.objects.create(organization=site["acme"], email="gone@example.com", role=Role.MEMBER,
@@ -161,7 +189,7 @@ def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
     url, acme = site["url"], site["acme"]
     carol = make_persona("carol@example.com", "Carol Member")
     Membership.objects.create(organization=acme, user=carol.user, role=Role.MEMBER)
-    owner = browser.new_context().new_page()
+    owner = fresh_page(browser)
     sign_in(owner, url, "olivia@example.com")
     owner.click("text=Settings")
     owner.fill("#name", "Acme Renamed")
@@ -176,7 +204,7 @@ def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
     assert Membership.objects.get(organization=acme, user=carol.user).role == Role.BILLING
     shot(owner, "settings-members")
 
-    member = browser.new_context().new_page()
+    member = fresh_page(browser)
     sign_in(member, url, "carol@example.com")
     member.goto(f"{url}/organizations/acme/settings/general")
     assert member.locator("#name").count() == 0 and "Acme Renamed" in member.inner_text("main")
@@ -200,7 +228,7 @@ def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
     url, acme = site["url"], site["acme"]
     carol = make_persona("carol@example.com", "Carol Member")
     Membership.objects.create(organization=acme, user=carol.user, role=Role.MEMBER)
-    owner = browser.new_context().new_page()
+    owner = fresh_page(browser)
     sign_in(owner, url, "olivia@example.com")
     owner.goto(f"{url}/organizations/acme/settings/developers")
     owner.fill("#key-name", "CI pipeline")
@@ -211,10 +239,9 @@ def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
     assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 200
     owner.goto(f"{url}/organizations/acme/settings/developers")
     assert owner.locator("#shown-once").count() == 0 and "CI pipeline" in owner.inner_text("main")  # shown once
-    shot(owner, "settings-developers")
     owner.click("text=Revoke")
     assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 401
-    member = browser.new_context().new_page()
+    member = fresh_page(browser)
     sign_in(member, url, "carol@example.com")
     member.goto(f"{url}/organizations/acme/settings/developers")
     assert member.locator("#key-name").count() == 0 and "Only owners and admins" in member.inner_text("main")
@@ -224,3 +251,174 @@ def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
                                 "csrfmiddlewaretoken": cookies["csrftoken"]},
                           headers={"Referer": f"{url}/organizations/acme/settings/developers"})  # fmt: skip
     assert response.status_code == 403 and "ak_" not in response.text
+
+
+def member_page(browser: Any, site: dict[str, Any], role: str = Role.MEMBER) -> Any:
+    carol = make_persona("carol@example.com", "Carol Member")
+    Membership.objects.create(organization=site["acme"], user=carol.user, role=role)
+    page = fresh_page(browser)
+    sign_in(page, site["url"], "carol@example.com")
+    return page
+
+
+def test_onboarding_accepts_a_pending_invitation_suggests_a_slug_and_asks_for_a_plan(browser, site, fake_stripe):
+    from public_app.access import Access
+    from public_app.services.invitations import invitation_create
+
+    url = site["url"]
+    make_persona("nina@example.com", "Nina New")
+    invitation_create(access=Access.for_user(site["owner"].user).within(site["acme"], Role.OWNER),
+                      email="nina@example.com", role=Role.MEMBER)  # fmt: skip
+    page = fresh_page(browser)
+    sign_in(page, url, "nina@example.com")
+    assert page.url == f"{url}/welcome"
+    assert "Acme Outbound as member, from Olivia Owner" in page.inner_text("main")
+    shot(page, "onboarding")
+    page.click("text=Accept")
+    assert page.url == f"{url}/organizations/acme/" and "You are member here" in page.inner_text("main")
+    # a first organization of her own: the slug is suggested as she types, taken when left empty
+    page.click("text=+ New organization")
+    page.fill("#name", "Nina's Ünïque Labs")
+    page.wait_for_function("document.getElementById('slug-preview').textContent === 'nina-s-unique-labs'")
+    assert page.get_attribute("#slug", "placeholder") == "nina-s-unique-labs"
+    page.click("button[type=submit] >> text=Create")
+    # billing is on: the plan step, where Free is one click away and a paid plan goes through Stripe Checkout
+    assert page.url == f"{url}/organizations/nina-s-unique-labs/settings/billing?step=plan"
+    assert "Choose a plan" in page.inner_text("main") and "Free (free)" in page.inner_text("#plan")
+    shot(page, "onboarding-plan")
+    page.click("button[aria-label='Choose Team']")
+    page.wait_for_url("https://checkout.stripe.test/**")
+    [checkout_url] = page.outside
+    assert checkout_url.startswith("https://checkout.stripe.test/c/")
+    session = fake_stripe.checkout_sessions[checkout_url.rsplit("/", 1)[1]]
+    billing = f"{url}/organizations/nina-s-unique-labs/settings/billing"
+    assert session["params"]["success_url"] == f"{billing}?done=subscribed"
+    assert session["params"]["cancel_url"] == f"{billing}?step=plan"
+    # Stripe tells us it was paid; back on the tab the plan, seats and card show
+    event = fake_stripe.complete_checkout(session["id"])
+    payload = __import__("json").dumps(event).encode()
+    from tests.conftest import STRIPE_WEBHOOK_SECRET
+
+    delivered = httpx.post(f"{url}/api/v1/billing/stripe/webhook", content=payload,
+                           headers={"Stripe-Signature": fake_stripe.sign(payload, STRIPE_WEBHOOK_SECRET),
+                                    "Content-Type": "application/json"})  # fmt: skip
+    assert delivered.status_code == 200, delivered.text
+    wait_for_jobs(site["worker"])
+    page.goto(session["params"]["success_url"])
+    assert "Team (active)" in page.inner_text("#plan") and "1 used of 50, 1 billed" in page.inner_text("#seats")
+    assert "Visa ending 4242" in page.inner_text("main")
+    page.click("text=Payment method and invoices (Stripe)")
+    page.wait_for_url("https://billing.stripe.test/**")
+    assert page.outside[-1].startswith("https://billing.stripe.test/p/cus_")
+
+
+def test_billing_tab_for_an_owner_a_billing_manager_and_a_member(browser, site, fake_stripe):
+    url = site["url"]
+    owner = fresh_page(browser)
+    sign_in(owner, url, "olivia@example.com")
+    owner.goto(f"{url}/organizations/acme/settings/billing")
+    assert "Free (free)" in owner.inner_text("#plan") and "1 used of 50" in owner.inner_text("#seats")
+    assert owner.locator("button[aria-label='Choose Business']").count() == 1
+    shot(owner, "settings-billing")
+    member = member_page(browser, site)
+    member.goto(f"{url}/organizations/acme/settings/billing")
+    assert "Only owners, admins and billing managers" in member.inner_text("main")
+    assert member.locator("#plan").count() == 0 and member.locator("text=Choose").count() == 0
+    for action in ("checkout", "portal"):
+        response = forged_post(member, url, "/organizations/acme/settings/billing", {"action": action, "plan": "team"})
+        assert response.status_code == 403 and "stripe.test" not in response.headers.get("location", "")
+    assert fake_stripe.checkout_sessions == {}
+
+
+def test_developers_tab_webhooks_and_their_delivery_log(browser, site, receiver):
+    url = site["url"]
+    owner = fresh_page(browser)
+    sign_in(owner, url, "olivia@example.com")
+    owner.goto(f"{url}/organizations/acme/settings/developers")
+    owner.fill("#webhook-url", receiver.url)
+    owner.fill("#webhook-description", "CRM sync")
+    owner.check("input[value='ping']")
+    owner.check("input[value='member.added']")
+    owner.click("text=Add endpoint")
+    secret = owner.inner_text("#shown-once")
+    assert secret.startswith("whsec_") and receiver.url in owner.inner_text("main")
+    owner.click(f"button[aria-label='Send a test to {receiver.url}']")
+    assert "Done: ping queued" in owner.inner_text("main") and "Deliveries to" in owner.inner_text("main")
+    wait_for_jobs(site["worker"])
+    [request] = receiver.wait_for(1)
+    assert b'"type":"ping"' in request["body"].replace(b" ", b"") and request["headers"]["webhook-signature"]
+    owner.reload()
+    assert "ping" in owner.inner_text("#deliveries") and "succeeded" in owner.inner_text("#deliveries")
+    assert secret not in owner.content()  # shown once
+    shot(owner, "settings-webhooks")
+
+    member = member_page(browser, site)
+    member.goto(f"{url}/organizations/acme/settings/developers")
+    assert member.locator("#webhook-url").count() == 0 and receiver.url not in member.inner_text("main")
+    response = forged_post(member, url, "/organizations/acme/settings/developers",
+                           {"action": "webhook_create", "url": receiver.url, "events": "ping"})  # fmt: skip
+    assert response.status_code == 403 and "whsec_" not in response.text
+    owner.click(f"button[aria-label='Delete {receiver.url}']")
+    assert "Done: webhook deleted" in owner.inner_text("main") and receiver.url not in owner.inner_text("main")
+
+
+def test_leadsforce_tab_connects_syncs_and_disconnects(browser, site, leadsforce):
+    from tenant_apps.leads.models import Lead
+
+    url = site["url"]
+    leadsforce.leads = [{"id": "lf_1", "name": "Lena Lead", "email": "lena@example.com", "phone": "+14155550100"}]
+    owner = fresh_page(browser)
+    sign_in(owner, url, "olivia@example.com")
+    owner.goto(f"{url}/organizations/acme/settings/leadsforce")
+    assert "Not connected" in owner.inner_text("main")
+    owner.fill("#api-key", "lf_wrong_key")
+    owner.click("button[type=submit] >> text=Connect")
+    assert "Leadsforce refused this API key" in owner.inner_text("[role=alert]")
+    owner.fill("#api-key", "lf_good_key")
+    owner.click("button[type=submit] >> text=Connect")
+    assert "Acme Sales" in owner.inner_text("#leadsforce-status") and "lf_good_key" not in owner.content()
+    owner.click("text=Sync now")
+    assert "Done: sync queued" in owner.inner_text("main")
+    wait_for_jobs(site["worker"])
+    owner.reload()
+    assert "never" not in owner.inner_text("#leadsforce-status")
+    from public_app.tenancy import tenant_context
+
+    with tenant_context(site["acme"]):
+        assert list(Lead.objects.values_list("email", flat=True)) == ["lena@example.com"]
+    shot(owner, "settings-leadsforce")
+    member = member_page(browser, site, role=Role.BILLING)
+    member.goto(f"{url}/organizations/acme/settings/leadsforce")
+    assert member.locator("text=Sync now").count() == 0 and "Acme Sales" not in member.inner_text("main")
+    for action in ("leadsforce_disconnect", "leadsforce_sync"):
+        response = forged_post(member, url, "/organizations/acme/settings/leadsforce", {"action": action})
+        assert response.status_code == 403
+    owner.click("button[type=submit] >> text=Disconnect")
+    assert "Done: Leadsforce disconnected" in owner.inner_text("main") and "Not connected" in owner.inner_text("main")
+
+
+def test_general_tab_logo_upload_and_removal(browser, site, tmp_path):
+    from PIL import Image
+
+    url = site["url"]
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (64, 64), (39, 71, 200)).save(logo)
+    owner = fresh_page(browser)
+    sign_in(owner, url, "olivia@example.com")
+    owner.goto(f"{url}/organizations/acme/settings/general")
+    owner.set_input_files("#logo", str(logo))
+    owner.click("text=Upload logo")
+    assert "Done: logo uploaded" in owner.inner_text("main")
+    assert owner.locator("img.logo").count() == 1
+    not_an_image = tmp_path / "logo.png.exe"
+    not_an_image.write_bytes(b"MZ not a picture")
+    owner.set_input_files("#logo", str(not_an_image))
+    owner.click("text=Upload logo")
+    assert "PNG, JPEG or WebP" in owner.inner_text("[role=alert]")
+    owner.click("text=Remove logo")
+    assert "Done: logo removed" in owner.inner_text("main") and owner.locator("img.logo").count() == 0
+    member = member_page(browser, site)
+    member.goto(f"{url}/organizations/acme/settings/general")
+    assert member.locator("#logo").count() == 0
+    response = forged_post(member, url, "/organizations/acme/settings/general", {"action": "logo_remove"})
+    assert response.status_code == 403
