@@ -33,8 +33,16 @@ def viewer(request: HttpRequest) -> User | None:
     return user if user is not None and user.is_authenticated else None
 
 
+# The pages load their stylesheet and script from this site only (no inline code), and may not be framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' https: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
 def page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
-    return render(request, f"pages/{template}.html", {"viewer": viewer(request), **context}, status=status)
+    response = render(request, f"pages/{template}.html", {"viewer": viewer(request), **context}, status=status)
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
 
 
 def problem(

@@ -262,6 +262,8 @@ def member_page(browser: Any, site: dict[str, Any], role: str = Role.MEMBER) -> 
 
 
 def test_onboarding_accepts_a_pending_invitation_suggests_a_slug_and_asks_for_a_plan(browser, site, fake_stripe):
+    from playwright.sync_api import expect
+
     from public_app.access import Access
     from public_app.services.invitations import invitation_create
 
@@ -279,7 +281,7 @@ def test_onboarding_accepts_a_pending_invitation_suggests_a_slug_and_asks_for_a_
     # a first organization of her own: the slug is suggested as she types, taken when left empty
     page.click("text=+ New organization")
     page.fill("#name", "Nina's Ünïque Labs")
-    page.wait_for_function("document.getElementById('slug-preview').textContent === 'nina-s-unique-labs'")
+    expect(page.locator("#slug-preview")).to_have_text("nina-s-unique-labs")  # asked the server as she typed
     assert page.get_attribute("#slug", "placeholder") == "nina-s-unique-labs"
     page.click("button[type=submit] >> text=Create")
     # billing is on: the plan step, where Free is one click away and a paid plan goes through Stripe Checkout
@@ -422,3 +424,26 @@ def test_general_tab_logo_upload_and_removal(browser, site, tmp_path):
     assert member.locator("#logo").count() == 0
     response = forged_post(member, url, "/organizations/acme/settings/general", {"action": "logo_remove"})
     assert response.status_code == 403
+
+
+def test_pages_are_styled_labelled_and_fit_a_phone(browser, site):
+    """The stylesheet and script come from WhiteNoise under a strict Content-Security-Policy; every field has a
+    label a screen reader announces; nothing is wider than a phone's screen."""
+    url = site["url"]
+    phone = browser.new_context(viewport={"width": 360, "height": 740}).new_page()
+    phone.context.route(OUTSIDE, lambda route: route.abort())
+    violations: list[str] = []
+    phone.on("console", lambda message: violations.append(message.text) if "Content Security" in message.text else None)
+    response = phone.goto(f"{url}/signin")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    sign_in(phone, url, "olivia@example.com")
+    unlabelled = """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name)"""
+    paths = ["/welcome", "/organizations/acme/", *[f"/organizations/acme/settings/{tab}" for tab in
+             ("general", "members", "billing", "developers", "leadsforce")]]  # fmt: skip
+    for path in paths:
+        phone.goto(f"{url}{path}")
+        assert phone.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(246, 246, 248)", path
+        assert phone.evaluate(unlabelled) == [], path
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    assert violations == []
