@@ -32,7 +32,7 @@ from public_app.services.organizations import organization_create, slug_suggest
 from public_app.services.verification import email_verify
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "HEAD"])
 def home(request: HttpRequest) -> HttpResponse:
     user = viewer(request)
     if user is None:
@@ -41,7 +41,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"/organizations/{latest.organization.slug}/" if latest else "/welcome")
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def signin(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
@@ -55,7 +55,7 @@ def signin(request: HttpRequest) -> HttpResponse:
     return page(request, "signin", email=request.GET.get("email", ""), next=next_path(request))
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         email = request.POST.get("email", "")
@@ -79,7 +79,7 @@ def signout(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/signin")
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "POST"])  # no HEAD: a GET signed in confirms the address
 def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     """Followed signed in as the account: it is confirmed. Anyone else reading the mailbox chooses a password, and
     the account is theirs (public_app.services.verification.email_verify)."""
@@ -105,7 +105,7 @@ def _invitation_by_link(request: HttpRequest, token: str) -> Invitation:
     return invitation
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "HEAD"])
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: who invites you where, with which role; then sign in or up with that address, and accept."""
     try:
@@ -163,7 +163,7 @@ def billing_is_on() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @signed_in
 def welcome(request: HttpRequest, user: User) -> HttpResponse:
     """Onboarding: the invitations waiting for your (verified) address, and a new organization (the slug is
@@ -186,7 +186,7 @@ def welcome(request: HttpRequest, user: User) -> HttpResponse:
                 done=request.GET.get("done", ""), memberships=memberships)  # fmt: skip
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "HEAD"])
 @signed_in
 def slug_suggestion(request: HttpRequest, user: User) -> HttpResponse:
     """The free slug the onboarding form would take for `name` (the form shows it as you type)."""

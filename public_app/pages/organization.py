@@ -13,7 +13,7 @@ from public_app.selectors import organization_list_for_user
 from public_app.services.invitations import invitation_create
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "HEAD"])
 @signed_in
 def dashboard(request: HttpRequest, user: User, slug: str) -> HttpResponse:
     """An organization's dashboard, with the switcher (most recently used first; switching keeps you signed in)."""

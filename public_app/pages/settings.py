@@ -290,7 +290,7 @@ def _render(request: HttpRequest, access: Access, tab: str, status: int = 200, *
                 **VIEWS[tab](request, access), **extra)  # fmt: skip
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @signed_in
 def settings_page(request: HttpRequest, user: User, slug: str, tab: str = "general") -> HttpResponse:
     if tab not in TABS:

@@ -170,3 +170,10 @@ def test_every_settings_form_works_for_an_owner(acme, world, fake_stripe, leadsf
     acme.refresh_from_db()
     assert acme.name == "Acme Two" and acme.logo == ""  # uploaded, then removed
     assert not Membership.objects.filter(organization=acme, user=world["personas"]["member"].user).exists()
+
+
+def test_pages_answer_head_like_get_without_side_effects(db):
+    client = Client()
+    assert client.head("/signin").status_code == 200
+    assert client.head("/welcome").status_code == 302  # to sign in first
+    assert client.head("/verify-email/vt_anything").status_code == 405  # signed in, a GET confirms: no HEAD for it

@@ -173,6 +173,12 @@ def test_csrf_and_error_pages(browser, site):
     invitation.save()
     page.goto(f"{url}/invitations/{invitation_token(invitation)}")
     assert "can no longer be used" in page.inner_text("h1") and "cancelled" in page.inner_text("main")
+    expired = Invitation.objects.create(organization=site["acme"], email="late@example.com", role=Role.MEMBER,
+                                        expires_in_days=7, expires_at="2020-01-01T00:00:00Z")  # fmt: skip
+    _new_token(expired)
+    expired.save()
+    page.goto(f"{url}/invitations/{invitation_token(expired)}")
+    assert "can no longer be used" in page.inner_text("h1") and "expired" in page.inner_text("main")
     # signed in as someone else than the invited address
     sign_in(page, url, "olivia@example.com")
     other = Invitation.objects.create(organization=site["acme"], email="else@example.com", role=Role.MEMBER,
