@@ -17,7 +17,7 @@ from public_app.models import Invitation, InvitationStatus, Membership, Role
 from tests.conftest import PASSWORD, drop_tenant_schemas, make_org, make_persona, wait_for_jobs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The hosted pages' forms without a browser (the browser journeys are test_pages_browser.py): every Settings form is
+"""The hosted pages' forms without a browser (the browser journeys are test_browser.py): every Settings form is
 refused to a role without its capability (403) and to an outsider (404) with nothing changed, another
 organization's ids are not found from one's own, bad input is answered on the tab with a 4xx (never a 500), a form
 without its CSRF token is refused, and onboarding suggests a free slug."""
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from public_app.access import roles_of
 from public_app.models import ApiKey, Invitation, Membership, Organization, Role
-from public_app.pages.settings import ACTIONS
+from public_app.pages.settings.forms import ACTIONS
 from public_app.services.invitations import _new_token
 from public_app.services.organizations import slug_suggest
 from public_app.tenancy import tenant_context

@@ -1,11 +1,5 @@
-"""Settings → Organization: General, Members, Billing, Developers and Leadsforce.
-
-Every tab is visible to every member; what it shows and the forms on it depend on the viewer's role, by the same
-capabilities the API checks. Every form posts an `action`; each action names the capability it needs and whether it
-works in the organization's schema, and is refused (403, 404, 503 while being set up) by the API's own rule when
-posted anyway. A 4xx the API would give for the input is shown on the tab itself, next to the form; a secret (an API
-key, a webhook's signing secret) is shown in the answer to the form that created it, once, never in a URL.
-"""
+"""Settings → Organization, the forms: what each posted `action` does, with the capability it needs and whether it
+works in the organization's schema."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,34 +8,20 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import urlencode
-from django.views.decorators.http import require_http_methods
 
 from public_app import errors
 from public_app.access import Access, Capability
 from public_app.fields import LeadsforceKey, Name, OptionalName
-from public_app.logos import logo_url
-from public_app.models import OrganizationStatus, User
-from public_app.pages.common import form_value, grantable, messages_of, org_access, page, problem, signed_in
-from public_app.plans import plans
-from public_app.selectors import api_key_list, invitation_list_pending, member_get, member_list
+from public_app.pages.common import form_value
+from public_app.selectors import member_get
 from public_app.services.api_keys import api_key_create, api_key_revoke
-from public_app.services.billing.accounts import billing_status
-from public_app.services.billing.checkout import checkout_start, invoices_page, portal_start
+from public_app.services.billing.checkout import checkout_start, portal_start
 from public_app.services.invitations import invitation_cancel, invitation_resend
 from public_app.services.members import membership_change_role, membership_remove
 from public_app.services.organizations import organization_set_logo, organization_update
-from public_app.tenancy import tenant_context
-from tenant_apps.integrations.services import (
-    leadsforce_connect,
-    leadsforce_disconnect,
-    leadsforce_get,
-    leadsforce_sync_request,
-)
-from tenant_apps.webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
+from tenant_apps.integrations.services import leadsforce_connect, leadsforce_disconnect, leadsforce_sync_request
 from tenant_apps.webhooks.services.endpoints import endpoint_create, endpoint_delete, endpoint_get
 from tenant_apps.webhooks.services.events import event_emit
-
-TABS = ("general", "members", "billing", "developers", "leadsforce")
 
 
 @dataclass(frozen=True)
@@ -55,85 +35,8 @@ class ShownOnce:
 Result = HttpResponse | ShownOnce | str  # a finished answer, a secret to show, or what was done (shown on the tab)
 
 
-def _url(slug: str, tab: str, **query: str) -> str:
+def settings_url(slug: str, tab: str, **query: str) -> str:
     return f"/organizations/{slug}/settings/{tab}" + (f"?{urlencode(query)}" if query else "")
-
-
-# ---- the tabs: what each shows, given the viewer's access ----
-
-
-def _general(request: HttpRequest, access: Access) -> dict[str, Any]:
-    return {"logo": logo_url(access.org), "logo_max_kib": settings.LOGO_MAX_BYTES // 1024}
-
-
-def _members(request: HttpRequest, access: Access) -> dict[str, Any]:
-    may_manage = access.can(Capability.MEMBERS_MANAGE)
-    return {
-        "members": member_list(organization=access.org).order_by("id")[:200],
-        "pending": invitation_list_pending(organization=access.org)[:200] if may_manage else [],
-        "invited": request.GET.get("invited", ""),
-    }
-
-
-def _billing(request: HttpRequest, access: Access) -> dict[str, Any]:
-    if not access.can(Capability.BILLING_VIEW):
-        return {}
-    billing_on = bool(settings.STRIPE_SECRET_KEY)
-    invoices: list[dict[str, Any]] = []
-    invoices_error = ""
-    if billing_on:
-        try:
-            invoices = invoices_page(organization=access.org, limit=10, cursor=None)["items"]
-        except errors.ApplicationError as exc:  # Stripe down: the rest of the tab still works
-            invoices_error = exc.message
-    return {
-        "billing": billing_status(organization=access.org), "billing_on": billing_on, "plans": list(plans().values()),
-        "invoices": invoices, "invoices_error": invoices_error, "plan_step": request.GET.get("step") == "plan",
-    }  # fmt: skip
-
-
-def _schema_ready(access: Access) -> bool:
-    return access.org.status == OrganizationStatus.ACTIVE
-
-
-def _developers(request: HttpRequest, access: Access) -> dict[str, Any]:
-    if not access.can(Capability.DEVELOPERS):
-        return {}
-    role = access.role or ""
-    context: dict[str, Any] = {
-        "keys": list(api_key_list(organization=access.org).order_by("-id")[:200]),
-        "key_roles": [r for r in grantable(access.org, role) if r not in ("owner", "billing")],
-        "event_types": EVENT_TYPES, "schema_ready": _schema_ready(access),
-    }  # fmt: skip
-    if context["schema_ready"]:
-        with tenant_context(access.org):
-            context["webhooks"] = list(WebhookEndpoint.objects.order_by("-id")[:200])
-            chosen = request.GET.get("webhook", "")
-            if chosen:
-                endpoint = endpoint_get(endpoint_uid=chosen)
-                context["webhook"] = endpoint
-                context["deliveries"] = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("-id")[:50])
-    return context
-
-
-def _leadsforce(request: HttpRequest, access: Access) -> dict[str, Any]:
-    if not access.can(Capability.INTEGRATIONS):
-        return {}
-    context: dict[str, Any] = {"schema_ready": _schema_ready(access)}
-    context["leadsforce_on"] = bool(settings.LEADSFORCE_API_URL)
-    if context["schema_ready"]:
-        with tenant_context(access.org):
-            context["integration"] = leadsforce_get()
-    return context
-
-
-VIEWS: dict[str, Callable[[HttpRequest, Access], dict[str, Any]]] = {
-    "general": _general, "members": _members, "billing": _billing, "developers": _developers,
-    "leadsforce": _leadsforce,
-}  # fmt: skip
-
-
-# ---- the forms: what each action does, with the capability it needs ----
 
 
 @dataclass(frozen=True)
@@ -150,7 +53,7 @@ def _save_general(request: HttpRequest, access: Access) -> Result:
         if field in request.POST:
             changes[field] = form_value(request, field, OptionalName)
     organization = organization_update(access=access, changes=changes)
-    return HttpResponseRedirect(_url(organization.slug, "general", done="saved"))
+    return HttpResponseRedirect(settings_url(organization.slug, "general", done="saved"))
 
 
 def _upload_logo(request: HttpRequest, access: Access) -> Result:
@@ -197,7 +100,7 @@ def _cancel(request: HttpRequest, access: Access) -> Result:
 def _back_here(request: HttpRequest, access: Access, query: str) -> str:
     """An absolute URL of this tab for Stripe to send the viewer back to (its host must be one of
     BILLING_REDIRECT_HOSTS, as for the API's return URLs)."""
-    return request.build_absolute_uri(_url(access.org.slug, "billing") + query)
+    return request.build_absolute_uri(settings_url(access.org.slug, "billing") + query)
 
 
 def _checkout(request: HttpRequest, access: Access) -> Result:
@@ -240,7 +143,7 @@ def _delete_webhook(request: HttpRequest, access: Access) -> Result:
 def _test_webhook(request: HttpRequest, access: Access) -> Result:
     endpoint = endpoint_get(endpoint_uid=request.POST.get("target", ""))
     event_emit(organization=access.org, event_type="ping", data={"webhook_id": endpoint.uid}, endpoint=endpoint)
-    return HttpResponseRedirect(_url(access.org.slug, "developers", webhook=endpoint.uid, done="ping queued"))
+    return HttpResponseRedirect(settings_url(access.org.slug, "developers", webhook=endpoint.uid, done="ping queued"))
 
 
 def _connect_leadsforce(request: HttpRequest, access: Access) -> Result:
@@ -277,53 +180,3 @@ ACTIONS = {
     "leadsforce_disconnect": Action("leadsforce", Capability.INTEGRATIONS, _disconnect_leadsforce, in_schema=True),
     "leadsforce_sync": Action("leadsforce", Capability.INTEGRATIONS, _sync_leadsforce, in_schema=True),
 }
-
-
-def _render(request: HttpRequest, access: Access, tab: str, status: int = 200, **extra: Any) -> HttpResponse:
-    role = access.role or ""
-    return page(request, "settings", status=status, organization=access.org, role=role, tab=tab, tabs=TABS,
-                may_update=access.can(Capability.ORG_UPDATE), may_manage=access.can(Capability.MEMBERS_MANAGE),
-                may_view_billing=access.can(Capability.BILLING_VIEW),
-                may_manage_billing=access.can(Capability.BILLING_MANAGE),
-                may_develop=access.can(Capability.DEVELOPERS), may_integrate=access.can(Capability.INTEGRATIONS),
-                grantable=grantable(access.org, role), done=request.GET.get("done", ""),
-                **VIEWS[tab](request, access), **extra)  # fmt: skip
-
-
-@require_http_methods(["GET", "HEAD", "POST"])
-@signed_in
-def settings_page(request: HttpRequest, user: User, slug: str, tab: str = "general") -> HttpResponse:
-    if tab not in TABS:
-        return problem(request, errors.NotFound("Not found."))
-    try:
-        access = org_access(request, user, slug, Capability.ORG_READ)
-        if request.method == "POST":
-            return _submit(request, user, slug, tab)
-        return _render(request, access, tab)
-    except errors.ApplicationError as exc:
-        return problem(request, exc)
-
-
-def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpResponse:
-    action = ACTIONS.get(request.POST.get("action", ""))
-    if action is None:
-        raise errors.BadRequest("Unknown action.")
-    tab = action.tab  # the answer shows the tab the form belongs to, whichever settings URL it was posted to
-    access = org_access(request, user, slug, action.capability, write=True, require_active=action.in_schema)
-    try:
-        if action.in_schema:
-            with tenant_context(access.org):
-                result = action.run(request, access)
-        else:
-            result = action.run(request, access)
-    except errors.ApplicationError as exc:
-        if exc.status in (403, 404, 410):
-            raise
-        # The input (422), the state (409) or a dependency (502, 503) was wrong: the tab again, saying so.
-        return _render(request, org_access(request, user, access.org.slug, Capability.ORG_READ), tab,
-                       status=exc.status, errors=messages_of(exc))  # fmt: skip
-    if isinstance(result, HttpResponse):
-        return result
-    if isinstance(result, ShownOnce):
-        return _render(request, access, tab, shown_once=result)
-    return HttpResponseRedirect(_url(access.org.slug, tab, done=result))

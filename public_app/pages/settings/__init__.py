@@ -1,0 +1,71 @@
+"""Settings → Organization: General, Members, Billing, Developers and Leadsforce.
+
+Every tab is visible to every member; what it shows and the forms on it depend on the viewer's role, by the same
+capabilities the API checks. Every form posts an `action`; each action names the capability it needs and whether it
+works in the organization's schema, and is refused (403, 404, 503 while being set up) by the API's own rule when
+posted anyway. A 4xx the API would give for the input is shown on the tab itself, next to the form; a secret (an API
+key, a webhook's signing secret) is shown in the answer to the form that created it, once, never in a URL.
+"""
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.views.decorators.http import require_http_methods
+
+from public_app import errors
+from public_app.access import Access, Capability
+from public_app.models import User
+from public_app.pages.common import grantable, messages_of, org_access, page, problem, signed_in
+from public_app.pages.settings.forms import ACTIONS, ShownOnce, settings_url
+from public_app.pages.settings.tabs import TABS, VIEWS
+from public_app.tenancy import tenant_context
+
+
+def _render(request: HttpRequest, access: Access, tab: str, status: int = 200, **extra: Any) -> HttpResponse:
+    role = access.role or ""
+    return page(request, "settings", status=status, organization=access.org, role=role, tab=tab, tabs=TABS,
+                may_update=access.can(Capability.ORG_UPDATE), may_manage=access.can(Capability.MEMBERS_MANAGE),
+                may_view_billing=access.can(Capability.BILLING_VIEW),
+                may_manage_billing=access.can(Capability.BILLING_MANAGE),
+                may_develop=access.can(Capability.DEVELOPERS), may_integrate=access.can(Capability.INTEGRATIONS),
+                grantable=grantable(access.org, role), done=request.GET.get("done", ""),
+                **VIEWS[tab](request, access), **extra)  # fmt: skip
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@signed_in
+def settings_page(request: HttpRequest, user: User, slug: str, tab: str = "general") -> HttpResponse:
+    if tab not in TABS:
+        return problem(request, errors.NotFound("Not found."))
+    try:
+        access = org_access(request, user, slug, Capability.ORG_READ)
+        if request.method == "POST":
+            return _submit(request, user, slug, tab)
+        return _render(request, access, tab)
+    except errors.ApplicationError as exc:
+        return problem(request, exc)
+
+
+def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpResponse:
+    action = ACTIONS.get(request.POST.get("action", ""))
+    if action is None:
+        raise errors.BadRequest("Unknown action.")
+    tab = action.tab  # the answer shows the tab the form belongs to, whichever settings URL it was posted to
+    access = org_access(request, user, slug, action.capability, write=True, require_active=action.in_schema)
+    try:
+        if action.in_schema:
+            with tenant_context(access.org):
+                result = action.run(request, access)
+        else:
+            result = action.run(request, access)
+    except errors.ApplicationError as exc:
+        if exc.status in (403, 404, 410):
+            raise
+        # The input (422), the state (409) or a dependency (502, 503) was wrong: the tab again, saying so.
+        return _render(request, org_access(request, user, access.org.slug, Capability.ORG_READ), tab,
+                       status=exc.status, errors=messages_of(exc))  # fmt: skip
+    if isinstance(result, HttpResponse):
+        return result
+    if isinstance(result, ShownOnce):
+        return _render(request, access, tab, shown_once=result)
+    return HttpResponseRedirect(settings_url(access.org.slug, tab, done=result))
