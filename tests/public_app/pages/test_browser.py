@@ -145,15 +145,28 @@ def test_onboarding_switching_and_what_a_member_cannot_do(browser, site):
     page.click("button[type=submit] >> text=Create")
     assert page.url == f"{url}/organizations/carol-labs/", page.inner_text("main")
     assert "You are owner here" in page.inner_text("main")
+    switcher = "nav[aria-label=Organizations] li a"
+    assert page.locator(switcher).all_inner_texts()[:2] == ["Carol Labs", "Acme Outbound"]  # last used first
     page.click("nav >> text=Acme Outbound")
     assert page.url == f"{url}/organizations/acme/"
     assert page.get_attribute("nav a[aria-current=page]", "href") == "/organizations/acme/"
+    assert page.locator(switcher).all_inner_texts()[:2] == ["Acme Outbound", "Carol Labs"]
     # the refused submit: a member posting the invitation form anyway
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     response = httpx.post(f"{url}/organizations/acme/invitations", data={"email": "x@example.com", "role": "member",
                           "csrfmiddlewaretoken": cookies["csrftoken"]}, cookies=cookies,
                           headers={"Referer": f"{url}/organizations/acme/"})  # fmt: skip
     assert response.status_code == 403 and not Invitation.objects.filter(email="x@example.com").exists()
+    # removed from acme (as the owner's Remove button does): access ends with the very next page
+    from public_app.access import Access
+    from public_app.services.members import membership_remove
+
+    owner = Access.for_user(site["owner"].user).within(site["acme"], Role.OWNER)
+    membership_remove(access=owner, user_id=carol.user.id)
+    page.reload()
+    assert "Not found" in page.inner_text("h1")
+    page.goto(f"{url}/organizations/carol-labs/settings/members")
+    assert "Carol Member" in page.inner_text("main")
 
 
 def test_csrf_and_error_pages(browser, site):
