@@ -19,6 +19,7 @@ urlpatterns = [
     path("signout", account.signout),
     path("welcome", account.welcome),
     path("welcome/slug-suggestion", account.slug_suggestion),
+    path("welcome/verification", account.verification_resend),
     path("welcome/invitations/<str:uid>/<str:answer>", account.pending_answer),
     path("verify-email/<str:token>", account.verify_email),
     path("invitations/<str:token>", account.invitation),

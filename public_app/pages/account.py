@@ -29,7 +29,7 @@ from public_app.services.invitations import (
     invitation_raise_if_gone,
 )
 from public_app.services.organizations import organization_create, slug_suggest
-from public_app.services.verification import email_verify
+from public_app.services.verification import email_verification_resend, email_verify
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -157,6 +157,17 @@ def pending_answer(request: HttpRequest, user: User, uid: str, answer: str) -> H
     except errors.ApplicationError as exc:
         return problem(request, exc, title="The invitation could not be answered")
     return HttpResponseRedirect("/welcome?done=declined")
+
+
+@require_http_methods(["POST"])
+@signed_in
+def verification_resend(request: HttpRequest, user: User) -> HttpResponse:
+    """A new confirmation link to the viewer's address (as `POST /auth/verify-email/resend`; rate-limited there)."""
+    try:
+        email_verification_resend(user=user)
+    except errors.ApplicationError as exc:
+        return problem(request, exc, title="The link was not sent")
+    return HttpResponseRedirect("/welcome?done=confirmation+link+sent")
 
 
 def billing_is_on() -> bool:

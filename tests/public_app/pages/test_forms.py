@@ -177,3 +177,16 @@ def test_pages_answer_head_like_get_without_side_effects(db):
     assert client.head("/signin").status_code == 200
     assert client.head("/welcome").status_code == 302  # to sign in first
     assert client.head("/verify-email/vt_anything").status_code == 405  # signed in, a GET confirms: no HEAD for it
+
+
+def test_an_unconfirmed_address_can_ask_for_the_link_again(db):
+    from public_app.models import EmailVerification, User
+
+    user = User.objects.create_user("una@example.com", "a-long-enough-pass-7", name="Una")
+    client = Client()
+    client.force_login(user)
+    assert b"Send the link again" in client.get("/welcome").content
+    before = EmailVerification.objects.filter(email="una@example.com").count()
+    response = client.post("/welcome/verification")
+    assert response.status_code == 302 and response["Location"] == "/welcome?done=confirmation+link+sent"
+    assert EmailVerification.objects.filter(email="una@example.com").count() == before + 1
