@@ -188,7 +188,12 @@ AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
 # `bash .ci/serve` listens on; an external front end takes over by setting it.
 FRONTEND_URL = env_str("FRONTEND_URL", f"http://localhost:{env_str('PORT', '8000')}").rstrip("/")
 # Where Stripe Checkout and the Billing Portal may send people back to (success/cancel/return URLs): hosts only.
-BILLING_REDIRECT_HOSTS = env_list("BILLING_REDIRECT_HOSTS", [urlsplit(FRONTEND_URL).hostname or "localhost"])
+# By default the front end's host; a front end on this machine is reached as localhost and as 127.0.0.1 alike.
+_FRONTEND_HOST = urlsplit(FRONTEND_URL).hostname or "localhost"
+_LOOPBACK_NAMES = ["localhost", "127.0.0.1"]
+BILLING_REDIRECT_HOSTS = env_list(
+    "BILLING_REDIRECT_HOSTS", _LOOPBACK_NAMES if _FRONTEND_HOST in _LOOPBACK_NAMES else [_FRONTEND_HOST]
+)
 
 # Each tenant schema has a NOLOGIN role `<prefix><schema>` (public_app.tenancy); the prefix keeps the roles of two
 # databases on one cluster apart. Unset: the database name and "_".
