@@ -3,6 +3,7 @@ invitation links, and onboarding (pending invitations, a first organization with
 billing is on)."""
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.http import require_http_methods
@@ -156,7 +157,8 @@ def pending_answer(request: HttpRequest, user: User, uid: str, answer: str) -> H
         invitation_decline(invitation_id=found.id, user=user, ip=client_ip(request))
     except errors.ApplicationError as exc:
         return problem(request, exc, title="The invitation could not be answered")
-    return HttpResponseRedirect("/welcome?done=declined")
+    messages.success(request, "Done: invitation declined.")
+    return HttpResponseRedirect("/welcome")
 
 
 @require_http_methods(["POST"])
@@ -167,7 +169,8 @@ def verification_resend(request: HttpRequest, user: User) -> HttpResponse:
         email_verification_resend(user=user)
     except errors.ApplicationError as exc:
         return problem(request, exc, title="The link was not sent")
-    return HttpResponseRedirect("/welcome?done=confirmation+link+sent")
+    messages.success(request, f"Done: a new confirmation link went to {user.email}.")
+    return HttpResponseRedirect("/welcome")
 
 
 def billing_is_on() -> bool:
@@ -194,7 +197,7 @@ def welcome(request: HttpRequest, user: User) -> HttpResponse:
     memberships = organization_list_for_user(user_id=user.id).order_by("-last_accessed_at", "-id")
     return page(request, "welcome", status=422 if errors_shown else 200, pending=pending, errors=errors_shown,
                 name=name, slug=slug, suggested=slug_suggest(name) if name and not slug else "",
-                done=request.GET.get("done", ""), memberships=memberships)  # fmt: skip
+                memberships=memberships)  # fmt: skip
 
 
 @require_http_methods(["GET", "HEAD"])

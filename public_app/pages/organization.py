@@ -1,8 +1,8 @@
 """An organization's dashboard, with the switcher, and the invitation form on it."""
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
-from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from public_app import errors
@@ -25,7 +25,7 @@ def dashboard(request: HttpRequest, user: User, slug: str) -> HttpResponse:
     Membership.objects.filter(organization=organization, user=user).update(last_accessed_at=timezone.now())
     members = Membership.objects.filter(organization=organization).select_related("user").order_by("id")
     return page(request, "dashboard", organization=organization, role=role,
-                may_invite=access.can(Capability.MEMBERS_MANAGE), invited=request.GET.get("invited", ""),
+                may_invite=access.can(Capability.MEMBERS_MANAGE),
                 grantable=grantable(organization, role), members=members[:50],
                 switcher=organization_list_for_user(user_id=user.id).order_by("-last_accessed_at", "-id"))  # fmt: skip
 
@@ -41,4 +41,5 @@ def invite(request: HttpRequest, user: User, slug: str) -> HttpResponse:
         invitation_create(access=access, email=request.POST.get("email", ""), role=request.POST.get("role", "member"))
     except errors.ApplicationError as exc:
         return problem(request, exc, title=None if exc.status == 404 else "The invitation was not sent")
-    return HttpResponseRedirect(f"/organizations/{slug}/{back}?{urlencode({'invited': request.POST.get('email', '')})}")
+    messages.success(request, f"Invitation sent to {request.POST.get('email', '')}.")
+    return HttpResponseRedirect(f"/organizations/{slug}/{back}")

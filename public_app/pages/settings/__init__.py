@@ -9,6 +9,7 @@ key, a webhook's signing secret) is shown in the answer to the form that created
 
 from typing import Any
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_http_methods
 
@@ -28,7 +29,7 @@ def _render(request: HttpRequest, access: Access, tab: str, status: int = 200, *
                 may_view_billing=access.can(Capability.BILLING_VIEW),
                 may_manage_billing=access.can(Capability.BILLING_MANAGE),
                 may_develop=access.can(Capability.DEVELOPERS), may_integrate=access.can(Capability.INTEGRATIONS),
-                grantable=grantable(access.org, role), done=request.GET.get("done", ""),
+                grantable=grantable(access.org, role),
                 **VIEWS[tab](request, access), **extra)  # fmt: skip
 
 
@@ -68,4 +69,5 @@ def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpRespon
         return result
     if isinstance(result, ShownOnce):
         return _render(request, access, tab, shown_once=result)
-    return HttpResponseRedirect(settings_url(access.org.slug, tab, done=result))
+    messages.success(request, f"Done: {result}.")
+    return HttpResponseRedirect(settings_url(access.org.slug, tab))

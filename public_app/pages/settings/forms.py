@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import urlencode
 
@@ -53,7 +54,8 @@ def _save_general(request: HttpRequest, access: Access) -> Result:
         if field in request.POST:
             changes[field] = form_value(request, field, OptionalName)
     organization = organization_update(access=access, changes=changes)
-    return HttpResponseRedirect(settings_url(organization.slug, "general", done="saved"))
+    messages.success(request, "Done: saved.")
+    return HttpResponseRedirect(settings_url(organization.slug, "general"))
 
 
 def _upload_logo(request: HttpRequest, access: Access) -> Result:
@@ -143,7 +145,8 @@ def _delete_webhook(request: HttpRequest, access: Access) -> Result:
 def _test_webhook(request: HttpRequest, access: Access) -> Result:
     endpoint = endpoint_get(endpoint_uid=request.POST.get("target", ""))
     event_emit(organization=access.org, event_type="ping", data={"webhook_id": endpoint.uid}, endpoint=endpoint)
-    return HttpResponseRedirect(settings_url(access.org.slug, "developers", webhook=endpoint.uid, done="ping queued"))
+    messages.success(request, "Done: ping queued.")
+    return HttpResponseRedirect(settings_url(access.org.slug, "developers", webhook=endpoint.uid))
 
 
 def _connect_leadsforce(request: HttpRequest, access: Access) -> Result:

@@ -32,7 +32,6 @@ def _members(request: HttpRequest, access: Access) -> dict[str, Any]:
     return {
         "members": member_list(organization=access.org).order_by("id")[:200],
         "pending": invitation_list_pending(organization=access.org)[:200] if may_manage else [],
-        "invited": request.GET.get("invited", ""),
     }
 
 
@@ -50,6 +49,7 @@ def _billing(request: HttpRequest, access: Access) -> dict[str, Any]:
     return {
         "billing": billing_status(organization=access.org), "billing_on": billing_on, "plans": list(plans().values()),
         "invoices": invoices, "invoices_error": invoices_error, "plan_step": request.GET.get("step") == "plan",
+        "subscribed": request.GET.get("done") == "subscribed",
     }  # fmt: skip
 
 

@@ -188,5 +188,20 @@ def test_an_unconfirmed_address_can_ask_for_the_link_again(db):
     assert b"Send the link again" in client.get("/welcome").content
     before = EmailVerification.objects.filter(email="una@example.com").count()
     response = client.post("/welcome/verification")
-    assert response.status_code == 302 and response["Location"] == "/welcome?done=confirmation+link+sent"
+    assert response.status_code == 302 and response["Location"] == "/welcome"
+    assert b"a new confirmation link went to una@example.com" in client.get("/welcome").content  # said once
     assert EmailVerification.objects.filter(email="una@example.com").count() == before + 1
+
+
+def test_a_link_cannot_put_words_on_a_page(acme, world):
+    """What a page says it did comes from the session (Django's messages), never from the query string, so a link
+    cannot make a trusted page display an attacker's text."""
+    owner = signed_in(world["personas"]["owner"])
+    for path in ("/organizations/acme/", "/welcome", *[f"/organizations/acme/settings/{tab}" for tab in
+                 ("general", "members", "billing", "developers", "leadsforce")]):  # fmt: skip
+        response = owner.get(path, {"done": "Call +1 555 0100 now", "invited": "Call +1 555 0100 now"})
+        assert response.status_code == 200 and b"555 0100" not in response.content, path
+    response = owner.post("/organizations/acme/settings/general", {"action": "general", "name": "Acme", "slug": "acme"},
+                          follow=True)  # fmt: skip
+    assert b"Done: saved." in response.content
+    assert b"Done: saved." not in owner.get("/organizations/acme/settings/general").content  # shown once
