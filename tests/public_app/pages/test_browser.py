@@ -152,10 +152,7 @@ def test_onboarding_switching_and_what_a_member_cannot_do(browser, site):
     assert page.get_attribute("nav a[aria-current=page]", "href") == "/organizations/acme/"
     assert page.locator(switcher).all_inner_texts()[:2] == ["Acme Outbound", "Carol Labs"]
     # the refused submit: a member posting the invitation form anyway
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    response = httpx.post(f"{url}/organizations/acme/invitations", data={"email": "x@example.com", "role": "member",
-                          "csrfmiddlewaretoken": cookies["csrftoken"]}, cookies=cookies,
-                          headers={"Referer": f"{url}/organizations/acme/"})  # fmt: skip
+    response = forged_post(page, url, "/organizations/acme/invitations", {"email": "x@example.com", "role": "member"})
     assert response.status_code == 403 and not Invitation.objects.filter(email="x@example.com").exists()
     # removed from acme (as the owner's Remove button does): access ends with the very next page
     from public_app.access import Access
@@ -204,12 +201,26 @@ def test_csrf_and_error_pages(browser, site):
     assert "Not found" in page.inner_text("h1")
 
 
+def member_page(browser: Any, site: dict[str, Any], role: str = Role.MEMBER) -> Any:
+    """Carol, a member of acme with `role`, signed in on a page of her own."""
+    carol = make_persona("carol@example.com", "Carol Member")
+    Membership.objects.create(organization=site["acme"], user=carol.user, role=role)
+    page = fresh_page(browser)
+    sign_in(page, site["url"], "carol@example.com")
+    return page
+
+
+def owner_page(browser: Any, site: dict[str, Any]) -> Any:
+    page = fresh_page(browser)
+    sign_in(page, site["url"], "olivia@example.com")
+    return page
+
+
 def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
     url, acme = site["url"], site["acme"]
-    carol = make_persona("carol@example.com", "Carol Member")
-    Membership.objects.create(organization=acme, user=carol.user, role=Role.MEMBER)
-    owner = fresh_page(browser)
-    sign_in(owner, url, "olivia@example.com")
+    member = member_page(browser, site)
+    carol = Membership.objects.get(organization=acme, user__email="carol@example.com")
+    owner = owner_page(browser, site)
     owner.click("text=Settings")
     owner.fill("#name", "Acme Renamed")
     owner.click("text=Save")
@@ -223,20 +234,15 @@ def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
     assert Membership.objects.get(organization=acme, user=carol.user).role == Role.BILLING
     shot(owner, "settings-members")
 
-    member = fresh_page(browser)
-    sign_in(member, url, "carol@example.com")
     member.goto(f"{url}/organizations/acme/settings/general")
     assert member.locator("#name").count() == 0 and "Acme Renamed" in member.inner_text("main")
     member.goto(f"{url}/organizations/acme/settings/members")
     assert member.locator("select").count() == 0 and member.locator("text=Remove").count() == 0
     assert "Pending invitations" not in member.inner_text("main")
     # submitting anyway (a forged form with a valid token): refused, nothing changes
-    cookies = {c["name"]: c["value"] for c in member.context.cookies()}
     for data in ({"action": "role", "target": site["owner"].user.uid, "role": "member"},
                  {"action": "general", "name": "Hijacked"}):  # fmt: skip
-        response = httpx.post(f"{url}/organizations/acme/settings/members", cookies=cookies,
-                              data={**data, "csrfmiddlewaretoken": cookies["csrftoken"]},
-                              headers={"Referer": f"{url}/organizations/acme/settings/members"})  # fmt: skip
+        response = forged_post(member, url, "/organizations/acme/settings/members", data)
         assert response.status_code == 403, response.text
     acme.refresh_from_db()
     assert acme.name == "Acme Renamed"
@@ -244,11 +250,8 @@ def test_settings_general_and_members_for_an_owner_and_a_member(browser, site):
 
 
 def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
-    url, acme = site["url"], site["acme"]
-    carol = make_persona("carol@example.com", "Carol Member")
-    Membership.objects.create(organization=acme, user=carol.user, role=Role.MEMBER)
-    owner = fresh_page(browser)
-    sign_in(owner, url, "olivia@example.com")
+    url = site["url"]
+    owner = owner_page(browser, site)
     owner.goto(f"{url}/organizations/acme/settings/developers")
     owner.fill("#key-name", "CI pipeline")
     owner.click("text=Create key")
@@ -260,24 +263,12 @@ def test_developers_tab_creates_a_key_shown_once_and_revokes_it(browser, site):
     assert owner.locator("#shown-once").count() == 0 and "CI pipeline" in owner.inner_text("main")  # shown once
     owner.click("text=Revoke")
     assert httpx.get(f"{url}/api/v1/organizations/acme/agents", headers=headers).status_code == 401
-    member = fresh_page(browser)
-    sign_in(member, url, "carol@example.com")
+    member = member_page(browser, site)
     member.goto(f"{url}/organizations/acme/settings/developers")
     assert member.locator("#key-name").count() == 0 and "Only owners and admins" in member.inner_text("main")
-    cookies = {c["name"]: c["value"] for c in member.context.cookies()}
-    response = httpx.post(f"{url}/organizations/acme/settings/developers", cookies=cookies,
-                          data={"action": "key_create", "name": "sneaky", "role": "member",
-                                "csrfmiddlewaretoken": cookies["csrftoken"]},
-                          headers={"Referer": f"{url}/organizations/acme/settings/developers"})  # fmt: skip
+    response = forged_post(member, url, "/organizations/acme/settings/developers",
+                           {"action": "key_create", "name": "sneaky", "role": "member"})  # fmt: skip
     assert response.status_code == 403 and "ak_" not in response.text
-
-
-def member_page(browser: Any, site: dict[str, Any], role: str = Role.MEMBER) -> Any:
-    carol = make_persona("carol@example.com", "Carol Member")
-    Membership.objects.create(organization=site["acme"], user=carol.user, role=role)
-    page = fresh_page(browser)
-    sign_in(page, site["url"], "carol@example.com")
-    return page
 
 
 def test_onboarding_accepts_a_pending_invitation_suggests_a_slug_and_asks_for_a_plan(browser, site, fake_stripe):
@@ -335,8 +326,7 @@ def test_onboarding_accepts_a_pending_invitation_suggests_a_slug_and_asks_for_a_
 
 def test_billing_tab_for_an_owner_a_billing_manager_and_a_member(browser, site, fake_stripe):
     url = site["url"]
-    owner = fresh_page(browser)
-    sign_in(owner, url, "olivia@example.com")
+    owner = owner_page(browser, site)
     owner.goto(f"{url}/organizations/acme/settings/billing")
     assert "Free (free)" in owner.inner_text("#plan") and "1 used of 50" in owner.inner_text("#seats")
     assert owner.locator("button[aria-label='Choose Business']").count() == 1
@@ -353,8 +343,7 @@ def test_billing_tab_for_an_owner_a_billing_manager_and_a_member(browser, site, 
 
 def test_developers_tab_webhooks_and_their_delivery_log(browser, site, receiver):
     url = site["url"]
-    owner = fresh_page(browser)
-    sign_in(owner, url, "olivia@example.com")
+    owner = owner_page(browser, site)
     owner.goto(f"{url}/organizations/acme/settings/developers")
     owner.fill("#webhook-url", receiver.url)
     owner.fill("#webhook-description", "CRM sync")
@@ -388,8 +377,7 @@ def test_leadsforce_tab_connects_syncs_and_disconnects(browser, site, leadsforce
 
     url = site["url"]
     leadsforce.leads = [{"id": "lf_1", "name": "Lena Lead", "email": "lena@example.com", "phone": "+14155550100"}]
-    owner = fresh_page(browser)
-    sign_in(owner, url, "olivia@example.com")
+    owner = owner_page(browser, site)
     owner.goto(f"{url}/organizations/acme/settings/leadsforce")
     assert "Not connected" in owner.inner_text("main")
     owner.fill("#api-key", "lf_wrong_key")
@@ -424,8 +412,7 @@ def test_general_tab_logo_upload_and_removal(browser, site, tmp_path):
     url = site["url"]
     logo = tmp_path / "logo.png"
     Image.new("RGB", (64, 64), (39, 71, 200)).save(logo)
-    owner = fresh_page(browser)
-    sign_in(owner, url, "olivia@example.com")
+    owner = owner_page(browser, site)
     owner.goto(f"{url}/organizations/acme/settings/general")
     owner.set_input_files("#logo", str(logo))
     owner.click("text=Upload logo")
