@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.http import HttpRequest
 
 from public_app import errors
@@ -21,6 +22,7 @@ from tenant_apps.webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEnd
 from tenant_apps.webhooks.services.endpoints import endpoint_get
 
 TABS = ("general", "members", "billing", "developers", "leadsforce")
+MEMBERS_PER_PAGE = 100
 
 
 def _general(request: HttpRequest, access: Access) -> dict[str, Any]:
@@ -30,7 +32,9 @@ def _general(request: HttpRequest, access: Access) -> dict[str, Any]:
 def _members(request: HttpRequest, access: Access) -> dict[str, Any]:
     may_manage = access.can(Capability.MEMBERS_MANAGE)
     return {
-        "members": member_list(organization=access.org).order_by("id")[:200],
+        "members": Paginator(member_list(organization=access.org).order_by("id"), MEMBERS_PER_PAGE).get_page(
+            request.GET.get("page")
+        ),
         "pending": invitation_list_pending(organization=access.org)[:200] if may_manage else [],
     }
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from public_app.access import roles_of
-from public_app.models import ApiKey, Invitation, Membership, Organization, Role
+from public_app.models import ApiKey, Invitation, Membership, Organization, Role, User
 from public_app.pages.settings.forms import ACTIONS
 from public_app.services.invitations import _new_token
 from public_app.services.organizations import slug_suggest
@@ -205,3 +205,20 @@ def test_a_link_cannot_put_words_on_a_page(acme, world):
                           follow=True)  # fmt: skip
     assert b"Done: saved." in response.content
     assert b"Done: saved." not in owner.get("/organizations/acme/settings/general").content  # shown once
+
+
+def test_members_are_paged_and_amounts_read_as_money(acme, world, settings):
+    from public_app.pages.settings import tabs
+    from public_app.templatetags.pages import money
+
+    settings.FREE_PLAN_MAX_SEATS = 500
+    for n in range(tabs.MEMBERS_PER_PAGE):
+        user = User.objects.create_user(f"m{n:03}@example.com", "a-long-enough-pass-7", name=f"M{n:03}")
+        Membership.objects.create(organization=acme, user=user, role=Role.MEMBER)
+    owner = signed_in(world["personas"]["owner"])
+    first = owner.get("/organizations/acme/settings/members").content.decode()
+    second = owner.get("/organizations/acme/settings/members", {"page": "2"}).content.decode()
+    assert "Page 1 of 2 (104 members)" in first and 'rel="next"' in first and "m099@example.com" not in first
+    assert "m099@example.com" in second and "m000@example.com" not in second and 'rel="prev"' in second
+    assert owner.get("/organizations/acme/settings/members", {"page": "junk"}).status_code == 200
+    assert money(1550, "usd") == "15.50 USD" and money(1500, "jpy") == "1,500 JPY" and money(None) == "0.00"
