@@ -405,4 +405,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _prod)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _prod)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# A refused form gets a page that says what to do (the hosted pages' error page), not a bare 403.
+CSRF_FAILURE_VIEW = "public_app.pages.common.csrf_failure"
 X_FRAME_OPTIONS = "DENY"

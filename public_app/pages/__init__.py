@@ -24,8 +24,12 @@ urlpatterns = [
     path("verify-email/<str:token>", account.verify_email),
     path("invitations/<str:token>", account.invitation),
     path("invitations/<str:token>/<str:answer>", account.invitation_answer),
+    path("organizations/<slug:slug>", organization.with_slash),
     path("organizations/<slug:slug>/", organization.dashboard),
     path("organizations/<slug:slug>/invitations", organization.invite),
     path("organizations/<slug:slug>/settings", settings.settings_page),
     path("organizations/<slug:slug>/settings/<str:tab>", settings.settings_page),
+    # typed by hand with a trailing slash: the same page
+    path("organizations/<slug:slug>/settings/", settings.settings_page),
+    path("organizations/<slug:slug>/settings/<str:tab>/", settings.settings_page),
 ]

@@ -6,14 +6,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.views.decorators.http import require_http_methods
+from django.utils.http import urlencode
 
 from public_app import errors
+from public_app.fields import Name, OptionalName
 from public_app.models import Invitation, User
 from public_app.pages.common import (
     BACKEND,
     client_ip,
+    form_value,
     messages_of,
+    methods,
     next_path,
     page,
     problem,
@@ -33,7 +36,7 @@ from public_app.services.organizations import organization_create, slug_suggest
 from public_app.services.verification import email_verification_resend, email_verify
 
 
-@require_http_methods(["GET", "HEAD"])
+@methods("GET", "HEAD")
 def home(request: HttpRequest) -> HttpResponse:
     user = viewer(request)
     if user is None:
@@ -42,8 +45,10 @@ def home(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"/organizations/{latest.organization.slug}/" if latest else "/welcome")
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+@methods("GET", "HEAD", "POST")
 def signin(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST" and viewer(request) is not None:
+        return HttpResponseRedirect(next_path(request))  # already signed in
     if request.method == "POST":
         try:
             user, _ = user_login(email=request.POST.get("email", ""), password=request.POST.get("password", ""),
@@ -56,12 +61,14 @@ def signin(request: HttpRequest) -> HttpResponse:
     return page(request, "signin", email=request.GET.get("email", ""), next=next_path(request))
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+@methods("GET", "HEAD", "POST")
 def signup(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST" and viewer(request) is not None:
+        return HttpResponseRedirect(next_path(request))  # already signed in
     if request.method == "POST":
         email = request.POST.get("email", "")
         try:
-            name = request.POST.get("name", "") or email.split("@")[0]
+            name = form_value(request, "name", OptionalName).strip() or email.split("@")[0][:200]
             user, _ = user_signup(email=email, password=request.POST.get("password", ""), name=name,
                                   ip=client_ip(request))  # fmt: skip
         except errors.ApplicationError as exc:
@@ -74,13 +81,14 @@ def signup(request: HttpRequest) -> HttpResponse:
     return page(request, "signup", email=request.GET.get("email", ""), next=next_path(request))
 
 
-@require_http_methods(["POST"])
+@methods("POST")
 def signout(request: HttpRequest) -> HttpResponse:
     logout(request)
-    return HttpResponseRedirect("/signin")
+    then = next_path(request, default="")
+    return HttpResponseRedirect(f"/signin?{urlencode({'next': then})}" if then else "/signin")
 
 
-@require_http_methods(["GET", "POST"])  # no HEAD: a GET signed in confirms the address
+@methods("GET", "POST")  # no HEAD: a GET signed in confirms the address
 def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     """Followed signed in as the account: it is confirmed. Anyone else reading the mailbox chooses a password, and
     the account is theirs (public_app.services.verification.email_verify)."""
@@ -88,15 +96,19 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET" and user is None:
         return page(request, "claim", token=token)
     try:
-        verified, _ = email_verify(token=token, ip=client_ip(request), caller_user_id=user.id if user else None,
-                                   password=request.POST.get("password") or None,
-                                   name=request.POST.get("name") or None)  # fmt: skip
+        verified, handed_over = email_verify(
+            token=token, ip=client_ip(request), caller_user_id=user.id if user else None,
+            password=request.POST.get("password") or None, name=request.POST.get("name") or None,
+        )  # fmt: skip
     except errors.ApplicationError as exc:
         if exc.status == 422:
             return page(request, "claim", status=422, token=token, error=exc.message)
         return problem(request, exc)
-    login(request, verified, backend=BACKEND)
-    return page(request, "verified")
+    if handed_over:  # the reader of the mailbox chose the password here: the account is theirs, signed in
+        login(request, verified, backend=BACKEND)
+    # Otherwise the address was confirmed (by its own account, or already): a link alone signs nobody in, and
+    # never swaps the session of whoever followed it (as the API gives no token then).
+    return page(request, "verified", signed_in_as_it=bool(user and user.id == verified.id) or handed_over)
 
 
 def _invitation_by_link(request: HttpRequest, token: str) -> Invitation:
@@ -106,7 +118,7 @@ def _invitation_by_link(request: HttpRequest, token: str) -> Invitation:
     return invitation
 
 
-@require_http_methods(["GET", "HEAD"])
+@methods("GET", "HEAD")
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: who invites you where, with which role; then sign in or up with that address, and accept."""
     try:
@@ -122,13 +134,13 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     return page(request, "invitation", invitation=found, token=token, wrong_account=wrong)
 
 
-@require_http_methods(["POST"])
+@methods("POST")
 def invitation_answer(request: HttpRequest, token: str, answer: str) -> HttpResponse:
     user = viewer(request)
     if answer not in ("accept", "decline"):
         return problem(request, errors.NotFound("Not found."))
     if user is None:
-        return sign_in_first(request)
+        return sign_in_first(request, then=f"/invitations/{token}")
     try:
         found = _invitation_by_link(request, token)
         if answer == "accept":
@@ -140,7 +152,7 @@ def invitation_answer(request: HttpRequest, token: str, answer: str) -> HttpResp
     return HttpResponseRedirect("/welcome")
 
 
-@require_http_methods(["POST"])
+@methods("POST")
 @signed_in
 def pending_answer(request: HttpRequest, user: User, uid: str, answer: str) -> HttpResponse:
     """Onboarding's Pending invitations step: accept or decline one addressed to the viewer's verified address, as
@@ -161,7 +173,7 @@ def pending_answer(request: HttpRequest, user: User, uid: str, answer: str) -> H
     return HttpResponseRedirect("/welcome")
 
 
-@require_http_methods(["POST"])
+@methods("POST")
 @signed_in
 def verification_resend(request: HttpRequest, user: User) -> HttpResponse:
     """A new confirmation link to the viewer's address (as `POST /auth/verify-email/resend`; rate-limited there)."""
@@ -177,7 +189,7 @@ def billing_is_on() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+@methods("GET", "HEAD", "POST")
 @signed_in
 def welcome(request: HttpRequest, user: User) -> HttpResponse:
     """Onboarding: the invitations waiting for your (verified) address, and a new organization (the slug is
@@ -187,6 +199,7 @@ def welcome(request: HttpRequest, user: User) -> HttpResponse:
     if request.method == "POST":
         name, slug = request.POST.get("name", ""), request.POST.get("slug", "").strip()
         try:
+            name = form_value(request, "name", Name)
             organization = organization_create(user=user, name=name, slug=slug or slug_suggest(name))
             if billing_is_on():
                 return HttpResponseRedirect(f"/organizations/{organization.slug}/settings/billing?step=plan")
@@ -200,7 +213,7 @@ def welcome(request: HttpRequest, user: User) -> HttpResponse:
                 memberships=memberships)  # fmt: skip
 
 
-@require_http_methods(["GET", "HEAD"])
+@methods("GET", "HEAD")
 @signed_in
 def slug_suggestion(request: HttpRequest, user: User) -> HttpResponse:
     """The free slug the onboarding form would take for `name` (the form shows it as you type)."""

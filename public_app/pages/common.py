@@ -4,11 +4,13 @@ organization decided by the API's own rule."""
 from collections.abc import Callable
 from functools import cache, wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.cache import patch_cache_control
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from public_app import errors
 from public_app.access import ROLE_CAPABILITIES, Access, Capability, org_access_check, roles_of
@@ -40,15 +42,62 @@ CONTENT_SECURITY_POLICY = (
 
 
 def page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
-    response = render(request, f"pages/{template}.html", {"viewer": viewer(request), **context}, status=status)
+    signed_in_viewer = viewer(request)
+    response = render(request, f"pages/{template}.html", {"viewer": signed_in_viewer, **context}, status=status)
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    if signed_in_viewer is not None:  # a signed-in page (a key shown once…) stays out of caches and the back button
+        patch_cache_control(response, private=True, no_store=True)
     return response
+
+
+def _has_nul(request: HttpRequest, kwargs: dict[str, Any]) -> bool:
+    texts = [str(v) for v in kwargs.values()]
+    for query in (request.GET, request.POST):
+        for key, values in query.lists():
+            texts.append(key)
+            texts.extend(values)
+    return any("\x00" in text for text in texts)
+
+
+def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """The methods a page answers (any other gets the 405 page, with `Allow`); input holding a NUL character is
+    refused (400) before the view runs, as the API refuses it (PostgreSQL can neither store nor compare it)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed:
+                message = f"This address answers {', '.join(allowed)} only."
+                response = page(request, "problem", status=405, title="Not available this way", message=message,
+                                code="method_not_allowed")  # fmt: skip
+                response["Allow"] = ", ".join(allowed)
+                return response
+            if _has_nul(request, kwargs):
+                return problem(request, errors.BadRequest("Text may not contain NUL characters."))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form without its token (another site's, or one kept open past a sign-out)."""
+    return page(request, "problem", status=403, title="This form has expired", code="csrf_failed",
+                message="The form was not sent from this site's own page, or the page is out of date: reload it and "
+                        "try again.")  # fmt: skip
 
 
 def problem(
     request: HttpRequest, exc: errors.ApplicationError, title: str | None = None, **context: Any
 ) -> HttpResponse:
-    """The error page: the status and message the API would give, under a title a person understands."""
+    """The error page: the status and message the API would give, under a title a person understands. A former
+    slug (the API's 308) is followed to the organization's current address instead."""
+    if isinstance(exc, errors.MovedPermanently):
+        response = HttpResponseRedirect(exc.location)
+        if request.method not in ("GET", "HEAD"):
+            response.status_code = 308  # a form follows with its method and body, as on the API
+        return response
     status = exc.status if 400 <= exc.status < 600 else 400
     if title is None:
         title = {404: "Not found", 403: "Not allowed"}.get(status, "That did not work")
@@ -60,8 +109,17 @@ def messages_of(exc: errors.ApplicationError) -> list[str]:
     return [d["message"] for d in exc.details or [] if isinstance(d, dict) and "message" in d] or [exc.message]
 
 
-def sign_in_first(request: HttpRequest) -> HttpResponse:
-    return HttpResponseRedirect(f"/signin?next={request.get_full_path()}")
+def sign_in_first(request: HttpRequest, then: str | None = None) -> HttpResponse:
+    """To the sign-in page, and back afterwards: to `then`, else to this page, or for a form (which cannot be
+    replayed as a GET) to the page it was posted from."""
+    if then is None:
+        if request.method in ("GET", "HEAD"):
+            then = request.get_full_path()
+        else:
+            referer = urlsplit(request.headers.get("Referer", ""))
+            then = (referer.path + (f"?{referer.query}" if referer.query else "")) if referer.path else "/"
+    then = then if url_has_allowed_host_and_scheme(then, allowed_hosts=None) and then.startswith("/") else "/"
+    return HttpResponseRedirect(f"/signin?{urlencode({'next': then})}")
 
 
 def signed_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -88,7 +146,8 @@ def org_access(
     organization = organization_load(slug=slug)
     role = membership_role_load(organization_id=organization.id, user_id=user.id) if organization else None
     caller = Access.for_user(user, ip=client_ip(request))
-    return org_access_check(caller, slug, organization, role, capability, require_active=require_active, write=write)
+    return org_access_check(caller, slug, organization, role, capability, require_active=require_active, write=write,
+                            path=request.get_full_path())  # fmt: skip
 
 
 def grantable(organization: Organization, role: str) -> list[str]:
@@ -108,4 +167,18 @@ def form_value(request: HttpRequest, field: str, kind: Any, default: str = "") -
     try:
         return _adapter(kind).validate_python(request.POST.get(field, default))
     except pydantic.ValidationError as exc:
-        raise errors.ValidationFailed.for_field(field, str(exc.errors()[0]["msg"])) from None
+        raise errors.ValidationFailed.for_field(field, _said_plainly(field, exc.errors()[0])) from None
+
+
+def _said_plainly(field: str, error: Any) -> str:
+    """pydantic's message for a person: the field named, no regex, no "Value error," prefix."""
+    label = field.replace("_", " ").capitalize()
+    kind, context = error.get("type", ""), error.get("ctx") or {}
+    if kind == "string_too_long":
+        return f"{label}: at most {context.get('max_length')} characters."
+    if kind == "string_too_short":
+        return f"{label} may not be empty."
+    if kind == "string_pattern_mismatch":
+        return f"{label} holds characters that are not allowed here."
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    return f"{label}: {message[:1].lower()}{message[1:]}".rstrip(".") + "."

@@ -11,12 +11,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.views.decorators.http import require_http_methods
 
 from public_app import errors
 from public_app.access import Access, Capability
 from public_app.models import User
-from public_app.pages.common import grantable, messages_of, org_access, page, problem, signed_in
+from public_app.pages.common import grantable, messages_of, methods, org_access, page, problem, signed_in
 from public_app.pages.settings.forms import ACTIONS, ShownOnce, settings_url
 from public_app.pages.settings.tabs import TABS, VIEWS
 from public_app.tenancy import tenant_context
@@ -33,7 +32,7 @@ def _render(request: HttpRequest, access: Access, tab: str, status: int = 200, *
                 **VIEWS[tab](request, access), **extra)  # fmt: skip
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+@methods("GET", "HEAD", "POST")
 @signed_in
 def settings_page(request: HttpRequest, user: User, slug: str, tab: str = "general") -> HttpResponse:
     if tab not in TABS:
@@ -45,6 +44,21 @@ def settings_page(request: HttpRequest, user: User, slug: str, tab: str = "gener
         return _render(request, access, tab)
     except errors.ApplicationError as exc:
         return problem(request, exc)
+
+
+def typed_in(request: HttpRequest) -> dict[str, Any]:
+    """What the viewer typed into the form that failed, to show it again (never a secret: no key, no password)."""
+    typed: dict[str, Any] = {k: v for k, v in request.POST.dict().items() if k not in ("api_key", "password")}
+    typed["events"] = request.POST.getlist("events")
+    return typed
+
+
+def render_with_errors(
+    request: HttpRequest, user: User, slug: str, tab: str, exc: errors.ApplicationError
+) -> HttpResponse:
+    """The tab again, saying what was wrong next to the form, with what was typed in it."""
+    return _render(request, org_access(request, user, slug, Capability.ORG_READ), tab, status=exc.status,
+                   errors=messages_of(exc), typed=typed_in(request))  # fmt: skip
 
 
 def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpResponse:
@@ -63,8 +77,7 @@ def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpRespon
         if exc.status in (403, 404, 410):
             raise
         # The input (422), the state (409) or a dependency (502, 503) was wrong: the tab again, saying so.
-        return _render(request, org_access(request, user, access.org.slug, Capability.ORG_READ), tab,
-                       status=exc.status, errors=messages_of(exc))  # fmt: skip
+        return render_with_errors(request, user, access.org.slug, tab, exc)
     if isinstance(result, HttpResponse):
         return result
     if isinstance(result, ShownOnce):

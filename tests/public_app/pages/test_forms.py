@@ -222,3 +222,94 @@ def test_members_are_paged_and_amounts_read_as_money(acme, world, settings):
     assert "m099@example.com" in second and "m000@example.com" not in second and 'rel="prev"' in second
     assert owner.get("/organizations/acme/settings/members", {"page": "junk"}).status_code == 200
     assert money(1550, "usd") == "15.50 USD" and money(1500, "jpy") == "1,500 JPY" and money(None) == "0.00"
+
+
+def test_a_verification_link_alone_signs_nobody_in(acme, world):
+    """An unused link of an account that is already confirmed (by its invitation, or a later link): followed by a
+    stranger it confirms nothing new and signs nobody in; followed by someone signed in, it keeps their session."""
+    from public_app.services.verification import _link_create, verification_token
+
+    bob, carol = world["personas"]["admin"], world["personas"]["member"]
+    token = verification_token(_link_create(email=carol.user.email, user=carol.user))
+    stranger = Client()
+    response = stranger.post(f"/verify-email/{token}")
+    assert response.status_code == 200 and b"Sign in to the account" in response.content
+    assert "_auth_user_id" not in stranger.session
+    token = verification_token(_link_create(email=carol.user.email, user=carol.user))
+    as_bob = signed_in(bob)
+    assert as_bob.get(f"/verify-email/{token}").status_code == 200
+    assert as_bob.session["_auth_user_id"] == str(bob.user.id)  # still bob, not carol
+
+
+def test_odd_input_is_a_4xx_never_a_500(acme, world):
+    owner = signed_in(world["personas"]["owner"])
+    nul = "ab\x00cd"
+    for action in ("role", "remove", "resend", "cancel", "key_revoke", "webhook_delete", "webhook_test"):
+        response = owner.post(f"/organizations/acme/settings/{ACTIONS[action].tab}", {"action": action, "target": nul})
+        assert response.status_code == 400, action
+    assert owner.get("/organizations/acme/settings/developers", {"webhook": nul}).status_code == 400
+    assert owner.post(f"/welcome/invitations/{nul}/accept").status_code == 400
+    assert Client().post("/signin", {"email": nul, "password": "x"}).status_code == 400
+    before = Organization.objects.count()
+    for name in (nul, "Evil\r\nBcc: leak@example.com", "x" * 10_000, "a\x01b"):
+        response = owner.post("/welcome", {"name": name, "slug": "evil-org"})
+        assert response.status_code in (400, 422), repr(name[:20])
+    response = Client().post("/signup", {"email": "long@example.com", "password": "a-long-enough-pass-7",
+                                         "name": "x" * 10_000})  # fmt: skip
+    assert response.status_code == 422 and b"Name: at most 200 characters." in response.content
+    assert Organization.objects.count() == before
+    response = owner.post("/organizations/acme/settings/leadsforce", {"action": "leadsforce_connect", "api_key": "a b"})
+    assert b"Api key holds characters that are not allowed here." in response.content
+    assert b"\\x21" not in response.content  # no regex shown
+
+
+def test_pages_follow_a_former_slug_and_answer_what_is_typed_by_hand(acme, world):
+    owner = signed_in(world["personas"]["owner"])
+    assert owner.post("/organizations/acme/settings/general",
+                      {"action": "general", "name": "Acme", "slug": "acme-two"}).status_code == 302  # fmt: skip
+    response = owner.get("/organizations/acme/settings/members")
+    assert response.status_code == 302 and response["Location"] == "/organizations/acme-two/settings/members"
+    response = owner.post("/organizations/acme/settings/members", {"action": "resend", "target": "x"})
+    assert response.status_code == 308 and response["Location"] == "/organizations/acme-two/settings/members"
+    assert world["personas"]["outsider"] and signed_in(world["personas"]["outsider"]).get(
+        "/organizations/acme/").status_code == 404  # fmt: skip  (a former slug tells outsiders nothing)
+    assert owner.get("/organizations/acme-two")["Location"] == "/organizations/acme-two/"
+    assert owner.get("/organizations/acme-two/settings/").status_code == 200
+    response = owner.put("/organizations/acme-two/")
+    assert response.status_code in (403, 405) and response["Content-Type"].startswith("text/html")
+    response = owner.get("/signout")
+    assert response.status_code == 405 and response["Allow"] == "POST" and b"answers POST only" in response.content
+    assert "no-store" in owner.get("/organizations/acme-two/").get("Cache-Control", "")
+    assert owner.get("/signin", {"next": "/organizations/acme-two/"})["Location"] == "/organizations/acme-two/"
+    csrf = signed_in(world["personas"]["owner"], enforce_csrf_checks=True)
+    response = csrf.post("/organizations/acme-two/settings/general", {"action": "general", "name": "Forged"})
+    assert response.status_code == 403 and b"This form has expired" in response.content
+
+
+def test_signing_in_after_a_refused_form_goes_back_to_a_page_not_the_form(acme, world):
+    anonymous = Client()
+    response = anonymous.post("/invitations/it_whatever/accept")
+    assert response["Location"] == "/signin?next=%2Finvitations%2Fit_whatever"
+    response = anonymous.post("/organizations/acme/invitations", {"email": "x@example.com"},
+                              HTTP_REFERER="http://testserver/organizations/acme/settings/members?tab=1")  # fmt: skip
+    assert response["Location"] == "/signin?next=%2Forganizations%2Facme%2Fsettings%2Fmembers%3Ftab%3D1"
+    response = signed_in(world["personas"]["owner"]).post("/signout", {"next": "/invitations/it_whatever"})
+    assert response["Location"] == "/signin?next=%2Finvitations%2Fit_whatever"
+
+
+def test_a_failed_form_keeps_what_was_typed(acme, world, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    owner = signed_in(world["personas"]["owner"])
+    response = owner.post("/organizations/acme/settings/developers", {
+        "action": "webhook_create", "url": "http://127.0.0.1:9/hook", "description": "CRM sync",
+        "events": ["member.added"]})  # fmt: skip
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'value="CRM sync"' in body and 'value="member.added" checked' in body
+    assert 'value="http://127.0.0.1:9/hook"' in body
+    response = owner.post("/organizations/acme/invitations", {"email": "carol@example.com", "role": "admin"})
+    assert response.status_code in (409, 422) and b'role="alert"' in response.content
+    assert b'value="carol@example.com"' in response.content and b'value="admin" selected' in response.content
+    response = owner.post("/organizations/acme/invitations", {"email": "not-an-address", "back": "members"})
+    assert response.status_code == 422 and b"<h1>Members</h1>" in response.content
+    assert b'value="not-an-address"' in response.content
