@@ -74,9 +74,10 @@ def _submit(request: HttpRequest, user: User, slug: str, tab: str) -> HttpRespon
         else:
             result = action.run(request, access)
     except errors.ApplicationError as exc:
-        if exc.status in (403, 404, 410):
+        if exc.status in (404, 410):
             raise
-        # The input (422), the state (409) or a dependency (502, 503) was wrong: the tab again, saying so.
+        # The access check passed, but the service refused (403: the last owner, a role above one's own), or the
+        # input (422), the state (409) or a dependency (502, 503) was wrong: the tab again, saying why.
         return render_with_errors(request, user, access.org.slug, tab, exc)
     if isinstance(result, HttpResponse):
         return result

@@ -89,6 +89,14 @@ def _remove_member(request: HttpRequest, access: Access) -> Result:
     return "member removed"
 
 
+def _leave(request: HttpRequest, access: Access) -> Result:
+    """Leave the organization (any member, as `DELETE …/members/{own id}`; the last owner may not)."""
+    assert access.user_id is not None
+    membership_remove(access=access, user_id=access.user_id)
+    messages.success(request, f"You left {access.org.name}.")
+    return HttpResponseRedirect("/")
+
+
 def _resend(request: HttpRequest, access: Access) -> Result:
     invitation_resend(access=access, invitation_uid=request.POST.get("target", ""))
     return "invitation sent again"
@@ -170,6 +178,7 @@ ACTIONS = {
     "logo_remove": Action("general", Capability.ORG_UPDATE, _remove_logo),
     "role": Action("members", Capability.MEMBERS_MANAGE, _change_role),
     "remove": Action("members", Capability.MEMBERS_MANAGE, _remove_member),
+    "leave": Action("members", Capability.ORG_READ, _leave),
     "resend": Action("members", Capability.MEMBERS_MANAGE, _resend),
     "cancel": Action("members", Capability.MEMBERS_MANAGE, _cancel),
     "checkout": Action("billing", Capability.BILLING_MANAGE, _checkout),

@@ -56,6 +56,7 @@ def form_for(action: str, world: dict[str, Any]) -> dict[str, Any]:
         "webhook_create": {"url": "https://hooks.example/b", "events": ["ping"]},
         "webhook_delete": {"target": world["endpoint"].uid}, "webhook_test": {"target": world["endpoint"].uid},
         "leadsforce_connect": {"api_key": "lf_good_key"}, "leadsforce_disconnect": {}, "leadsforce_sync": {},
+        "leave": {},
     }[action]  # fmt: skip
 
 
@@ -75,7 +76,7 @@ def snapshot(organization: Organization) -> tuple:
 
 def test_every_settings_form_is_refused_to_a_role_without_its_capability_and_to_outsiders(acme, globex, world):
     roles = roles_of(acme)
-    refused = 0
+    refused: dict[str, set[str]] = {action: set() for action in ACTIONS}
     before = snapshot(acme)
     for action, spec in ACTIONS.items():
         for who, persona in world["personas"].items():
@@ -86,9 +87,11 @@ def test_every_settings_form_is_refused_to_a_role_without_its_capability_and_to_
             expected = 404 if who == "outsider" else 403
             assert response.status_code == expected, (action, who, response.status_code)
             assert b"sneaky" not in response.content and b"ak_" not in response.content
-            refused += 1
+            refused[action].add(who)
     assert snapshot(acme) == before
-    assert refused >= 3 * len(ACTIONS)  # member, outsider and at least one more role for every form
+    # every form is refused to outsiders, and every one but leaving to a plain member
+    assert all("outsider" in who for who in refused.values())
+    assert [action for action, who in refused.items() if "member" not in who] == ["leave"]
 
 
 def test_another_organizations_ids_are_not_found_from_ones_own(acme, globex, world):
@@ -155,8 +158,9 @@ def test_every_settings_form_works_for_an_owner(acme, world, fake_stripe, leadsf
     forms = {**{action: form_for(action, world) for action in ACTIONS},
              "general": {"name": "Acme Two", "slug": "acme"}, "leadsforce_connect": {"api_key": "lf_good_key"},
              "webhook_create": {"url": receiver.url, "events": ["ping"], "description": "x"}}  # fmt: skip
-    order = [a for a in ACTIONS if a not in ("remove", "leadsforce_disconnect", "key_revoke", "webhook_delete")]
-    for action in [*order, "remove", "key_revoke", "webhook_delete", "leadsforce_disconnect"]:
+    last = ["remove", "key_revoke", "webhook_delete", "leadsforce_disconnect"]  # after what needs their objects
+    order = [a for a in ACTIONS if a not in (*last, "leave")]  # leaving: the test below
+    for action in [*order, *last]:
         form = dict(forms[action])
         if action == "logo_upload":
             png.seek(0)
@@ -313,3 +317,16 @@ def test_a_failed_form_keeps_what_was_typed(acme, world, settings):
     response = owner.post("/organizations/acme/invitations", {"email": "not-an-address", "back": "members"})
     assert response.status_code == 422 and b"<h1>Members</h1>" in response.content
     assert b'value="not-an-address"' in response.content
+
+
+def test_a_member_leaves_and_the_last_owner_is_told_why_not(acme, world):
+    carol = signed_in(world["personas"]["member"])
+    response = carol.post("/organizations/acme/settings/members", {"action": "leave"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not Membership.objects.filter(organization=acme, user=world["personas"]["member"].user).exists()
+    assert carol.get("/organizations/acme/").status_code == 404
+    alice = signed_in(world["personas"]["owner"])
+    response = alice.post("/organizations/acme/settings/members", {"action": "leave"})
+    assert response.status_code == 403 and b"must keep at least one owner" in response.content
+    assert b"<h1>Members</h1>" in response.content  # on the tab, not a dead-end page
+    assert Membership.objects.filter(organization=acme, user=world["personas"]["owner"].user).exists()
