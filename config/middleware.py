@@ -31,7 +31,7 @@ class ApiErrorShapeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/api/"):
+        if not (request.path == "/api" or request.path.startswith("/api/")):
             return self.get_response(request)
         try:
             length = int(request.headers.get("Content-Length") or 0)

@@ -43,7 +43,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     # Anything else under /api/ answers in the API's error shape, never Django's HTML page.
-    re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    re_path(r"^api(?:/(?P<rest>.*))?$", api_not_found),
     # Each organization's SCIM 2.0 service provider (public_app.scim), in SCIM's own shape.
     path("scim/v2/organizations/<slug:slug>/", include("public_app.scim")),
     re_path(r"^scim/(?P<rest>.*)$", scim_not_found),

@@ -157,3 +157,11 @@ def test_stale_cache_fill_after_invalidation_is_ignored(acme, carol):
         cache.get(key)[0] == generation_before_removal != cache.get(f"{key}:gen")
     )  # ... stored under a dead generation
     assert carol.api.get(AGENTS).status_code == 404
+
+
+def test_anything_under_api_answers_in_the_api_error_shape(db):
+    from django.test import Client
+
+    for path in ("/api", "/api/", "/api/v9/organizations", "/api/v1x"):
+        response = Client().get(path)
+        assert response.status_code == 404 and response.json()["code"] == "not_found", path
